@@ -1,0 +1,361 @@
+//! The reader: from a source to validated series, in memory or bucket by bucket.
+
+use polars::prelude::*;
+use std::collections::VecDeque;
+use std::fs::File;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use tracing::{debug, info, info_span};
+
+use crate::error::{IngestError, Result};
+use crate::ffi::dataframe_to_record_batch;
+use crate::options::{IngestOptions, Irregular, Layout};
+use crate::series::{
+    build_series_from_batch, canon, BuildContext, DataSchema, FeatureSpec, IngestReport,
+    PreparedSeries,
+};
+use crate::source::{canonical_long, canonical_wide, scan, CanonInfo, Source};
+use crate::time::{CalendarFeature, Frequency};
+
+/// All series of an input, in memory, with the schema and the reading report.
+#[derive(Clone, Debug)]
+pub struct Dataset {
+    /// The series, in input order.
+    pub series: Vec<PreparedSeries>,
+    /// The data schema (columns, time kind, frequency, features).
+    pub schema: DataSchema,
+    /// Counts gathered while reading.
+    pub report: IngestReport,
+}
+
+impl Dataset {
+    /// Reads a whole source into memory (still partitioning through disk when it is large).
+    pub fn read(source: Source, opts: &IngestOptions) -> Result<Dataset> {
+        let mut stream = SeriesStream::open(source, opts)?;
+        let mut series = Vec::new();
+        for s in stream.by_ref() {
+            series.push(s?);
+        }
+        Ok(Dataset {
+            series,
+            schema: stream.schema().clone(),
+            report: stream.report().clone(),
+        })
+    }
+
+    /// Looks a series up by id.
+    pub fn get(&self, id: &str) -> Option<&PreparedSeries> {
+        self.series.iter().find(|s| s.id == id)
+    }
+}
+
+/// 64-bit FNV-1a: a stable hash so bucket assignment is the same on every run and machine.
+fn fnv1a(bytes: &[u8]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in bytes {
+        h ^= *b as u64;
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    h
+}
+
+enum Buckets {
+    /// The canonical frame fits in memory: one bucket, taken on first use.
+    Memory(Option<DataFrame>),
+    /// Hash buckets of series spilled to Parquet files, read back one at a time.
+    Spilled {
+        _dir: tempfile::TempDir,
+        paths: Vec<PathBuf>,
+        next: usize,
+    },
+}
+
+/// Validated series, produced bucket by bucket so that memory holds one bucket at a time.
+///
+/// Small inputs (up to [`IngestOptions::max_rows_in_memory`] rows) form a single bucket. Larger
+/// long-layout inputs are streamed once through polars' streaming engine and split by a stable
+/// hash of the series id into bucket files on disk; each bucket is then read, grouped, validated
+/// and gap-filled on its own. Series come out in order of first appearance within each bucket.
+pub struct SeriesStream {
+    source_name: String,
+    opts: IngestOptions,
+    info: CanonInfo,
+    n_targets: usize,
+    override_freq: Option<Frequency>,
+    buckets: Buckets,
+    queue: VecDeque<PreparedSeries>,
+    schema: DataSchema,
+    report: IngestReport,
+    produced: usize,
+    failed: bool,
+}
+
+impl SeriesStream {
+    /// Opens a source: checks its schema, decides whether to partition, and reads the first
+    /// bucket (so that [`SeriesStream::schema`] knows the frequency).
+    pub fn open(source: Source, opts: &IngestOptions) -> Result<SeriesStream> {
+        let source_name = source.name();
+        let span = info_span!("ingest.open", source = %source_name);
+        let _g = span.enter();
+        if opts.max_rows_in_memory == 0 {
+            return Err(IngestError::Options("max_rows_in_memory must be positive".into()));
+        }
+        let lf = scan(&source, opts)?;
+        let (buckets, info, n_targets, rows) = match opts.layout {
+            Layout::Wide => {
+                let (df, info) = canonical_wide(lf, opts, &source)?;
+                let rows = df.height();
+                (Buckets::Memory(Some(df)), info, 1, rows)
+            }
+            Layout::Long => {
+                let (canon_lf, info) = canonical_long(lf, opts, &source)?;
+                let rows = count_rows(&canon_lf, &source_name)?;
+                if rows == 0 {
+                    return Err(IngestError::Empty { source_name });
+                }
+                let buckets = if rows <= opts.max_rows_in_memory {
+                    let df = canon_lf
+                        .collect()
+                        .map_err(|e| IngestError::read(&source_name, e))?;
+                    Buckets::Memory(Some(df))
+                } else {
+                    let k = rows.div_ceil(opts.max_rows_in_memory);
+                    spill(canon_lf, k, opts, &source_name)?
+                };
+                (buckets, info, opts.target_cols.len(), rows)
+            }
+        };
+        let override_freq = match &opts.frequency {
+            Some(text) => Some(Frequency::parse(text, &info.time_kind).ok_or_else(|| {
+                IngestError::Options(format!(
+                    "frequency {text:?} is not understood for a {:?} time column (try 30min, 1h, 1d, 1w, 1mo, 1q, 1y or an integer)",
+                    info.time_kind
+                ))
+            })?),
+            None => None,
+        };
+        let n_buckets = match &buckets {
+            Buckets::Memory(_) => 1,
+            Buckets::Spilled { paths, .. } => paths.len(),
+        };
+        info!(rows, buckets = n_buckets, "input opened");
+        let schema = DataSchema {
+            id_col: info.id_col.clone(),
+            time_col: match opts.layout {
+                Layout::Long => opts.time_col.clone(),
+                Layout::Wide => "ds".into(),
+            },
+            target_cols: match opts.layout {
+                Layout::Long => opts.target_cols.clone(),
+                Layout::Wide => vec!["y".into()],
+            },
+            covariate_cols: info.covariate_cols.clone(),
+            time_kind: info.time_kind.clone(),
+            frequency: override_freq,
+            features: FeatureSpec {
+                n_targets,
+                calendar: Vec::new(),
+                n_covariates: info.covariate_cols.len(),
+                lags: opts.lags.clone(),
+            },
+        };
+        let mut stream = SeriesStream {
+            source_name,
+            opts: opts.clone(),
+            info,
+            n_targets,
+            override_freq,
+            buckets,
+            queue: VecDeque::new(),
+            schema,
+            report: IngestReport {
+                buckets: n_buckets,
+                ..Default::default()
+            },
+            produced: 0,
+            failed: false,
+        };
+        stream.fill()?;
+        if stream.schema.frequency.is_none() {
+            stream.schema.frequency = stream.queue.iter().find_map(|s| s.stats.frequency);
+        }
+        if opts.calendar {
+            stream.schema.features.calendar =
+                CalendarFeature::for_frequency(&stream.schema.time_kind, stream.schema.frequency);
+        }
+        Ok(stream)
+    }
+
+    /// The data schema. Its frequency is the override, or that of the first series with one.
+    pub fn schema(&self) -> &DataSchema {
+        &self.schema
+    }
+
+    /// Counts so far (complete once the stream is exhausted).
+    pub fn report(&self) -> &IngestReport {
+        &self.report
+    }
+
+    /// Loads buckets until the queue has series or none are left.
+    fn fill(&mut self) -> Result<()> {
+        while self.queue.is_empty() {
+            let df = match &mut self.buckets {
+                Buckets::Memory(df) => match df.take() {
+                    Some(df) => df,
+                    None => return Ok(()),
+                },
+                Buckets::Spilled { paths, next, .. } => {
+                    let Some(path) = paths.get(*next) else {
+                        return Ok(());
+                    };
+                    *next += 1;
+                    let _s = info_span!("ingest.bucket", bucket = *next).entered();
+                    LazyFrame::scan_parquet(
+                        PlRefPath::new(path.to_string_lossy().as_ref()),
+                        ScanArgsParquet::default(),
+                    )
+                    .and_then(|lf| lf.collect())
+                    .map_err(|e| IngestError::read(&path.to_string_lossy(), e))?
+                }
+            };
+            if df.height() == 0 {
+                continue;
+            }
+            let batch = dataframe_to_record_batch(&df)?;
+            drop(df);
+            let ctx = BuildContext {
+                source_name: &self.source_name,
+                time_col: &self.schema.time_col,
+                id_col: &self.info.id_col,
+                time_kind: &self.info.time_kind,
+                n_targets: self.n_targets,
+                n_covariates: self.info.covariate_cols.len(),
+                sort: self.opts.sort,
+                sequence: self.opts.irregular == Irregular::Sequence,
+                frequency: self.override_freq,
+                max_gap_ratio: self.opts.max_gap_ratio,
+                drop_all_missing: self.opts.drop_all_missing,
+                strip_prefix: self.info.strip_prefix.as_deref(),
+            };
+            let series = build_series_from_batch(&batch, &ctx, self.produced, &mut self.report)?;
+            debug!(series = series.len(), "bucket built");
+            self.produced += series.len();
+            self.queue.extend(series);
+        }
+        Ok(())
+    }
+}
+
+impl Iterator for SeriesStream {
+    type Item = Result<PreparedSeries>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.failed {
+            return None;
+        }
+        if let Err(e) = self.fill() {
+            self.failed = true;
+            return Some(Err(e));
+        }
+        let mut s = self.queue.pop_front()?;
+        if s.stats.frequency.is_none() {
+            // A single-row series takes the dataset frequency so forecasts can continue it.
+            if let Some(f) = self.schema.frequency {
+                s.axis.frequency = f;
+            }
+        }
+        Some(Ok(s))
+    }
+}
+
+fn count_rows(lf: &LazyFrame, name: &str) -> Result<usize> {
+    let df = lf
+        .clone()
+        .select([len().alias("n")])
+        .collect_with_engine(Engine::Streaming)
+        .map(|r| r.unwrap_single())
+        .map_err(|e| {
+            let msg = e.to_string();
+            if msg.to_ascii_lowercase().contains("empty") {
+                IngestError::Empty {
+                    source_name: name.into(),
+                }
+            } else {
+                IngestError::read(name, e)
+            }
+        })?;
+    let n = df
+        .column("n")
+        .ok()
+        .and_then(|c| c.get(0).ok())
+        .and_then(|v| v.extract::<u64>())
+        .unwrap_or(0);
+    Ok(n as usize)
+}
+
+/// Streams the canonical frame once and writes each row to the bucket file of its series.
+fn spill(lf: LazyFrame, k: usize, opts: &IngestOptions, name: &str) -> Result<Buckets> {
+    let _s = info_span!("ingest.partition", buckets = k).entered();
+    let dir = match &opts.spill_dir {
+        Some(d) => tempfile::Builder::new().prefix("particast-buckets").tempdir_in(d),
+        None => tempfile::Builder::new().prefix("particast-buckets").tempdir(),
+    }
+    .map_err(|e| IngestError::Io {
+        path: opts.spill_dir.clone().unwrap_or_else(std::env::temp_dir),
+        source: e,
+    })?;
+    let mut lf = lf;
+    let schema = lf.collect_schema().map_err(|e| IngestError::read(name, e))?;
+    let paths: Vec<PathBuf> = (0..k)
+        .map(|i| dir.path().join(format!("bucket-{i:05}.parquet")))
+        .collect();
+    let mut writers = Vec::with_capacity(k);
+    for p in &paths {
+        let f = File::create(p).map_err(|e| IngestError::Io {
+            path: p.clone(),
+            source: e,
+        })?;
+        let w = ParquetWriter::new(f)
+            .with_compression(ParquetCompression::Uncompressed)
+            .batched(&schema)
+            .map_err(|e| IngestError::read(&p.to_string_lossy(), e))?;
+        writers.push(w);
+    }
+    let writers = Arc::new(Mutex::new(writers));
+    let cb_writers = Arc::clone(&writers);
+    let callback = PlanCallback::new(move |df: DataFrame| -> PolarsResult<bool> {
+        let ids = df.column(canon::ID)?.str()?.clone();
+        let mut idx: Vec<Vec<IdxSize>> = vec![Vec::new(); k];
+        for (i, id) in ids.into_iter().enumerate() {
+            let b = (fnv1a(id.unwrap_or("").as_bytes()) % k as u64) as usize;
+            idx[b].push(i as IdxSize);
+        }
+        let mut writers = cb_writers
+            .lock()
+            .map_err(|_| polars_err!(ComputeError: "bucket writer lock poisoned"))?;
+        for (b, rows) in idx.into_iter().enumerate() {
+            if rows.is_empty() {
+                continue;
+            }
+            let part = df.take(&IdxCa::from_vec("idx".into(), rows))?;
+            writers[b].write_batch(&part)?;
+        }
+        Ok(false)
+    });
+    lf.sink_batches(callback, true, None)
+        .and_then(|lf| lf.collect_with_engine(Engine::Streaming))
+        .map_err(|e| IngestError::read(name, e))?;
+    let writers = Arc::try_unwrap(writers)
+        .map_err(|_| IngestError::Options("bucket writers still shared".into()))?
+        .into_inner()
+        .map_err(|_| IngestError::Options("bucket writer lock poisoned".into()))?;
+    for (w, p) in writers.into_iter().zip(&paths) {
+        w.finish()
+            .map_err(|e| IngestError::read(&p.to_string_lossy(), e))?;
+    }
+    Ok(Buckets::Spilled {
+        _dir: dir,
+        paths,
+        next: 0,
+    })
+}

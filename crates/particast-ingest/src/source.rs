@@ -1,0 +1,405 @@
+//! Inputs (files, globs, polars frames) and their translation to the canonical frame.
+
+use polars::prelude::*;
+use std::path::{Path, PathBuf};
+
+use crate::error::{IngestError, Result};
+use crate::options::{IngestOptions, InputFormat, Layout};
+use crate::series::canon;
+use crate::time::{TimeKind, TimeUnit as PTimeUnit};
+
+/// Column added by the scan when ids come from file paths.
+const PATH_COL: &str = "__particast_path";
+
+/// Where series come from.
+#[derive(Clone)]
+pub enum Source {
+    /// A file path or a glob pattern (`data/*.parquet`, `nab/**/*.csv`).
+    Path(String),
+    /// A lazy polars query from a Rust caller.
+    Lazy(LazyFrame),
+    /// An in-memory polars frame from a Rust caller.
+    Frame(DataFrame),
+}
+
+impl std::fmt::Debug for Source {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.name())
+    }
+}
+
+impl Source {
+    /// A path or glob.
+    pub fn path(p: impl AsRef<Path>) -> Self {
+        Source::Path(p.as_ref().to_string_lossy().into_owned())
+    }
+
+    /// The name used in messages: the path, or `<lazyframe>` / `<dataframe>`.
+    pub fn name(&self) -> String {
+        match self {
+            Source::Path(p) => p.clone(),
+            Source::Lazy(_) => "<lazyframe>".into(),
+            Source::Frame(_) => "<dataframe>".into(),
+        }
+    }
+}
+
+fn is_glob(p: &str) -> bool {
+    p.contains(['*', '?', '['])
+}
+
+/// The fixed directory part of a path or glob, stripped from ids built from paths.
+pub(crate) fn glob_base(p: &str) -> String {
+    let fixed_end = p.find(['*', '?', '[']).unwrap_or(p.len());
+    let fixed = &p[..fixed_end];
+    match fixed.rfind('/') {
+        Some(i) => fixed[..=i].to_string(),
+        None => String::new(),
+    }
+}
+
+fn format_of(path: &str, opt: InputFormat) -> Result<InputFormat> {
+    if opt != InputFormat::Auto {
+        return Ok(opt);
+    }
+    let lower = path.to_ascii_lowercase();
+    if lower.ends_with(".csv") || lower.ends_with(".csv.gz") || lower.ends_with(".tsv") {
+        Ok(InputFormat::Csv)
+    } else if lower.ends_with(".parquet") || lower.ends_with(".pq") {
+        Ok(InputFormat::Parquet)
+    } else {
+        Err(IngestError::UnknownFormat {
+            source_name: path.into(),
+        })
+    }
+}
+
+/// Checks a plain path before polars sees it, for clear messages.
+fn check_path(p: &str) -> Result<()> {
+    if is_glob(p) {
+        return Ok(());
+    }
+    let path = PathBuf::from(p);
+    let meta = std::fs::metadata(&path).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => IngestError::NotFound {
+            source_name: p.into(),
+        },
+        _ => IngestError::Io {
+            path: path.clone(),
+            source: e,
+        },
+    })?;
+    if meta.is_dir() {
+        return Err(IngestError::Read {
+            source_name: p.into(),
+            message: "is a directory, expected a file or a glob such as dir/*.csv".into(),
+        });
+    }
+    // Fail early (and with the OS's words) on unreadable files.
+    std::fs::File::open(&path).map_err(|e| IngestError::Io { path, source: e })?;
+    if meta.len() == 0 {
+        return Err(IngestError::Empty {
+            source_name: p.into(),
+        });
+    }
+    Ok(())
+}
+
+/// Builds the lazy scan of a source, with a row index (and file paths when asked).
+pub(crate) fn scan(source: &Source, opts: &IngestOptions) -> Result<LazyFrame> {
+    let lf = match source {
+        Source::Lazy(lf) => lf.clone(),
+        Source::Frame(df) => df.clone().lazy(),
+        Source::Path(p) => {
+            check_path(p)?;
+            let paths_col = opts.id_from_path.then(|| PlSmallStr::from(PATH_COL));
+            match format_of(p, opts.format)? {
+                InputFormat::Csv => {
+                    let sep = u8::try_from(opts.separator).map_err(|_| {
+                        IngestError::Options(format!(
+                            "separator {:?} is not a single-byte character",
+                            opts.separator
+                        ))
+                    })?;
+                    LazyCsvReader::new(PlRefPath::new(p.as_str()))
+                        .with_has_header(true)
+                        .with_separator(sep)
+                        .with_try_parse_dates(true)
+                        .with_infer_schema_length(Some(10_000))
+                        .with_glob(true)
+                        .with_include_file_paths(paths_col)
+                        .finish()
+                        .map_err(|e| IngestError::read(p, e))?
+                }
+                InputFormat::Parquet => {
+                    let args = ScanArgsParquet {
+                        glob: true,
+                        include_file_paths: paths_col,
+                        ..Default::default()
+                    };
+                    LazyFrame::scan_parquet(PlRefPath::new(p.as_str()), args)
+                        .map_err(|e| IngestError::read(p, e))?
+                }
+                InputFormat::Auto => unreachable!("format_of never returns Auto"),
+            }
+        }
+    };
+    if opts.id_from_path && !matches!(source, Source::Path(_)) {
+        return Err(IngestError::Options(
+            "id_from_path needs a file or glob input".into(),
+        ));
+    }
+    Ok(lf)
+}
+
+/// What the canonical frame looks like, learnt from the input schema.
+#[derive(Clone, Debug)]
+pub(crate) struct CanonInfo {
+    pub time_kind: TimeKind,
+    pub covariate_cols: Vec<String>,
+    pub id_col: String,
+    pub strip_prefix: Option<String>,
+}
+
+fn schema_of(lf: &mut LazyFrame, name: &str) -> Result<SchemaRef> {
+    lf.collect_schema().map_err(|e| {
+        let msg = e.to_string();
+        if msg.to_ascii_lowercase().contains("empty") {
+            IngestError::Empty {
+                source_name: name.into(),
+            }
+        } else {
+            IngestError::read(name, e)
+        }
+    })
+}
+
+fn require<'a>(schema: &'a Schema, col: &str, name: &str) -> Result<&'a DataType> {
+    schema.get(col).ok_or_else(|| IngestError::MissingColumn {
+        source_name: name.into(),
+        column: col.into(),
+        available: schema
+            .iter_names()
+            .filter(|n| n.as_str() != PATH_COL)
+            .map(|n| n.to_string())
+            .collect::<Vec<_>>()
+            .join(", "),
+    })
+}
+
+fn numeric_or_null(dt: &DataType) -> bool {
+    dt.is_primitive_numeric() || matches!(dt, DataType::Null | DataType::Boolean)
+}
+
+fn wrong_type(name: &str, col: &str, expected: &str, found: &DataType) -> IngestError {
+    IngestError::WrongType {
+        source_name: name.into(),
+        column: col.into(),
+        expected: expected.into(),
+        found: found.to_string(),
+    }
+}
+
+/// Translates a long-layout scan into the canonical columns.
+pub(crate) fn canonical_long(
+    mut lf: LazyFrame,
+    opts: &IngestOptions,
+    source: &Source,
+) -> Result<(LazyFrame, CanonInfo)> {
+    let name = source.name();
+    let schema = schema_of(&mut lf, &name)?;
+    if opts.target_cols.is_empty() {
+        return Err(IngestError::Options("at least one target column is needed".into()));
+    }
+    let (id_expr, id_col, strip_prefix) = if opts.id_from_path {
+        let base = match source {
+            Source::Path(p) => glob_base(p),
+            _ => String::new(),
+        };
+        (col(PATH_COL), "<path>".to_string(), Some(base))
+    } else {
+        let dt = require(&schema, &opts.id_col, &name)?;
+        if !(matches!(dt, DataType::String) || dt.is_integer()) {
+            return Err(wrong_type(&name, &opts.id_col, "a string or integer id", dt));
+        }
+        (col(opts.id_col.as_str()), opts.id_col.clone(), None)
+    };
+    let time_dt = require(&schema, &opts.time_col, &name)?;
+    let time_kind = match time_dt {
+        DataType::Datetime(unit, tz) => TimeKind::Datetime {
+            unit: match unit {
+                TimeUnit::Nanoseconds => PTimeUnit::Ns,
+                TimeUnit::Microseconds => PTimeUnit::Us,
+                TimeUnit::Milliseconds => PTimeUnit::Ms,
+            },
+            tz: tz.as_ref().map(|t| t.to_string()),
+        },
+        DataType::Date => TimeKind::Date,
+        dt if dt.is_integer() => TimeKind::Integer,
+        other => {
+            return Err(wrong_type(
+                &name,
+                &opts.time_col,
+                "a datetime, a date or an integer (CSV timestamps like 2024-01-31 13:00:00 are parsed)",
+                other,
+            ))
+        }
+    };
+    for t in &opts.target_cols {
+        let dt = require(&schema, t, &name)?;
+        if !numeric_or_null(dt) {
+            return Err(wrong_type(&name, t, "a numeric type", dt));
+        }
+    }
+    let covariate_cols: Vec<String> = match &opts.covariate_cols {
+        Some(cols) => {
+            for c in cols {
+                let dt = require(&schema, c, &name)?;
+                if !numeric_or_null(dt) {
+                    return Err(wrong_type(&name, c, "a numeric type", dt));
+                }
+            }
+            cols.clone()
+        }
+        None => schema
+            .iter()
+            .filter(|(n, dt)| {
+                let n = n.as_str();
+                n != opts.time_col
+                    && n != PATH_COL
+                    && (opts.id_from_path || n != opts.id_col)
+                    && !opts.target_cols.iter().any(|t| t == n)
+                    && dt.is_primitive_numeric()
+            })
+            .map(|(n, _)| n.to_string())
+            .collect(),
+    };
+
+    let mut exprs = vec![
+        id_expr.cast(DataType::String).alias(canon::ID),
+        col(opts.time_col.as_str())
+            .cast(DataType::Int64)
+            .alias(canon::DS),
+    ];
+    for (i, t) in opts.target_cols.iter().enumerate() {
+        exprs.push(col(t.as_str()).cast(DataType::Float64).alias(canon::target(i)));
+    }
+    for (i, c) in covariate_cols.iter().enumerate() {
+        exprs.push(col(c.as_str()).cast(DataType::Float64).alias(canon::covariate(i)));
+    }
+    exprs.push(col(canon::ROW));
+    let lf = lf.with_row_index(canon::ROW, None).select(exprs);
+    Ok((
+        lf,
+        CanonInfo {
+            time_kind,
+            covariate_cols,
+            id_col,
+            strip_prefix,
+        },
+    ))
+}
+
+/// Translates a wide-layout input (collected: one row per series) into the canonical long frame:
+/// `ds` is the step counter, trailing empty cells are padding and dropped.
+pub(crate) fn canonical_wide(
+    mut lf: LazyFrame,
+    opts: &IngestOptions,
+    source: &Source,
+) -> Result<(DataFrame, CanonInfo)> {
+    let name = source.name();
+    let schema = schema_of(&mut lf, &name)?;
+    let id_col = if schema.get(&opts.id_col).is_some() {
+        opts.id_col.clone()
+    } else {
+        // M4 files call the id column V1: the id is the first column unless named.
+        schema
+            .iter_names()
+            .next()
+            .map(|n| n.to_string())
+            .ok_or_else(|| IngestError::Empty {
+                source_name: name.clone(),
+            })?
+    };
+    let value_cols: Vec<String> = schema
+        .iter()
+        .filter(|(n, _)| n.as_str() != id_col)
+        .map(|(n, dt)| {
+            if numeric_or_null(dt) {
+                Ok(n.to_string())
+            } else {
+                Err(wrong_type(&name, n, "a numeric type (wide layout)", dt))
+            }
+        })
+        .collect::<Result<_>>()?;
+    let df = lf
+        .select(
+            std::iter::once(col(id_col.as_str()).cast(DataType::String))
+                .chain(value_cols.iter().map(|c| col(c.as_str()).cast(DataType::Float64)))
+                .collect::<Vec<_>>(),
+        )
+        .collect()
+        .map_err(|e| IngestError::read(&name, e))?;
+    if df.height() == 0 {
+        return Err(IngestError::Empty { source_name: name });
+    }
+    let ids = df
+        .column(&id_col)
+        .and_then(|c| c.str().cloned())
+        .map_err(|e| IngestError::read(&name, e))?;
+    let value_series: Vec<Float64Chunked> = value_cols
+        .iter()
+        .map(|c| df.column(c).and_then(|c| c.f64().cloned()))
+        .collect::<PolarsResult<_>>()
+        .map_err(|e| IngestError::read(&name, e))?;
+    let mut out_id: Vec<Option<String>> = Vec::new();
+    let mut out_ds: Vec<i64> = Vec::new();
+    let mut out_y: Vec<Option<f64>> = Vec::new();
+    let mut out_row: Vec<u64> = Vec::new();
+    for r in 0..df.height() {
+        let last = (0..value_series.len())
+            .rev()
+            .find(|&c| value_series[c].get(r).is_some())
+            .map(|c| c + 1)
+            .unwrap_or(0);
+        let id = ids.get(r).map(str::to_string);
+        for (c, col) in value_series.iter().enumerate().take(last.max(1)) {
+            out_id.push(id.clone());
+            out_ds.push(c as i64);
+            out_y.push(col.get(r));
+            out_row.push(r as u64);
+        }
+    }
+    let n = out_ds.len();
+    let canon_df = DataFrame::new(
+        n,
+        vec![
+            Column::new(canon::ID.into(), out_id),
+            Column::new(canon::DS.into(), out_ds),
+            Column::new(canon::target(0).into(), out_y),
+            Column::new(canon::ROW.into(), out_row),
+        ],
+    )
+    .map_err(|e| IngestError::read(&name, e))?;
+    Ok((
+        canon_df,
+        CanonInfo {
+            time_kind: TimeKind::Integer,
+            covariate_cols: Vec::new(),
+            id_col,
+            strip_prefix: None,
+        },
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn glob_base_keeps_the_fixed_directory() {
+        assert_eq!(glob_base("nab/data/*/*.csv"), "nab/data/");
+        assert_eq!(glob_base("/x/y/file.csv"), "/x/y/");
+        assert_eq!(glob_base("file.csv"), "");
+    }
+}

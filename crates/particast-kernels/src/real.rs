@@ -1,0 +1,283 @@
+//! The floating-point abstraction (f32 for speed, f64 for gradient checks), the one GEMM entry
+//! point, and the special functions the heads need.
+
+use faer::{Accum, MatMut, MatRef, Par};
+use std::fmt::Debug;
+use std::iter::Sum;
+use std::ops::{AddAssign, DivAssign, MulAssign, SubAssign};
+
+/// A real scalar the kernels run on: `f32` or `f64`.
+pub trait Real:
+    num_traits::Float
+    + faer::traits::RealField
+    + AddAssign
+    + SubAssign
+    + MulAssign
+    + DivAssign
+    + Sum
+    + Default
+    + Debug
+    + Send
+    + Sync
+    + 'static
+{
+    /// Converts from f64 (rounding for f32).
+    fn c(v: f64) -> Self;
+    /// Converts to f64.
+    fn f(self) -> f64;
+    /// log Gamma(x) for x > 0.
+    fn lgamma(self) -> Self;
+}
+
+impl Real for f32 {
+    #[inline(always)]
+    fn c(v: f64) -> Self {
+        v as f32
+    }
+    #[inline(always)]
+    fn f(self) -> f64 {
+        self as f64
+    }
+    fn lgamma(self) -> Self {
+        libm::lgammaf(self)
+    }
+}
+
+impl Real for f64 {
+    #[inline(always)]
+    fn c(v: f64) -> Self {
+        v
+    }
+    #[inline(always)]
+    fn f(self) -> f64 {
+        self
+    }
+    fn lgamma(self) -> Self {
+        libm::lgamma(self)
+    }
+}
+
+/// The digamma function psi(x) for x > 0: recurrence up to x >= 10, then the asymptotic series
+/// (absolute error below 1e-12 in f64).
+pub fn digamma<T: Real>(x: T) -> T {
+    let mut x = x.f();
+    let mut acc = 0.0;
+    while x < 10.0 {
+        acc -= 1.0 / x;
+        x += 1.0;
+    }
+    let inv = 1.0 / x;
+    let inv2 = inv * inv;
+    let series = inv2
+        * (1.0 / 12.0
+            - inv2
+                * (1.0 / 120.0
+                    - inv2 * (1.0 / 252.0 - inv2 * (1.0 / 240.0 - inv2 * (1.0 / 132.0)))));
+    T::c(acc + x.ln() - 0.5 * inv - series)
+}
+
+/// softplus(x) = log(1 + e^x), stable for large |x|.
+#[inline(always)]
+pub fn softplus<T: Real>(x: T) -> T {
+    if x > T::c(20.0) {
+        x
+    } else if x < T::c(-20.0) {
+        x.exp()
+    } else {
+        x.exp().ln_1p()
+    }
+}
+
+/// The logistic function.
+#[inline(always)]
+pub fn sigmoid<T: Real>(x: T) -> T {
+    if x >= T::zero() {
+        T::one() / (T::one() + (-x).exp())
+    } else {
+        let e = x.exp();
+        e / (T::one() + e)
+    }
+}
+
+/// Inverse of softplus, for initialisation.
+pub fn softplus_inv(y: f64) -> f64 {
+    if y > 20.0 {
+        y
+    } else {
+        y.exp_m1().ln()
+    }
+}
+
+/// log(sum(exp(v))) computed stably; `-inf` for an empty or all `-inf` slice.
+#[inline]
+pub fn logsumexp<T: Real>(v: &[T]) -> T {
+    let m = v.iter().copied().fold(T::neg_infinity(), T::max);
+    if !m.is_finite() {
+        return m;
+    }
+    m + v.iter().map(|&x| (x - m).exp()).sum::<T>().ln()
+}
+
+/// A row-major matrix operand: `data` holds `rows x cols` with `stride` between rows; when
+/// `transpose` is set the operand is the transpose of that matrix.
+#[derive(Clone, Copy)]
+pub struct Operand<'a, T> {
+    /// Row-major storage.
+    pub data: &'a [T],
+    /// Rows of the stored matrix.
+    pub rows: usize,
+    /// Columns of the stored matrix.
+    pub cols: usize,
+    /// Distance between row starts in `data`.
+    pub stride: usize,
+    /// Use the transpose.
+    pub transpose: bool,
+}
+
+impl<'a, T> Operand<'a, T> {
+    /// A dense row-major matrix.
+    pub fn new(data: &'a [T], rows: usize, cols: usize) -> Self {
+        Operand {
+            data,
+            rows,
+            cols,
+            stride: cols,
+            transpose: false,
+        }
+    }
+    /// A row-major matrix whose rows are `stride` apart.
+    pub fn strided(data: &'a [T], rows: usize, cols: usize, stride: usize) -> Self {
+        Operand {
+            data,
+            rows,
+            cols,
+            stride,
+            transpose: false,
+        }
+    }
+    /// The transpose of this operand.
+    pub fn t(self) -> Self {
+        Operand {
+            transpose: !self.transpose,
+            ..self
+        }
+    }
+    fn shape(&self) -> (usize, usize) {
+        if self.transpose {
+            (self.cols, self.rows)
+        } else {
+            (self.rows, self.cols)
+        }
+    }
+    fn view(&self) -> MatRef<'a, T> {
+        let needed = if self.rows == 0 {
+            0
+        } else {
+            (self.rows - 1) * self.stride + self.cols
+        };
+        let m = MatRef::from_row_major_slice_with_stride(
+            &self.data[..needed],
+            self.rows,
+            self.cols,
+            self.stride.max(1),
+        );
+        if self.transpose {
+            m.transpose()
+        } else {
+            m
+        }
+    }
+}
+
+/// `dst (m x n, row-major, row stride dst_stride) = [dst +] alpha * a * b` through faer.
+///
+/// # Panics
+/// When the shapes do not agree (a programming error inside the crate, never user input).
+pub fn gemm<T: Real>(
+    dst: &mut [T],
+    dst_stride: usize,
+    accumulate: bool,
+    a: Operand<'_, T>,
+    b: Operand<'_, T>,
+    alpha: T,
+    par: Par,
+) {
+    let (m, k) = a.shape();
+    let (k2, n) = b.shape();
+    assert_eq!(k, k2, "gemm inner dimensions");
+    if m == 0 || n == 0 {
+        return;
+    }
+    let needed = (m - 1) * dst_stride + n;
+    let dst = &mut dst[..needed];
+    assert!(dst_stride >= n, "gemm destination stride");
+    // SAFETY: `dst` holds `(m - 1) * dst_stride + n` elements, so every (i, j) with i < m, j < n
+    // lies at i * dst_stride + j inside it. (faer 0.24's `from_row_major_slice_with_stride_mut`
+    // swaps the strides, so the view is built by hand.)
+    let dst_view =
+        unsafe { MatMut::from_raw_parts_mut(dst.as_mut_ptr(), m, n, dst_stride as isize, 1) };
+    if k == 0 {
+        if !accumulate {
+            let mut dst_view = dst_view;
+            dst_view.fill(T::zero());
+        }
+        return;
+    }
+    let beta = if accumulate {
+        Accum::Add
+    } else {
+        Accum::Replace
+    };
+    faer::linalg::matmul::matmul(dst_view, beta, a.view(), b.view(), alpha, par);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn digamma_matches_known_values() {
+        // psi(1) = -Euler-Mascheroni; psi(0.5) = -gamma - 2 ln 2; psi(10) from tables.
+        let g = 0.577_215_664_901_532_9;
+        assert!((digamma(1.0f64) + g).abs() < 1e-12);
+        assert!((digamma(0.5f64) + g + 2.0 * 2f64.ln()).abs() < 1e-12);
+        assert!((digamma(10.0f64) - 2.251_752_589_066_721).abs() < 1e-12);
+    }
+
+    #[test]
+    fn gemm_with_transposes_and_strides() {
+        // a: 2x3, b: 3x2 stored transposed as 2x3.
+        let a = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0f64];
+        let bt = [1.0, 0.0, 2.0, 0.0, 1.0, 1.0f64];
+        let mut c = [0.0f64; 2 * 3];
+        gemm(
+            &mut c,
+            3,
+            false,
+            Operand::new(&a, 2, 3),
+            Operand::new(&bt, 2, 3).t(),
+            1.0,
+            Par::Seq,
+        );
+        // column 2 of c (stride 3) untouched.
+        assert_eq!(c, [7.0, 5.0, 0.0, 16.0, 11.0, 0.0]);
+        let mut d = [1.0f64; 4];
+        gemm(
+            &mut d,
+            2,
+            true,
+            Operand::new(&a, 2, 3),
+            Operand::new(&a, 2, 3).t(),
+            2.0,
+            Par::Seq,
+        );
+        assert_eq!(d, [29.0, 65.0, 65.0, 155.0]);
+    }
+
+    #[test]
+    fn logsumexp_is_stable() {
+        let v = [1000.0f64, 1000.0];
+        assert!((logsumexp(&v) - (1000.0 + 2f64.ln())).abs() < 1e-12);
+        assert_eq!(logsumexp::<f64>(&[]), f64::NEG_INFINITY);
+    }
+}
