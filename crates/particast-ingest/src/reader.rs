@@ -3,6 +3,7 @@
 use polars::prelude::*;
 use std::collections::VecDeque;
 use std::fs::File;
+use std::num::NonZeroUsize;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use tracing::{debug, info, info_span};
@@ -78,6 +79,7 @@ enum Buckets {
 /// and gap-filled on its own. Series come out in order of first appearance within each bucket.
 pub struct SeriesStream {
     source_name: String,
+    files: Vec<String>,
     opts: IngestOptions,
     info: CanonInfo,
     n_targets: usize,
@@ -100,19 +102,50 @@ impl SeriesStream {
         if opts.max_rows_in_memory == 0 {
             return Err(IngestError::Options("max_rows_in_memory must be positive".into()));
         }
-        let lf = scan(&source, opts)?;
-        let (buckets, info, n_targets, rows) = match opts.layout {
+        let inputs = scan(&source, opts)?;
+        let files: Vec<String> = if inputs.len() > 1 {
+            inputs.iter().map(|i| i.name.clone()).collect()
+        } else {
+            Vec::new()
+        };
+        // Count first: a header-only CSV has no types to check, only emptiness to report.
+        let mut rows = 0;
+        for input in &inputs {
+            let n = count_rows(&input.lf, &input.name)?;
+            if n == 0 {
+                return Err(IngestError::Empty {
+                    source_name: input.name.clone(),
+                });
+            }
+            rows += n;
+        }
+        let (buckets, info, n_targets) = match opts.layout {
             Layout::Wide => {
-                let (df, info) = canonical_wide(lf, opts, &source)?;
-                let rows = df.height();
-                (Buckets::Memory(Some(df)), info, 1, rows)
+                let mut frames = Vec::new();
+                let mut info = None;
+                for (i, input) in inputs.into_iter().enumerate() {
+                    let name = input.name.clone();
+                    let (df, inf) = canonical_wide(input, opts)?;
+                    let df = df
+                        .lazy()
+                        .with_column(lit(i as u32).alias(canon::FILE))
+                        .collect()
+                        .map_err(|e| IngestError::read(&name, e))?;
+                    frames.push(df);
+                    info.get_or_insert(inf);
+                }
+                let mut df = frames.remove(0);
+                for f in &frames {
+                    df.vstack_mut(f)
+                        .map_err(|e| IngestError::read(&source_name, e))?;
+                }
+                let info = info.ok_or_else(|| IngestError::Empty {
+                    source_name: source_name.clone(),
+                })?;
+                (Buckets::Memory(Some(df)), info, 1)
             }
             Layout::Long => {
-                let (canon_lf, info) = canonical_long(lf, opts, &source)?;
-                let rows = count_rows(&canon_lf, &source_name)?;
-                if rows == 0 {
-                    return Err(IngestError::Empty { source_name });
-                }
+                let (canon_lf, info) = canonical_long(inputs, opts)?;
                 let buckets = if rows <= opts.max_rows_in_memory {
                     let df = canon_lf
                         .collect()
@@ -122,7 +155,7 @@ impl SeriesStream {
                     let k = rows.div_ceil(opts.max_rows_in_memory);
                     spill(canon_lf, k, opts, &source_name)?
                 };
-                (buckets, info, opts.target_cols.len(), rows)
+                (buckets, info, opts.target_cols.len())
             }
         };
         let override_freq = match &opts.frequency {
@@ -161,6 +194,7 @@ impl SeriesStream {
         };
         let mut stream = SeriesStream {
             source_name,
+            files,
             opts: opts.clone(),
             info,
             n_targets,
@@ -225,6 +259,7 @@ impl SeriesStream {
             drop(df);
             let ctx = BuildContext {
                 source_name: &self.source_name,
+                files: &self.files,
                 time_col: &self.schema.time_col,
                 id_col: &self.info.id_col,
                 time_kind: &self.info.time_kind,
@@ -235,7 +270,6 @@ impl SeriesStream {
                 frequency: self.override_freq,
                 max_gap_ratio: self.opts.max_gap_ratio,
                 drop_all_missing: self.opts.drop_all_missing,
-                strip_prefix: self.info.strip_prefix.as_deref(),
             };
             let series = build_series_from_batch(&batch, &ctx, self.produced, &mut self.report)?;
             debug!(series = series.len(), "bucket built");
@@ -293,6 +327,9 @@ fn count_rows(lf: &LazyFrame, name: &str) -> Result<usize> {
     Ok(n as usize)
 }
 
+/// Rows per frame handed to the spill callback (bounds the streaming engine's buffers).
+const SPILL_CHUNK_ROWS: usize = 65_536;
+
 /// Streams the canonical frame once and writes each row to the bucket file of its series.
 fn spill(lf: LazyFrame, k: usize, opts: &IngestOptions, name: &str) -> Result<Buckets> {
     let _s = info_span!("ingest.partition", buckets = k).entered();
@@ -326,7 +363,7 @@ fn spill(lf: LazyFrame, k: usize, opts: &IngestOptions, name: &str) -> Result<Bu
     let callback = PlanCallback::new(move |df: DataFrame| -> PolarsResult<bool> {
         let ids = df.column(canon::ID)?.str()?.clone();
         let mut idx: Vec<Vec<IdxSize>> = vec![Vec::new(); k];
-        for (i, id) in ids.into_iter().enumerate() {
+        for (i, id) in ids.iter().enumerate() {
             let b = (fnv1a(id.unwrap_or("").as_bytes()) % k as u64) as usize;
             idx[b].push(i as IdxSize);
         }
@@ -342,7 +379,7 @@ fn spill(lf: LazyFrame, k: usize, opts: &IngestOptions, name: &str) -> Result<Bu
         }
         Ok(false)
     });
-    lf.sink_batches(callback, true, None)
+    lf.sink_batches(callback, false, NonZeroUsize::new(SPILL_CHUNK_ROWS))
         .and_then(|lf| lf.collect_with_engine(Engine::Streaming))
         .map_err(|e| IngestError::read(name, e))?;
     let writers = Arc::try_unwrap(writers)

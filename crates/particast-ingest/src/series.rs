@@ -15,6 +15,7 @@ pub(crate) mod canon {
     pub const ID: &str = "unique_id";
     pub const DS: &str = "ds";
     pub const ROW: &str = "__particast_row";
+    pub const FILE: &str = "__particast_file";
     pub fn target(i: usize) -> String {
         format!("__particast_y{i}")
     }
@@ -207,6 +208,8 @@ impl IngestReport {
 /// Context for building series from one canonical batch.
 pub(crate) struct BuildContext<'a> {
     pub source_name: &'a str,
+    /// File names when the input is several files (the canonical frame then has a file index).
+    pub files: &'a [String],
     pub time_col: &'a str,
     pub id_col: &'a str,
     pub time_kind: &'a TimeKind,
@@ -217,12 +220,10 @@ pub(crate) struct BuildContext<'a> {
     pub frequency: Option<Frequency>,
     pub max_gap_ratio: f64,
     pub drop_all_missing: bool,
-    /// Prefix stripped from ids (when ids are file paths).
-    pub strip_prefix: Option<&'a str>,
 }
 
 /// String values of an id column, whatever string flavour arrow gives.
-fn string_column(array: &ArrayRef, column: &str) -> Result<Vec<Option<&str>>> {
+fn string_column<'a>(array: &'a ArrayRef, column: &str) -> Result<Vec<Option<&'a str>>> {
     Ok(match array.data_type() {
         DataType::Utf8View => array.as_string_view().iter().collect(),
         DataType::Utf8 => array.as_string::<i32>().iter().collect(),
@@ -267,6 +268,22 @@ pub(crate) fn build_series_from_batch(
 ) -> Result<Vec<PreparedSeries>> {
     let ids = string_column(column(batch, canon::ID)?, ctx.id_col)?;
     let rows = row_numbers(batch)?;
+    let file_of: Vec<u32> = match batch.column_by_name(canon::FILE) {
+        Some(a) if !ctx.files.is_empty() => match a.data_type() {
+            DataType::UInt32 => a.as_primitive::<UInt32Type>().values().to_vec(),
+            DataType::UInt64 => a.as_primitive::<UInt64Type>().values().iter().map(|&v| v as u32).collect(),
+            DataType::Int32 => a.as_primitive::<arrow_array::types::Int32Type>().values().iter().map(|&v| v as u32).collect(),
+            _ => Vec::new(),
+        },
+        _ => Vec::new(),
+    };
+    let source_of = |i: usize| -> &str {
+        file_of
+            .get(i)
+            .and_then(|&f| ctx.files.get(f as usize))
+            .map(String::as_str)
+            .unwrap_or(ctx.source_name)
+    };
     let ds = column(batch, canon::DS)?.as_primitive::<Int64Type>();
     let targets: Vec<_> = (0..ctx.n_targets)
         .map(|i| column(batch, &canon::target(i)).map(|a| a.as_primitive::<Float64Type>()))
@@ -280,7 +297,7 @@ pub(crate) fn build_series_from_batch(
     for (i, id) in ids.iter().enumerate() {
         let Some(id) = id else {
             return Err(IngestError::NullId {
-                source_name: ctx.source_name.into(),
+                source_name: source_of(i).into(),
                 column: ctx.id_col.into(),
                 row: rows[i],
             });
@@ -297,11 +314,9 @@ pub(crate) fn build_series_from_batch(
     let mut out = Vec::with_capacity(order.len());
     for id in order {
         let idx = &groups[id];
-        let display_id = match ctx.strip_prefix {
-            Some(p) => id.strip_prefix(p).unwrap_or(id).trim_start_matches('/'),
-            None => id,
-        };
-        match build_one(display_id, idx, &rows, ds, &targets, &covs, ctx)? {
+        let display_id = id;
+        let source_name = source_of(idx[0] as usize);
+        match build_one(display_id, source_name, idx, &rows, ds, &targets, &covs, ctx)? {
             Some(mut s) => {
                 s.index = first_index + out.len();
                 report.add(&s.stats);
@@ -316,8 +331,10 @@ pub(crate) fn build_series_from_batch(
     Ok(out)
 }
 
+#[allow(clippy::too_many_arguments)]
 fn build_one(
     id: &str,
+    source_name: &str,
     idx: &[u32],
     rows: &[u64],
     ds_col: &arrow_array::PrimitiveArray<Int64Type>,
@@ -329,7 +346,7 @@ fn build_one(
     for &i in &idx {
         if ds_col.is_null(i as usize) {
             return Err(IngestError::NullTimestamp {
-                source_name: ctx.source_name.into(),
+                source_name: source_name.into(),
                 column: ctx.time_col.into(),
                 series: id.into(),
                 row: rows[i as usize],
@@ -341,7 +358,7 @@ fn build_one(
         idx.sort_by_key(|&i| ts(i)); // stable: ties keep input order
     } else if let Some(p) = idx.windows(2).position(|w| ts(w[1]) < ts(w[0])) {
         return Err(IngestError::Unsorted {
-            source_name: ctx.source_name.into(),
+            source_name: source_name.into(),
             column: ctx.time_col.into(),
             series: id.into(),
             row: rows[idx[p + 1] as usize],
@@ -353,11 +370,11 @@ fn build_one(
         let ds: Vec<i64> = idx.iter().map(|&i| ts(i)).collect();
         let frequency = ctx.frequency.or_else(|| mode_step(&ds).map(Frequency::Fixed));
         let positions = (0..idx.len() as i64).collect();
-        return fill_values(id, &idx, positions, frequency, true, ds_col, targets, covs, ctx);
+        return fill_values(id, source_name, &idx, positions, frequency, true, ds_col, targets, covs, ctx);
     }
     if let Some(p) = idx.windows(2).position(|w| ts(w[1]) == ts(w[0])) {
         return Err(IngestError::DuplicateTimestamp {
-            source_name: ctx.source_name.into(),
+            source_name: source_name.into(),
             column: ctx.time_col.into(),
             series: id.into(),
             row: rows[idx[p + 1] as usize],
@@ -366,7 +383,7 @@ fn build_one(
     }
     let ds: Vec<i64> = idx.iter().map(|&i| ts(i)).collect();
     let inferred = infer_frequency(&ds, ctx.time_kind).map_err(|bad| IngestError::Irregular {
-        source_name: ctx.source_name.into(),
+        source_name: source_name.into(),
         series: id.into(),
         row: rows[idx[bad] as usize],
         step: ds[bad] - ds[bad - 1],
@@ -390,7 +407,7 @@ fn build_one(
                     != ds[k]
             }) {
                 return Err(IngestError::Irregular {
-                    source_name: ctx.source_name.into(),
+                    source_name: source_name.into(),
                     series: id.into(),
                     row: rows[idx[bad] as usize],
                     step: ds[bad] - ds[bad - 1],
@@ -405,7 +422,7 @@ fn build_one(
     let limit = (ds.len() as f64 * ctx.max_gap_ratio).max(ds.len() as f64 + 16.0);
     if len as f64 > limit {
         return Err(IngestError::TooManyGaps {
-            source_name: ctx.source_name.into(),
+            source_name: source_name.into(),
             series: id.into(),
             observed: ds.len(),
             filled: len,
@@ -414,13 +431,14 @@ fn build_one(
                 .unwrap_or_default(),
         });
     }
-    fill_values(id, &idx, positions, frequency, false, ds_col, targets, covs, ctx)
+    fill_values(id, source_name, &idx, positions, frequency, false, ds_col, targets, covs, ctx)
 }
 
 /// Places the rows `idx` of one series at `positions` and gathers values, mask and statistics.
 #[allow(clippy::too_many_arguments)]
 fn fill_values(
     id: &str,
+    source_name: &str,
     idx: &[u32],
     positions: Vec<i64>,
     frequency: Option<Frequency>,
@@ -472,7 +490,7 @@ fn fill_values(
             return Ok(None);
         }
         return Err(IngestError::AllMissing {
-            source_name: ctx.source_name.into(),
+            source_name: source_name.into(),
             series: id.into(),
         });
     }

@@ -4,12 +4,9 @@ use polars::prelude::*;
 use std::path::{Path, PathBuf};
 
 use crate::error::{IngestError, Result};
-use crate::options::{IngestOptions, InputFormat, Layout};
+use crate::options::{IngestOptions, InputFormat};
 use crate::series::canon;
 use crate::time::{TimeKind, TimeUnit as PTimeUnit};
-
-/// Column added by the scan when ids come from file paths.
-const PATH_COL: &str = "__particast_path";
 
 /// Where series come from.
 #[derive(Clone)]
@@ -105,51 +102,104 @@ fn check_path(p: &str) -> Result<()> {
     Ok(())
 }
 
-/// Builds the lazy scan of a source, with a row index (and file paths when asked).
-pub(crate) fn scan(source: &Source, opts: &IngestOptions) -> Result<LazyFrame> {
-    let lf = match source {
-        Source::Lazy(lf) => lf.clone(),
-        Source::Frame(df) => df.clone().lazy(),
+/// Expands a path or glob to the files it names, sorted; the display name of each is its path.
+fn expand(p: &str) -> Result<Vec<String>> {
+    if !is_glob(p) {
+        check_path(p)?;
+        return Ok(vec![p.to_string()]);
+    }
+    let entries = glob::glob(p).map_err(|e| IngestError::Options(format!("bad glob {p:?}: {e}")))?;
+    let mut files = Vec::new();
+    for entry in entries {
+        let path = entry.map_err(|e| IngestError::Io {
+            path: e.path().to_path_buf(),
+            source: std::io::Error::other(e.to_string()),
+        })?;
+        if path.is_file() {
+            files.push(path.to_string_lossy().into_owned());
+        }
+    }
+    files.sort();
+    if files.is_empty() {
+        return Err(IngestError::NotFound {
+            source_name: p.into(),
+        });
+    }
+    for f in &files {
+        check_path(f)?;
+    }
+    Ok(files)
+}
+
+/// One input frame: a file (or the caller's frame) and its lazy scan.
+pub(crate) struct Input {
+    /// Name for messages.
+    pub name: String,
+    /// Series id when ids come from paths.
+    pub path_id: Option<String>,
+    /// The scan.
+    pub lf: LazyFrame,
+}
+
+/// Builds the lazy scans of a source: one per file of a glob.
+pub(crate) fn scan(source: &Source, opts: &IngestOptions) -> Result<Vec<Input>> {
+    match source {
+        Source::Lazy(_) | Source::Frame(_) if opts.id_from_path => Err(IngestError::Options(
+            "id_from_path needs a file or glob input".into(),
+        )),
+        Source::Lazy(lf) => Ok(vec![Input {
+            name: source.name(),
+            path_id: None,
+            lf: lf.clone(),
+        }]),
+        Source::Frame(df) => Ok(vec![Input {
+            name: source.name(),
+            path_id: None,
+            lf: df.clone().lazy(),
+        }]),
         Source::Path(p) => {
-            check_path(p)?;
-            let paths_col = opts.id_from_path.then(|| PlSmallStr::from(PATH_COL));
-            match format_of(p, opts.format)? {
-                InputFormat::Csv => {
-                    let sep = u8::try_from(opts.separator).map_err(|_| {
-                        IngestError::Options(format!(
-                            "separator {:?} is not a single-byte character",
-                            opts.separator
-                        ))
-                    })?;
-                    LazyCsvReader::new(PlRefPath::new(p.as_str()))
+            let base = glob_base(p);
+            let sep = u8::try_from(opts.separator).map_err(|_| {
+                IngestError::Options(format!(
+                    "separator {:?} is not a single-byte character",
+                    opts.separator
+                ))
+            })?;
+            let mut inputs = Vec::new();
+            for file in expand(p)? {
+                let lf = match format_of(&file, opts.format)? {
+                    InputFormat::Csv => LazyCsvReader::new(PlRefPath::new(file.as_str()))
                         .with_has_header(true)
                         .with_separator(sep)
                         .with_try_parse_dates(true)
                         .with_infer_schema_length(Some(10_000))
-                        .with_glob(true)
-                        .with_include_file_paths(paths_col)
-                        .finish()
-                        .map_err(|e| IngestError::read(p, e))?
+                        .with_glob(false)
+                        .finish(),
+                    InputFormat::Parquet => LazyFrame::scan_parquet(
+                        PlRefPath::new(file.as_str()),
+                        ScanArgsParquet {
+                            glob: false,
+                            ..Default::default()
+                        },
+                    ),
+                    InputFormat::Auto => unreachable!("format_of never returns Auto"),
                 }
-                InputFormat::Parquet => {
-                    let args = ScanArgsParquet {
-                        glob: true,
-                        include_file_paths: paths_col,
-                        ..Default::default()
-                    };
-                    LazyFrame::scan_parquet(PlRefPath::new(p.as_str()), args)
-                        .map_err(|e| IngestError::read(p, e))?
-                }
-                InputFormat::Auto => unreachable!("format_of never returns Auto"),
+                .map_err(|e| IngestError::read(&file, e))?;
+                let path_id = opts.id_from_path.then(|| {
+                    file.strip_prefix(base.as_str())
+                        .unwrap_or(&file)
+                        .trim_start_matches('/')
+                        .to_string()
+                });
+                inputs.push(Input {
+                    name: file,
+                    path_id,
+                    lf,
+                });
             }
+            Ok(inputs)
         }
-    };
-    if opts.id_from_path && !matches!(source, Source::Path(_)) {
-        return Err(IngestError::Options(
-            "id_from_path needs a file or glob input".into(),
-        ));
     }
-    Ok(lf)
 }
 
 /// What the canonical frame looks like, learnt from the input schema.
@@ -158,7 +208,6 @@ pub(crate) struct CanonInfo {
     pub time_kind: TimeKind,
     pub covariate_cols: Vec<String>,
     pub id_col: String,
-    pub strip_prefix: Option<String>,
 }
 
 fn schema_of(lf: &mut LazyFrame, name: &str) -> Result<SchemaRef> {
@@ -180,7 +229,6 @@ fn require<'a>(schema: &'a Schema, col: &str, name: &str) -> Result<&'a DataType
         column: col.into(),
         available: schema
             .iter_names()
-            .filter(|n| n.as_str() != PATH_COL)
             .map(|n| n.to_string())
             .collect::<Vec<_>>()
             .join(", "),
@@ -200,32 +248,8 @@ fn wrong_type(name: &str, col: &str, expected: &str, found: &DataType) -> Ingest
     }
 }
 
-/// Translates a long-layout scan into the canonical columns.
-pub(crate) fn canonical_long(
-    mut lf: LazyFrame,
-    opts: &IngestOptions,
-    source: &Source,
-) -> Result<(LazyFrame, CanonInfo)> {
-    let name = source.name();
-    let schema = schema_of(&mut lf, &name)?;
-    if opts.target_cols.is_empty() {
-        return Err(IngestError::Options("at least one target column is needed".into()));
-    }
-    let (id_expr, id_col, strip_prefix) = if opts.id_from_path {
-        let base = match source {
-            Source::Path(p) => glob_base(p),
-            _ => String::new(),
-        };
-        (col(PATH_COL), "<path>".to_string(), Some(base))
-    } else {
-        let dt = require(&schema, &opts.id_col, &name)?;
-        if !(matches!(dt, DataType::String) || dt.is_integer()) {
-            return Err(wrong_type(&name, &opts.id_col, "a string or integer id", dt));
-        }
-        (col(opts.id_col.as_str()), opts.id_col.clone(), None)
-    };
-    let time_dt = require(&schema, &opts.time_col, &name)?;
-    let time_kind = match time_dt {
+fn time_kind_of(dt: &DataType) -> Option<TimeKind> {
+    Some(match dt {
         DataType::Datetime(unit, tz) => TimeKind::Datetime {
             unit: match unit {
                 TimeUnit::Nanoseconds => PTimeUnit::Ns,
@@ -236,78 +260,134 @@ pub(crate) fn canonical_long(
         },
         DataType::Date => TimeKind::Date,
         dt if dt.is_integer() => TimeKind::Integer,
-        other => {
-            return Err(wrong_type(
+        _ => return None,
+    })
+}
+
+/// Translates long-layout inputs into one lazy canonical frame (files concatenated in order,
+/// each with its own row numbers and file index).
+pub(crate) fn canonical_long(
+    inputs: Vec<Input>,
+    opts: &IngestOptions,
+) -> Result<(LazyFrame, CanonInfo)> {
+    if opts.target_cols.is_empty() {
+        return Err(IngestError::Options("at least one target column is needed".into()));
+    }
+    let mut frames = Vec::with_capacity(inputs.len());
+    let mut first: Option<(DataType, TimeKind, Vec<String>)> = None;
+    for (file_index, input) in inputs.into_iter().enumerate() {
+        let Input {
+            name,
+            path_id,
+            mut lf,
+        } = input;
+        let schema = schema_of(&mut lf, &name)?;
+        let id_expr = match &path_id {
+            Some(id) => lit(id.as_str()),
+            None => {
+                let dt = require(&schema, &opts.id_col, &name)?;
+                if !(matches!(dt, DataType::String) || dt.is_integer()) {
+                    return Err(wrong_type(&name, &opts.id_col, "a string or integer id", dt));
+                }
+                col(opts.id_col.as_str())
+            }
+        };
+        let time_dt = require(&schema, &opts.time_col, &name)?.clone();
+        let kind = time_kind_of(&time_dt).ok_or_else(|| {
+            wrong_type(
                 &name,
                 &opts.time_col,
                 "a datetime, a date or an integer (CSV timestamps like 2024-01-31 13:00:00 are parsed)",
-                other,
-            ))
+                &time_dt,
+            )
+        })?;
+        for t in &opts.target_cols {
+            let dt = require(&schema, t, &name)?;
+            if !numeric_or_null(dt) {
+                return Err(wrong_type(&name, t, "a numeric type", dt));
+            }
         }
-    };
-    for t in &opts.target_cols {
-        let dt = require(&schema, t, &name)?;
-        if !numeric_or_null(dt) {
-            return Err(wrong_type(&name, t, "a numeric type", dt));
+        let covariate_cols: Vec<String> = match (&opts.covariate_cols, &first) {
+            (Some(cols), _) => cols.clone(),
+            (None, Some((_, _, cols))) => cols.clone(),
+            (None, None) => schema
+                .iter()
+                .filter(|(n, dt)| {
+                    let n = n.as_str();
+                    n != opts.time_col
+                        && (path_id.is_some() || n != opts.id_col)
+                        && !opts.target_cols.iter().any(|t| t == n)
+                        && dt.is_primitive_numeric()
+                })
+                .map(|(n, _)| n.to_string())
+                .collect(),
+        };
+        for c in &covariate_cols {
+            let dt = require(&schema, c, &name)?;
+            if !numeric_or_null(dt) {
+                return Err(wrong_type(&name, c, "a numeric type", dt));
+            }
         }
-    }
-    let covariate_cols: Vec<String> = match &opts.covariate_cols {
-        Some(cols) => {
-            for c in cols {
-                let dt = require(&schema, c, &name)?;
-                if !numeric_or_null(dt) {
-                    return Err(wrong_type(&name, c, "a numeric type", dt));
+        // Later files must have the first file's kind of time; datetime units are unified.
+        let mut time_expr = col(opts.time_col.as_str());
+        match &first {
+            None => first = Some((time_dt.clone(), kind.clone(), covariate_cols.clone())),
+            Some((first_dt, first_kind, _)) => {
+                let same_kind = std::mem::discriminant(first_kind) == std::mem::discriminant(&kind);
+                if !same_kind {
+                    return Err(wrong_type(
+                        &name,
+                        &opts.time_col,
+                        &format!("{first_dt} like the first file"),
+                        &time_dt,
+                    ));
+                }
+                if &time_dt != first_dt {
+                    time_expr = time_expr.cast(first_dt.clone());
                 }
             }
-            cols.clone()
         }
-        None => schema
-            .iter()
-            .filter(|(n, dt)| {
-                let n = n.as_str();
-                n != opts.time_col
-                    && n != PATH_COL
-                    && (opts.id_from_path || n != opts.id_col)
-                    && !opts.target_cols.iter().any(|t| t == n)
-                    && dt.is_primitive_numeric()
-            })
-            .map(|(n, _)| n.to_string())
-            .collect(),
+        let mut exprs = vec![
+            id_expr.cast(DataType::String).alias(canon::ID),
+            time_expr.cast(DataType::Int64).alias(canon::DS),
+        ];
+        for (i, t) in opts.target_cols.iter().enumerate() {
+            exprs.push(col(t.as_str()).cast(DataType::Float64).alias(canon::target(i)));
+        }
+        for (i, c) in covariate_cols.iter().enumerate() {
+            exprs.push(col(c.as_str()).cast(DataType::Float64).alias(canon::covariate(i)));
+        }
+        exprs.push(col(canon::ROW).cast(DataType::UInt64));
+        exprs.push(lit(file_index as u32).alias(canon::FILE));
+        frames.push(lf.with_row_index(canon::ROW, None).select(exprs));
+    }
+    let Some((_, time_kind, covariate_cols)) = first else {
+        return Err(IngestError::Options("no input".into()));
     };
-
-    let mut exprs = vec![
-        id_expr.cast(DataType::String).alias(canon::ID),
-        col(opts.time_col.as_str())
-            .cast(DataType::Int64)
-            .alias(canon::DS),
-    ];
-    for (i, t) in opts.target_cols.iter().enumerate() {
-        exprs.push(col(t.as_str()).cast(DataType::Float64).alias(canon::target(i)));
-    }
-    for (i, c) in covariate_cols.iter().enumerate() {
-        exprs.push(col(c.as_str()).cast(DataType::Float64).alias(canon::covariate(i)));
-    }
-    exprs.push(col(canon::ROW));
-    let lf = lf.with_row_index(canon::ROW, None).select(exprs);
+    let lf = if frames.len() == 1 {
+        frames.pop().unwrap_or_default()
+    } else {
+        concat(frames, UnionArgs::default()).map_err(|e| IngestError::read("<inputs>", e))?
+    };
+    let id_col = if opts.id_from_path {
+        "<path>".to_string()
+    } else {
+        opts.id_col.clone()
+    };
     Ok((
         lf,
         CanonInfo {
             time_kind,
             covariate_cols,
             id_col,
-            strip_prefix,
         },
     ))
 }
 
 /// Translates a wide-layout input (collected: one row per series) into the canonical long frame:
 /// `ds` is the step counter, trailing empty cells are padding and dropped.
-pub(crate) fn canonical_wide(
-    mut lf: LazyFrame,
-    opts: &IngestOptions,
-    source: &Source,
-) -> Result<(DataFrame, CanonInfo)> {
-    let name = source.name();
+pub(crate) fn canonical_wide(input: Input, opts: &IngestOptions) -> Result<(DataFrame, CanonInfo)> {
+    let Input { name, mut lf, .. } = input;
     let schema = schema_of(&mut lf, &name)?;
     let id_col = if schema.get(&opts.id_col).is_some() {
         opts.id_col.clone()
@@ -387,7 +467,6 @@ pub(crate) fn canonical_wide(
             time_kind: TimeKind::Integer,
             covariate_cols: Vec::new(),
             id_col,
-            strip_prefix: None,
         },
     ))
 }

@@ -1,7 +1,10 @@
 //! Windows of series as arrow-rs record batches (schema in the crate docs).
 
-use arrow_array::builder::{FixedSizeListBuilder, Float32Builder, UInt8Builder};
-use arrow_array::{ArrayRef, Int64Array, RecordBatch, StringArray, UInt32Array};
+use arrow_array::{
+    Array, ArrayRef, FixedSizeListArray, Float32Array, Int64Array, RecordBatch, StringArray,
+    UInt32Array, UInt8Array,
+};
+use arrow_data::ArrayDataBuilder;
 use arrow_schema::{DataType, Field, Schema, SchemaRef};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -80,6 +83,21 @@ pub fn window_schema(len: usize, features: &FeatureSpec) -> SchemaRef {
         ])
         .with_metadata(meta),
     )
+}
+
+/// A `FixedSizeList` column of `n` rows of `size` items (also for `size = 0`, where the row
+/// count cannot be read off the values).
+fn fixed_size_list(values: ArrayRef, item: DataType, size: usize, n: usize) -> Result<ArrayRef> {
+    let field = Arc::new(Field::new("item", item, false));
+    ArrayDataBuilder::new(DataType::FixedSizeList(field, size as i32))
+        .len(n)
+        .add_child_data(values.to_data())
+        .build()
+        .map(|data| Arc::new(FixedSizeListArray::from(data)) as ArrayRef)
+        .map_err(|e| IngestError::Arrow {
+            column: "<window batch>".into(),
+            message: e.to_string(),
+        })
 }
 
 /// One window's data in flat row-major buffers (the building block of batches, and what the
@@ -241,42 +259,22 @@ impl WindowBatchBuilder {
         let k = self.features.lags.len();
         let data = std::mem::take(&mut self.data);
         let n = self.ids.len();
-        let f32_list = |values: Vec<f32>, size: usize| -> ArrayRef {
-            let mut b = FixedSizeListBuilder::with_capacity(
-                Float32Builder::with_capacity(values.len()),
-                size as i32,
-                n,
-            )
-            .with_field(Arc::new(Field::new("item", DataType::Float32, false)));
-            b.values().append_slice(&values);
-            for _ in 0..n {
-                b.append(true);
-            }
-            Arc::new(b.finish())
+        let f32_list = |values: Vec<f32>, size: usize| -> Result<ArrayRef> {
+            fixed_size_list(Arc::new(Float32Array::from(values)), DataType::Float32, size, n)
         };
-        let u8_list = |values: Vec<u8>, size: usize| -> ArrayRef {
-            let mut b = FixedSizeListBuilder::with_capacity(
-                UInt8Builder::with_capacity(values.len()),
-                size as i32,
-                n,
-            )
-            .with_field(Arc::new(Field::new("item", DataType::UInt8, false)));
-            b.values().append_slice(&values);
-            for _ in 0..n {
-                b.append(true);
-            }
-            Arc::new(b.finish())
+        let u8_list = |values: Vec<u8>, size: usize| -> Result<ArrayRef> {
+            fixed_size_list(Arc::new(UInt8Array::from(values)), DataType::UInt8, size, n)
         };
         let columns: Vec<ArrayRef> = vec![
             Arc::new(StringArray::from(std::mem::take(&mut self.ids))),
             Arc::new(UInt32Array::from(std::mem::take(&mut self.series_index))),
             Arc::new(Int64Array::from(std::mem::take(&mut self.starts))),
             Arc::new(Int64Array::from(std::mem::take(&mut self.ds_start))),
-            f32_list(data.values, self.len * d),
-            u8_list(data.mask, self.len * d),
-            f32_list(data.covariates, self.len * c),
-            f32_list(data.lags, self.len * k * d),
-            u8_list(data.lag_mask, self.len * k * d),
+            f32_list(data.values, self.len * d)?,
+            u8_list(data.mask, self.len * d)?,
+            f32_list(data.covariates, self.len * c)?,
+            f32_list(data.lags, self.len * k * d)?,
+            u8_list(data.lag_mask, self.len * k * d)?,
         ];
         RecordBatch::try_new(Arc::clone(&self.schema), columns).map_err(|e| IngestError::Arrow {
             column: "<window batch>".into(),

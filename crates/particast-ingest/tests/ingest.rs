@@ -3,7 +3,7 @@
 
 use arrow_array::cast::AsArray;
 use arrow_array::types::{Float32Type, Int64Type, UInt8Type};
-use arrow_array::{Array, RecordBatch};
+use arrow_array::RecordBatch;
 use particast_ingest::ffi::{dataframe_to_record_batch, record_batch_to_dataframe};
 use particast_ingest::*;
 use polars::prelude::*;
