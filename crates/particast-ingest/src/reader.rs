@@ -379,7 +379,7 @@ fn spill(lf: LazyFrame, k: usize, opts: &IngestOptions, name: &str) -> Result<Bu
         }
         Ok(false)
     });
-    lf.sink_batches(callback, false, NonZeroUsize::new(SPILL_CHUNK_ROWS))
+    lf.sink_batches(callback, true, NonZeroUsize::new(SPILL_CHUNK_ROWS))
         .and_then(|lf| lf.collect_with_engine(Engine::Streaming))
         .map_err(|e| IngestError::read(name, e))?;
     let writers = Arc::try_unwrap(writers)

@@ -128,7 +128,7 @@ impl<'a, T: Real> View<'a, T> {
         xproj: &[T],
         x_of: impl Fn(usize) -> usize,
         eproj: &[T],
-        mut cache: Option<&mut [T]>,
+        cache: Option<&mut [T]>,
         eps: Option<&[T]>,
     ) {
         let hd = self.cfg.hidden;
@@ -143,54 +143,116 @@ impl<'a, T: Real> View<'a, T> {
             T::one(),
             Par::Seq,
         );
-        let one = T::one();
-        for row in 0..rows {
-            let x = &xproj[x_of(row)..x_of(row) + g];
-            let e = &eproj[(row % l) * g..(row % l + 1) * g];
-            let ghr = &gh[row * g..(row + 1) * g];
-            let hp = &h_prev[row * hd..(row + 1) * hd];
-            let hn = &mut h_next[row * hd..(row + 1) * hd];
-            let eps_row = eps.map(|e| &e[row * hd..(row + 1) * hd]);
-            match self.cfg.cell {
-                Cell::Gru => {
-                    let c = cache
-                        .as_deref_mut()
-                        .map(|c| &mut c[row * 4 * hd..(row + 1) * 4 * hd]);
-                    let mut c = c;
-                    for j in 0..hd {
-                        let r = sigmoid(x[j] + e[j] + ghr[j] + self.b_hh[j]);
-                        let z = sigmoid(x[hd + j] + e[hd + j] + ghr[hd + j] + self.b_hh[hd + j]);
-                        let ghn = ghr[2 * hd + j] + self.b_hh[2 * hd + j];
-                        let n = (x[2 * hd + j] + e[2 * hd + j] + r * ghn).tanh();
-                        let mut v = (one - z) * n + z * hp[j];
-                        if let Some(er) = eps_row {
-                            v += self.sigma[j] * er[j];
-                        }
-                        hn[j] = v;
-                        if let Some(c) = c.as_deref_mut() {
-                            c[j] = r;
-                            c[hd + j] = z;
-                            c[2 * hd + j] = n;
-                            c[3 * hd + j] = ghn;
-                        }
-                    }
-                }
-                Cell::Tanh => {
-                    let mut c = cache
-                        .as_deref_mut()
-                        .map(|c| &mut c[row * hd..(row + 1) * hd]);
-                    for j in 0..hd {
-                        let th = (x[j] + e[j] + ghr[j] + self.b_hh[j]).tanh();
-                        let mut v = th;
-                        if let Some(er) = eps_row {
-                            v += self.sigma[j] * er[j];
-                        }
-                        hn[j] = v;
-                        if let Some(c) = c.as_deref_mut() {
-                            c[j] = th;
-                        }
-                    }
-                }
+        match self.cfg.cell {
+            Cell::Gru => gru_forward(
+                rows, hd, l, gh, xproj, x_of, eproj, self.b_hh, h_prev, h_next, cache, eps,
+                &self.sigma,
+            ),
+            Cell::Tanh => tanh_forward(
+                rows, hd, l, gh, xproj, x_of, eproj, self.b_hh, h_next, cache, eps, &self.sigma,
+            ),
+        }
+    }
+}
+
+/// The GRU's elementwise step over all rows (after the recurrent product `gh`), compiled for
+/// AVX-512 and AVX2 with run-time dispatch so the activation loops vectorise.
+#[multiversion::multiversion(targets(
+    "x86_64+avx512f+avx512vl+avx512bw+avx512dq+avx2+fma+avx+sse4.2+sse4.1+ssse3+sse3",
+    "x86_64+avx2+fma+avx+sse4.2+sse4.1+ssse3+sse3",
+))]
+#[allow(clippy::too_many_arguments)]
+fn gru_forward<T: Real, F: Fn(usize) -> usize>(
+    rows: usize,
+    hd: usize,
+    l: usize,
+    gh: &mut [T],
+    xproj: &[T],
+    x_of: F,
+    eproj: &[T],
+    b_hh: &[T],
+    h_prev: &[T],
+    h_next: &mut [T],
+    mut cache: Option<&mut [T]>,
+    eps: Option<&[T]>,
+    sigma: &[T],
+) {
+    let g = 3 * hd;
+    for row in 0..rows {
+        let xo = x_of(row);
+        let x = &xproj[xo..xo + g];
+        let e = &eproj[(row % l) * g..(row % l + 1) * g];
+        let ghr = &mut gh[row * g..(row + 1) * g];
+        let hp = &h_prev[row * hd..(row + 1) * hd];
+        let hn = &mut h_next[row * hd..(row + 1) * hd];
+        let (grz, gn) = ghr.split_at_mut(2 * hd);
+        // r and z, in place.
+        for (((a, &x), &e), &b) in grz.iter_mut().zip(&x[..2 * hd]).zip(&e[..2 * hd]).zip(&b_hh[..2 * hd]) {
+            *a = (*a + x + e + b).sigm();
+        }
+        let (gr, gz) = grz.split_at(hd);
+        // W_hn h + b_hn (kept for the backward pass) and the candidate n, built in `hn`.
+        let (xn, en, bn) = (&x[2 * hd..3 * hd], &e[2 * hd..3 * hd], &b_hh[2 * hd..3 * hd]);
+        for (g, &b) in gn.iter_mut().zip(bn) {
+            *g += b;
+        }
+        let (gn, hn, gr) = (&gn[..hd], &mut hn[..hd], &gr[..hd]);
+        for j in 0..hd {
+            hn[j] = (xn[j] + en[j] + gr[j] * gn[j]).tanh_act();
+        }
+        if let Some(c) = cache.as_deref_mut() {
+            let c = &mut c[row * 4 * hd..(row + 1) * 4 * hd];
+            c[..hd].copy_from_slice(gr);
+            c[hd..2 * hd].copy_from_slice(gz);
+            c[2 * hd..3 * hd].copy_from_slice(hn);
+            c[3 * hd..].copy_from_slice(gn);
+        }
+        for ((h, &z), &p) in hn.iter_mut().zip(gz).zip(hp) {
+            *h = (T::one() - z) * *h + z * p;
+        }
+        if let Some(eps) = eps {
+            for ((h, &s), &ep) in hn.iter_mut().zip(sigma).zip(&eps[row * hd..(row + 1) * hd]) {
+                *h += s * ep;
+            }
+        }
+    }
+}
+
+/// The tanh cell's elementwise step over all rows.
+#[multiversion::multiversion(targets(
+    "x86_64+avx512f+avx512vl+avx512bw+avx512dq+avx2+fma+avx+sse4.2+sse4.1+ssse3+sse3",
+    "x86_64+avx2+fma+avx+sse4.2+sse4.1+ssse3+sse3",
+))]
+#[allow(clippy::too_many_arguments)]
+fn tanh_forward<T: Real, F: Fn(usize) -> usize>(
+    rows: usize,
+    hd: usize,
+    l: usize,
+    gh: &mut [T],
+    xproj: &[T],
+    x_of: F,
+    eproj: &[T],
+    b_hh: &[T],
+    h_next: &mut [T],
+    mut cache: Option<&mut [T]>,
+    eps: Option<&[T]>,
+    sigma: &[T],
+) {
+    for row in 0..rows {
+        let xo = x_of(row);
+        let x = &xproj[xo..xo + hd];
+        let e = &eproj[(row % l) * hd..(row % l + 1) * hd];
+        let ghr = &gh[row * hd..(row + 1) * hd];
+        let hn = &mut h_next[row * hd..(row + 1) * hd];
+        for ((((h, &a), &x), &e), &b) in hn.iter_mut().zip(ghr).zip(x).zip(e).zip(b_hh) {
+            *h = (a + x + e + b).tanh_act();
+        }
+        if let Some(c) = cache.as_deref_mut() {
+            c[row * hd..(row + 1) * hd].copy_from_slice(hn);
+        }
+        if let Some(eps) = eps {
+            for ((h, &s), &ep) in hn.iter_mut().zip(sigma).zip(&eps[row * hd..(row + 1) * hd]) {
+                *h += s * ep;
             }
         }
     }

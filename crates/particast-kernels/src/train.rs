@@ -81,7 +81,7 @@ impl Default for TrainOptions {
     fn default() -> Self {
         TrainOptions {
             noise_seed: None,
-            chunk_rows: 256,
+            chunk_rows: 128,
             parallel: true,
         }
     }
@@ -130,11 +130,38 @@ fn noise<T: Real>(seed: u64, b0: usize, bc: usize, steps: usize, l: usize, h: us
 }
 
 /// Adds the column sums of a `[rows x cols]` matrix (row stride `stride`) to `out`.
+#[multiversion::multiversion(targets(
+    "x86_64+avx512f+avx512vl+avx512bw+avx512dq+avx2+fma+avx+sse4.2+sse4.1+ssse3+sse3",
+    "x86_64+avx2+fma+avx+sse4.2+sse4.1+ssse3+sse3",
+))]
 fn add_col_sums<T: Real>(out: &mut [T], m: &[T], rows: usize, cols: usize, stride: usize) {
+    let out = &mut out[..cols];
     for r in 0..rows {
-        for (o, v) in out[..cols].iter_mut().zip(&m[r * stride..r * stride + cols]) {
+        for (o, v) in out.iter_mut().zip(&m[r * stride..r * stride + cols]) {
             *o += *v;
         }
+    }
+}
+
+/// `a += b`, elementwise.
+#[multiversion::multiversion(targets(
+    "x86_64+avx512f+avx512vl+avx512bw+avx512dq+avx2+fma+avx+sse4.2+sse4.1+ssse3+sse3",
+    "x86_64+avx2+fma+avx+sse4.2+sse4.1+ssse3+sse3",
+))]
+fn add_assign<T: Real>(a: &mut [T], b: &[T]) {
+    for (x, y) in a.iter_mut().zip(b) {
+        *x += *y;
+    }
+}
+
+/// Multiplies row `i` of a `[rows x cols]` matrix by `k[i]`.
+#[multiversion::multiversion(targets(
+    "x86_64+avx512f+avx512vl+avx512bw+avx512dq+avx2+fma+avx+sse4.2+sse4.1+ssse3+sse3",
+    "x86_64+avx2+fma+avx+sse4.2+sse4.1+ssse3+sse3",
+))]
+fn scale_rows<T: Real>(m: &mut [T], cols: usize, k: &[T]) {
+    for (row, &k) in m.chunks_exact_mut(cols).zip(k) {
+        row.iter_mut().for_each(|x| *x *= k);
     }
 }
 
@@ -329,10 +356,7 @@ fn chunk<T: Real>(
     }
 
     // Head, backward.
-    for (idx, row) in dout.chunks_exact_mut(p).enumerate() {
-        let k = dlp[idx];
-        row.iter_mut().for_each(|x| *x *= k);
-    }
+    scale_rows(&mut dout, p, &dlp);
     gemm(
         &mut grad[v.off.head_w.clone()],
         hd,
@@ -363,9 +387,7 @@ fn chunk<T: Real>(
     let mut dsig = vec![T::zero(); hd];
     let one = T::one();
     for t in (0..tt).rev() {
-        for (a, b) in dh.iter_mut().zip(&dh_head[t * r * hd..(t + 1) * r * hd]) {
-            *a += *b;
-        }
+        add_assign(&mut dh, &dh_head[t * r * hd..(t + 1) * r * hd]);
         if let Some(e) = &eps {
             let e = &e[t * r * hd..(t + 1) * r * hd];
             for row in 0..r {
@@ -376,48 +398,9 @@ fn chunk<T: Real>(
         }
         let h_prev = &hs[t * r * hd..(t + 1) * r * hd];
         let cache_t = &mut cache[t * r * cw..(t + 1) * r * cw];
-        for row in 0..r {
-            let li = row % l;
-            let xo = ((row / l) * tt + t) * g;
-            let dhr = &dh[row * hd..(row + 1) * hd];
-            let dpr = &mut dprev[row * hd..(row + 1) * hd];
-            let cr = &mut cache_t[row * cw..(row + 1) * cw];
-            let dx = &mut dxproj[xo..xo + g];
-            let de = &mut deproj[li * g..(li + 1) * g];
-            match cfg.cell {
-                Cell::Gru => {
-                    for j in 0..hd {
-                        let (rg, z, n, ghn) = (cr[j], cr[hd + j], cr[2 * hd + j], cr[3 * hd + j]);
-                        let dhj = dhr[j];
-                        let dz = dhj * (h_prev[row * hd + j] - n);
-                        let dn = dhj * (one - z);
-                        let dan = dn * (one - n * n);
-                        let dar = dan * ghn * rg * (one - rg);
-                        let daz = dz * z * (one - z);
-                        dpr[j] = dhj * z;
-                        cr[j] = dar;
-                        cr[hd + j] = daz;
-                        cr[2 * hd + j] = dan * rg;
-                        cr[3 * hd + j] = dan;
-                        dx[j] += dar;
-                        dx[hd + j] += daz;
-                        dx[2 * hd + j] += dan;
-                        de[j] += dar;
-                        de[hd + j] += daz;
-                        de[2 * hd + j] += dan;
-                    }
-                }
-                Cell::Tanh => {
-                    for j in 0..hd {
-                        let th = cr[j];
-                        let dsum = dhr[j] * (one - th * th);
-                        cr[j] = dsum;
-                        dpr[j] = T::zero();
-                        dx[j] += dsum;
-                        de[j] += dsum;
-                    }
-                }
-            }
+        match cfg.cell {
+            Cell::Gru => gru_backward(r, hd, l, tt, t, &dh, h_prev, cache_t, &mut dprev, &mut dxproj, &mut deproj),
+            Cell::Tanh => tanh_backward(r, hd, l, tt, t, &dh, cache_t, &mut dprev, &mut dxproj, &mut deproj),
         }
         // dh_prev += dgh * W_hh, dgh being the first G columns of the cache rows.
         gemm(
@@ -488,6 +471,103 @@ fn chunk<T: Real>(
     }
     result.grad = grad;
     result
+}
+
+/// The GRU's elementwise backward step over all rows: from `dh` (adjoint of the new states) and
+/// the cache `[r, z, n, W_hn h + b_hn]`, writes `dh * z` into `dprev`, overwrites the cache rows
+/// with `[dr, dz, dn * r, dn]` (pre-activation adjoints; the first 3H are the recurrent
+/// product's adjoint) and accumulates the input and embedding adjoints.
+#[multiversion::multiversion(targets(
+    "x86_64+avx512f+avx512vl+avx512bw+avx512dq+avx2+fma+avx+sse4.2+sse4.1+ssse3+sse3",
+    "x86_64+avx2+fma+avx+sse4.2+sse4.1+ssse3+sse3",
+))]
+#[allow(clippy::too_many_arguments)]
+fn gru_backward<T: Real>(
+    rows: usize,
+    hd: usize,
+    l: usize,
+    tt: usize,
+    t: usize,
+    dh: &[T],
+    h_prev: &[T],
+    cache_t: &mut [T],
+    dprev: &mut [T],
+    dxproj: &mut [T],
+    deproj: &mut [T],
+) {
+    let g = 3 * hd;
+    let one = T::one();
+    for row in 0..rows {
+        let li = row % l;
+        let xo = ((row / l) * tt + t) * g;
+        let dhr = &dh[row * hd..(row + 1) * hd];
+        let hp = &h_prev[row * hd..(row + 1) * hd];
+        let dpr = &mut dprev[row * hd..(row + 1) * hd];
+        let cr = &mut cache_t[row * 4 * hd..(row + 1) * 4 * hd];
+        let (c_r, rest) = cr.split_at_mut(hd);
+        let (c_z, rest) = rest.split_at_mut(hd);
+        let (c_n, c_g) = rest.split_at_mut(hd);
+        for j in 0..hd {
+            let (rg, z, n, ghn) = (c_r[j], c_z[j], c_n[j], c_g[j]);
+            let dhj = dhr[j];
+            let dz = dhj * (hp[j] - n);
+            let dan = dhj * (one - z) * (one - n * n);
+            let dar = dan * ghn * rg * (one - rg);
+            let daz = dz * z * (one - z);
+            dpr[j] = dhj * z;
+            c_r[j] = dar;
+            c_z[j] = daz;
+            c_n[j] = dan * rg;
+            c_g[j] = dan;
+        }
+        let dx = &mut dxproj[xo..xo + g];
+        let de = &mut deproj[li * g..(li + 1) * g];
+        for ((x, e), &v) in dx[..2 * hd].iter_mut().zip(&mut de[..2 * hd]).zip(&cr[..2 * hd]) {
+            *x += v;
+            *e += v;
+        }
+        for ((x, e), &v) in dx[2 * hd..].iter_mut().zip(&mut de[2 * hd..]).zip(&cr[3 * hd..]) {
+            *x += v;
+            *e += v;
+        }
+    }
+}
+
+/// The tanh cell's elementwise backward step: the cache rows `tanh(a)` become `da`.
+#[multiversion::multiversion(targets(
+    "x86_64+avx512f+avx512vl+avx512bw+avx512dq+avx2+fma+avx+sse4.2+sse4.1+ssse3+sse3",
+    "x86_64+avx2+fma+avx+sse4.2+sse4.1+ssse3+sse3",
+))]
+#[allow(clippy::too_many_arguments)]
+fn tanh_backward<T: Real>(
+    rows: usize,
+    hd: usize,
+    l: usize,
+    tt: usize,
+    t: usize,
+    dh: &[T],
+    cache_t: &mut [T],
+    dprev: &mut [T],
+    dxproj: &mut [T],
+    deproj: &mut [T],
+) {
+    let one = T::one();
+    for row in 0..rows {
+        let li = row % l;
+        let xo = ((row / l) * tt + t) * hd;
+        let dhr = &dh[row * hd..(row + 1) * hd];
+        let cr = &mut cache_t[row * hd..(row + 1) * hd];
+        for (c, &d) in cr.iter_mut().zip(dhr) {
+            *c = d * (one - *c * *c);
+        }
+        dprev[row * hd..(row + 1) * hd].iter_mut().for_each(|v| *v = T::zero());
+        let dx = &mut dxproj[xo..xo + hd];
+        let de = &mut deproj[li * hd..(li + 1) * hd];
+        for ((x, e), &v) in dx.iter_mut().zip(de.iter_mut()).zip(cr.iter()) {
+            *x += v;
+            *e += v;
+        }
+    }
 }
 
 /// Mean NLL per observation of a batch and, when `grad` is given, its exact gradient with respect
