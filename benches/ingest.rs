@@ -31,7 +31,9 @@ fn generate(path: &Path, n_series: usize, steps: usize) -> PolarsResult<()> {
     let tmp = path.with_extension("parquet.tmp");
     let file = std::fs::File::create(&tmp)?;
     let per_group = 50;
-    let mut writer: Option<particast_ingest::polars::io::parquet::write::BatchedWriter<std::fs::File>> = None;
+    let mut writer: Option<
+        particast_ingest::polars::io::parquet::write::BatchedWriter<std::fs::File>,
+    > = None;
     let mut file = Some(file);
     let hour_us = 3_600_000_000i64;
     let start = 1_577_836_800_000_000i64; // 2020-01-01
@@ -52,7 +54,9 @@ fn generate(path: &Path, n_series: usize, steps: usize) -> PolarsResult<()> {
                 let noise = (state >> 11) as f64 / (1u64 << 53) as f64 - 0.5;
                 ids.push(id.clone());
                 ds.push(start + t as i64 * hour_us);
-                y.push(level * (1.0 + 0.3 * (t as f64 * std::f64::consts::TAU / 24.0).sin()) + noise);
+                y.push(
+                    level * (1.0 + 0.3 * (t as f64 * std::f64::consts::TAU / 24.0).sin()) + noise,
+                );
             }
         }
         let mut df = df!("unique_id" => ids, "ds" => ds, "y" => y)?
@@ -61,7 +65,9 @@ fn generate(path: &Path, n_series: usize, steps: usize) -> PolarsResult<()> {
             .collect()?;
         df.rechunk_mut();
         if writer.is_none() {
-            let f = file.take().ok_or_else(|| polars_err!(ComputeError: "writer"))?;
+            let f = file
+                .take()
+                .ok_or_else(|| polars_err!(ComputeError: "writer"))?;
             writer = Some(ParquetWriter::new(f).batched(df.schema())?);
         }
         if let Some(w) = writer.as_mut() {
@@ -92,12 +98,11 @@ fn window_all(source: Source, opts: &IngestOptions, spec: &WindowSpec) -> Row {
     // Count series and rows as they pass, without keeping them.
     let counts = std::rc::Rc::new(std::cell::Cell::new((0usize, 0usize)));
     let c2 = counts.clone();
-    let series = stream.map(move |s| {
-        if let Ok(s) = &s {
+    let series = stream.inspect(move |s| {
+        if let Ok(s) = s {
             let (n, r) = c2.get();
             c2.set((n + 1, r + s.stats.rows));
         }
-        s
     });
     let mut windows = 0;
     for batch in WindowStream::new(series, spec.clone(), features, "bench") {
@@ -173,7 +178,11 @@ fn main() {
     std::fs::create_dir_all(&data_dir).expect("bench data folder");
     let path = data_dir.join(format!("long-{n_series}x{steps}.parquet"));
     if !path.exists() {
-        eprintln!("generating {} ({} rows)...", path.display(), n_series * steps);
+        eprintln!(
+            "generating {} ({} rows)...",
+            path.display(),
+            n_series * steps
+        );
         let t = Instant::now();
         generate(&path, n_series, steps).expect("generate");
         eprintln!("generated in {:.1} s", t.elapsed().as_secs_f64());
@@ -184,8 +193,14 @@ fn main() {
     let mut rows = Vec::new();
     let exe = std::env::current_exe().expect("bench executable");
     for (job, name) in [
-        (format!("long:{}", path.display()), format!("long parquet, {n_series} series, partitioned")),
-        ("m4".to_string(), "M4 Hourly wide CSV (read + windows)".to_string()),
+        (
+            format!("long:{}", path.display()),
+            format!("long parquet, {n_series} series, partitioned"),
+        ),
+        (
+            "m4".to_string(),
+            "M4 Hourly wide CSV (read + windows)".to_string(),
+        ),
     ] {
         let out = std::process::Command::new(&exe)
             .env("PARTICAST_BENCH_CHILD", &job)
@@ -194,7 +209,10 @@ fn main() {
         let text = String::from_utf8_lossy(&out.stdout);
         match text.lines().find_map(|l| l.strip_prefix("RESULT ")) {
             Some(line) => {
-                let v: Vec<f64> = line.split_whitespace().filter_map(|x| x.parse().ok()).collect();
+                let v: Vec<f64> = line
+                    .split_whitespace()
+                    .filter_map(|x| x.parse().ok())
+                    .collect();
                 rows.push(Row {
                     name,
                     rows: v[0] as usize,
@@ -205,7 +223,10 @@ fn main() {
                     buckets: v[5] as usize,
                 });
             }
-            None => eprintln!("{name}: no result ({})", String::from_utf8_lossy(&out.stderr)),
+            None => eprintln!(
+                "{name}: no result ({})",
+                String::from_utf8_lossy(&out.stderr)
+            ),
         }
     }
     println!(
@@ -255,5 +276,7 @@ fn main() {
 }
 
 fn rayon_threads() -> usize {
-    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
 }

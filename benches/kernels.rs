@@ -30,7 +30,11 @@ fn gemm_peak(n: usize, threads: usize, reps: usize) -> f64 {
     let a = Mat::<f32>::from_fn(n, n, |i, j| ((i * 7 + j * 3) % 11) as f32 * 0.1);
     let b = Mat::<f32>::from_fn(n, n, |i, j| ((i * 5 + j) % 13) as f32 * 0.1);
     let mut c = Mat::<f32>::zeros(n, n);
-    let par = if threads == 1 { Par::Seq } else { Par::rayon(threads) };
+    let par = if threads == 1 {
+        Par::Seq
+    } else {
+        Par::rayon(threads)
+    };
     let t = best_of(reps, || {
         faer::linalg::matmul::matmul(c.as_mut(), Accum::Replace, a.as_ref(), b.as_ref(), 1.0, par);
     });
@@ -70,8 +74,11 @@ fn main() {
                         ..Default::default()
                     };
                     let model = Model::<f32>::new(cfg.clone(), 1).expect("model");
-                    let inputs: Vec<f32> = (0..b * t * c).map(|i| ((i % 17) as f32 - 8.0) * 0.05).collect();
-                    let targets: Vec<f32> = (0..b * t).map(|i| ((i % 5) as f32 - 2.0) * 0.3).collect();
+                    let inputs: Vec<f32> = (0..b * t * c)
+                        .map(|i| ((i % 17) as f32 - 8.0) * 0.05)
+                        .collect();
+                    let targets: Vec<f32> =
+                        (0..b * t).map(|i| ((i % 5) as f32 - 2.0) * 0.3).collect();
                     let mask = vec![1.0f32; b * t];
                     let log_scale = vec![0.0f32; b];
                     let batch = Batch {
@@ -90,8 +97,14 @@ fn main() {
                             loss_and_grad(&model, &batch, &opts, Some(&mut grad)).expect("step");
                         })
                     });
-                    let (r, h, g, p) = ((b * particles) as f64, hidden as f64, cfg.gate_width() as f64, cfg.head_width() as f64);
-                    let flops_step = 3.0 * (2.0 * r * h * g + 2.0 * b as f64 * c as f64 * g + 2.0 * r * h * p);
+                    let (r, h, g, p) = (
+                        (b * particles) as f64,
+                        hidden as f64,
+                        cfg.gate_width() as f64,
+                        cfg.head_width() as f64,
+                    );
+                    let flops_step =
+                        3.0 * (2.0 * r * h * g + 2.0 * b as f64 * c as f64 * g + 2.0 * r * h * p);
                     let per_step = secs / t as f64;
                     records.push(Record {
                         cell: if cell == Cell::Gru { "gru" } else { "tanh" },
@@ -109,7 +122,15 @@ fn main() {
     }
     println!(
         "{:<5} {:>6} {:>9} {:>5} {:>7} {:>12} {:>9} {:>10} {:>7}",
-        "cell", "hidden", "particles", "batch", "threads", "ms/step", "GFLOP/s", "GEMM peak", "ratio"
+        "cell",
+        "hidden",
+        "particles",
+        "batch",
+        "threads",
+        "ms/step",
+        "GFLOP/s",
+        "GEMM peak",
+        "ratio"
     );
     for r in &records {
         println!(

@@ -1,1 +1,22 @@
-fn main() {}
+//! The `particast` command line: parses arguments, runs one command, maps errors to exit codes
+//! (0 ok, 1 runtime failure, 2 bad usage or bad input).
+
+mod cli;
+
+use clap::Parser;
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let args = cli::Cli::parse();
+    cli::init_logging(&args.global);
+    match cli::run(args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {}", e.headline);
+            if let Some(detail) = &e.detail {
+                eprintln!("  {detail}");
+            }
+            ExitCode::from(e.code)
+        }
+    }
+}

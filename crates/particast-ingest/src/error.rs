@@ -126,7 +126,9 @@ pub enum IngestError {
         row: u64,
     },
     /// A null timestamp.
-    #[error("{source_name}: null timestamp in column `{column}` for series `{series}` at row {row}")]
+    #[error(
+        "{source_name}: null timestamp in column `{column}` for series `{series}` at row {row}"
+    )]
     NullTimestamp {
         /// The input.
         source_name: String,

@@ -43,11 +43,8 @@ pub fn series_to_arrow(series: &Series) -> Result<ArrayRef> {
         series.rechunk()
     };
     let array = series.to_arrow(0, CompatLevel::newest());
-    let field = polars_arrow::datatypes::Field::new(
-        series.name().clone(),
-        array.dtype().clone(),
-        true,
-    );
+    let field =
+        polars_arrow::datatypes::Field::new(series.name().clone(), array.dtype().clone(), true);
     let c_array = polars_arrow::ffi::export_array_to_c(array);
     let c_schema = polars_arrow::ffi::export_field_to_c(&field);
     // SAFETY: both types are the `#[repr(C)]` ArrowArray / ArrowSchema of the C Data Interface
@@ -57,10 +54,9 @@ pub fn series_to_arrow(series: &Series) -> Result<ArrayRef> {
             std::mem::transmute::<polars_arrow::ffi::ArrowArray, arrow_data::ffi::FFI_ArrowArray>(
                 c_array,
             ),
-            std::mem::transmute::<
-                polars_arrow::ffi::ArrowSchema,
-                arrow_schema::ffi::FFI_ArrowSchema,
-            >(c_schema),
+            std::mem::transmute::<polars_arrow::ffi::ArrowSchema, arrow_schema::ffi::FFI_ArrowSchema>(
+                c_schema,
+            ),
         )
     };
     // SAFETY: the pair was produced by a conforming exporter just above.
@@ -83,8 +79,7 @@ pub fn dataframe_to_record_batch(df: &DataFrame) -> Result<RecordBatch> {
         ));
         arrays.push(array);
     }
-    RecordBatch::try_new(Arc::new(Schema::new(fields)), arrays)
-        .map_err(|e| arrow_err("<batch>", e))
+    RecordBatch::try_new(Arc::new(Schema::new(fields)), arrays).map_err(|e| arrow_err("<batch>", e))
 }
 
 /// Converts one arrow-rs array into a polars [`Series`] named `name` (zero-copy for numeric data).
@@ -97,15 +92,14 @@ pub fn arrow_to_series(name: &str, array: &ArrayRef) -> Result<Series> {
             std::mem::transmute::<arrow_data::ffi::FFI_ArrowArray, polars_arrow::ffi::ArrowArray>(
                 ffi_array,
             ),
-            std::mem::transmute::<
-                arrow_schema::ffi::FFI_ArrowSchema,
-                polars_arrow::ffi::ArrowSchema,
-            >(ffi_schema),
+            std::mem::transmute::<arrow_schema::ffi::FFI_ArrowSchema, polars_arrow::ffi::ArrowSchema>(
+                ffi_schema,
+            ),
         )
     };
     // SAFETY: produced by arrow-rs' conforming exporter.
-    let field =
-        unsafe { polars_arrow::ffi::import_field_from_c(&c_schema) }.map_err(|e| arrow_err(name, e))?;
+    let field = unsafe { polars_arrow::ffi::import_field_from_c(&c_schema) }
+        .map_err(|e| arrow_err(name, e))?;
     // SAFETY: the array matches the field just imported.
     let imported = unsafe { polars_arrow::ffi::import_array_from_c(c_array, field.dtype.clone()) }
         .map_err(|e| arrow_err(name, e))?;

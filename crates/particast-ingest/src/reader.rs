@@ -100,7 +100,9 @@ impl SeriesStream {
         let span = info_span!("ingest.open", source = %source_name);
         let _g = span.enter();
         if opts.max_rows_in_memory == 0 {
-            return Err(IngestError::Options("max_rows_in_memory must be positive".into()));
+            return Err(IngestError::Options(
+                "max_rows_in_memory must be positive".into(),
+            ));
         }
         let inputs = scan(&source, opts)?;
         let files: Vec<String> = if inputs.len() > 1 {
@@ -334,15 +336,21 @@ const SPILL_CHUNK_ROWS: usize = 65_536;
 fn spill(lf: LazyFrame, k: usize, opts: &IngestOptions, name: &str) -> Result<Buckets> {
     let _s = info_span!("ingest.partition", buckets = k).entered();
     let dir = match &opts.spill_dir {
-        Some(d) => tempfile::Builder::new().prefix("particast-buckets").tempdir_in(d),
-        None => tempfile::Builder::new().prefix("particast-buckets").tempdir(),
+        Some(d) => tempfile::Builder::new()
+            .prefix("particast-buckets")
+            .tempdir_in(d),
+        None => tempfile::Builder::new()
+            .prefix("particast-buckets")
+            .tempdir(),
     }
     .map_err(|e| IngestError::Io {
         path: opts.spill_dir.clone().unwrap_or_else(std::env::temp_dir),
         source: e,
     })?;
     let mut lf = lf;
-    let schema = lf.collect_schema().map_err(|e| IngestError::read(name, e))?;
+    let schema = lf
+        .collect_schema()
+        .map_err(|e| IngestError::read(name, e))?;
     let paths: Vec<PathBuf> = (0..k)
         .map(|i| dir.path().join(format!("bucket-{i:05}.parquet")))
         .collect();

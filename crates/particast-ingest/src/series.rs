@@ -8,7 +8,9 @@ use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 
 use crate::error::{IngestError, Result};
-use crate::time::{axis_positions, infer_frequency, mode_step, CalendarFeature, Frequency, TimeAxis, TimeKind};
+use crate::time::{
+    axis_positions, infer_frequency, mode_step, CalendarFeature, Frequency, TimeAxis, TimeKind,
+};
 
 /// Column names of the canonical frame every input is brought to before series are built.
 pub(crate) mod canon {
@@ -238,16 +240,23 @@ fn string_column<'a>(array: &'a ArrayRef, column: &str) -> Result<Vec<Option<&'a
 }
 
 fn column<'b>(batch: &'b RecordBatch, name: &str) -> Result<&'b ArrayRef> {
-    batch.column_by_name(name).ok_or_else(|| IngestError::Arrow {
-        column: name.into(),
-        message: "column missing from canonical batch".into(),
-    })
+    batch
+        .column_by_name(name)
+        .ok_or_else(|| IngestError::Arrow {
+            column: name.into(),
+            message: "column missing from canonical batch".into(),
+        })
 }
 
 fn row_numbers(batch: &RecordBatch) -> Result<Vec<u64>> {
     let a = column(batch, canon::ROW)?;
     Ok(match a.data_type() {
-        DataType::UInt32 => a.as_primitive::<UInt32Type>().values().iter().map(|&v| v as u64).collect(),
+        DataType::UInt32 => a
+            .as_primitive::<UInt32Type>()
+            .values()
+            .iter()
+            .map(|&v| v as u64)
+            .collect(),
         DataType::UInt64 => a.as_primitive::<UInt64Type>().values().to_vec(),
         other => {
             return Err(IngestError::Arrow {
@@ -271,8 +280,18 @@ pub(crate) fn build_series_from_batch(
     let file_of: Vec<u32> = match batch.column_by_name(canon::FILE) {
         Some(a) if !ctx.files.is_empty() => match a.data_type() {
             DataType::UInt32 => a.as_primitive::<UInt32Type>().values().to_vec(),
-            DataType::UInt64 => a.as_primitive::<UInt64Type>().values().iter().map(|&v| v as u32).collect(),
-            DataType::Int32 => a.as_primitive::<arrow_array::types::Int32Type>().values().iter().map(|&v| v as u32).collect(),
+            DataType::UInt64 => a
+                .as_primitive::<UInt64Type>()
+                .values()
+                .iter()
+                .map(|&v| v as u32)
+                .collect(),
+            DataType::Int32 => a
+                .as_primitive::<arrow_array::types::Int32Type>()
+                .values()
+                .iter()
+                .map(|&v| v as u32)
+                .collect(),
             _ => Vec::new(),
         },
         _ => Vec::new(),
@@ -316,7 +335,16 @@ pub(crate) fn build_series_from_batch(
         let idx = &groups[id];
         let display_id = id;
         let source_name = source_of(idx[0] as usize);
-        match build_one(display_id, source_name, idx, &rows, ds, &targets, &covs, ctx)? {
+        match build_one(
+            display_id,
+            source_name,
+            idx,
+            &rows,
+            ds,
+            &targets,
+            &covs,
+            ctx,
+        )? {
             Some(mut s) => {
                 s.index = first_index + out.len();
                 report.add(&s.stats);
@@ -368,9 +396,22 @@ fn build_one(
     }
     if ctx.sequence {
         let ds: Vec<i64> = idx.iter().map(|&i| ts(i)).collect();
-        let frequency = ctx.frequency.or_else(|| mode_step(&ds).map(Frequency::Fixed));
+        let frequency = ctx
+            .frequency
+            .or_else(|| mode_step(&ds).map(Frequency::Fixed));
         let positions = (0..idx.len() as i64).collect();
-        return fill_values(id, source_name, &idx, positions, frequency, true, ds_col, targets, covs, ctx);
+        return fill_values(
+            id,
+            source_name,
+            &idx,
+            positions,
+            frequency,
+            true,
+            ds_col,
+            targets,
+            covs,
+            ctx,
+        );
     }
     if let Some(p) = idx.windows(2).position(|w| ts(w[1]) == ts(w[0])) {
         return Err(IngestError::DuplicateTimestamp {
@@ -431,7 +472,18 @@ fn build_one(
                 .unwrap_or_default(),
         });
     }
-    fill_values(id, source_name, &idx, positions, frequency, false, ds_col, targets, covs, ctx)
+    fill_values(
+        id,
+        source_name,
+        &idx,
+        positions,
+        frequency,
+        false,
+        ds_col,
+        targets,
+        covs,
+        ctx,
+    )
 }
 
 /// Places the rows `idx` of one series at `positions` and gathers values, mask and statistics.
@@ -495,10 +547,22 @@ fn fill_values(
         });
     }
     let mean = (0..d_n)
-        .map(|d| if observed[d] > 0 { sum[d] / observed[d] as f64 } else { 0.0 })
+        .map(|d| {
+            if observed[d] > 0 {
+                sum[d] / observed[d] as f64
+            } else {
+                0.0
+            }
+        })
         .collect();
     let mean_abs = (0..d_n)
-        .map(|d| if observed[d] > 0 { sum_abs[d] / observed[d] as f64 } else { 0.0 })
+        .map(|d| {
+            if observed[d] > 0 {
+                sum_abs[d] / observed[d] as f64
+            } else {
+                0.0
+            }
+        })
         .collect();
     let stats = SeriesStats {
         len,

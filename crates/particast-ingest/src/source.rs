@@ -13,8 +13,8 @@ use crate::time::{TimeKind, TimeUnit as PTimeUnit};
 pub enum Source {
     /// A file path or a glob pattern (`data/*.parquet`, `nab/**/*.csv`).
     Path(String),
-    /// A lazy polars query from a Rust caller.
-    Lazy(LazyFrame),
+    /// A lazy polars query from a Rust caller (see [`Source::lazy`]).
+    Lazy(Box<LazyFrame>),
     /// An in-memory polars frame from a Rust caller.
     Frame(DataFrame),
 }
@@ -29,6 +29,11 @@ impl Source {
     /// A path or glob.
     pub fn path(p: impl AsRef<Path>) -> Self {
         Source::Path(p.as_ref().to_string_lossy().into_owned())
+    }
+
+    /// A lazy polars query.
+    pub fn lazy(lf: LazyFrame) -> Self {
+        Source::Lazy(Box::new(lf))
     }
 
     /// The name used in messages: the path, or `<lazyframe>` / `<dataframe>`.
@@ -108,7 +113,8 @@ fn expand(p: &str) -> Result<Vec<String>> {
         check_path(p)?;
         return Ok(vec![p.to_string()]);
     }
-    let entries = glob::glob(p).map_err(|e| IngestError::Options(format!("bad glob {p:?}: {e}")))?;
+    let entries =
+        glob::glob(p).map_err(|e| IngestError::Options(format!("bad glob {p:?}: {e}")))?;
     let mut files = Vec::new();
     for entry in entries {
         let path = entry.map_err(|e| IngestError::Io {
@@ -150,7 +156,7 @@ pub(crate) fn scan(source: &Source, opts: &IngestOptions) -> Result<Vec<Input>> 
         Source::Lazy(lf) => Ok(vec![Input {
             name: source.name(),
             path_id: None,
-            lf: lf.clone(),
+            lf: lf.as_ref().clone(),
         }]),
         Source::Frame(df) => Ok(vec![Input {
             name: source.name(),
@@ -271,7 +277,9 @@ pub(crate) fn canonical_long(
     opts: &IngestOptions,
 ) -> Result<(LazyFrame, CanonInfo)> {
     if opts.target_cols.is_empty() {
-        return Err(IngestError::Options("at least one target column is needed".into()));
+        return Err(IngestError::Options(
+            "at least one target column is needed".into(),
+        ));
     }
     let mut frames = Vec::with_capacity(inputs.len());
     let mut first: Option<(DataType, TimeKind, Vec<String>)> = None;
@@ -287,7 +295,12 @@ pub(crate) fn canonical_long(
             None => {
                 let dt = require(&schema, &opts.id_col, &name)?;
                 if !(matches!(dt, DataType::String) || dt.is_integer()) {
-                    return Err(wrong_type(&name, &opts.id_col, "a string or integer id", dt));
+                    return Err(wrong_type(
+                        &name,
+                        &opts.id_col,
+                        "a string or integer id",
+                        dt,
+                    ));
                 }
                 col(opts.id_col.as_str())
             }
@@ -352,10 +365,18 @@ pub(crate) fn canonical_long(
             time_expr.cast(DataType::Int64).alias(canon::DS),
         ];
         for (i, t) in opts.target_cols.iter().enumerate() {
-            exprs.push(col(t.as_str()).cast(DataType::Float64).alias(canon::target(i)));
+            exprs.push(
+                col(t.as_str())
+                    .cast(DataType::Float64)
+                    .alias(canon::target(i)),
+            );
         }
         for (i, c) in covariate_cols.iter().enumerate() {
-            exprs.push(col(c.as_str()).cast(DataType::Float64).alias(canon::covariate(i)));
+            exprs.push(
+                col(c.as_str())
+                    .cast(DataType::Float64)
+                    .alias(canon::covariate(i)),
+            );
         }
         exprs.push(col(canon::ROW).cast(DataType::UInt64));
         exprs.push(lit(file_index as u32).alias(canon::FILE));
@@ -415,7 +436,11 @@ pub(crate) fn canonical_wide(input: Input, opts: &IngestOptions) -> Result<(Data
     let df = lf
         .select(
             std::iter::once(col(id_col.as_str()).cast(DataType::String))
-                .chain(value_cols.iter().map(|c| col(c.as_str()).cast(DataType::Float64)))
+                .chain(
+                    value_cols
+                        .iter()
+                        .map(|c| col(c.as_str()).cast(DataType::Float64)),
+                )
                 .collect::<Vec<_>>(),
         )
         .collect()

@@ -54,7 +54,9 @@ impl TimeKind {
                 let nanos = (sub as i128 * 1_000_000_000 / per as i128) as u32;
                 DateTime::from_timestamp(secs, nanos).map(|d| d.naive_utc())
             }
-            TimeKind::Date => DateTime::from_timestamp(v.checked_mul(86_400)?, 0).map(|d| d.naive_utc()),
+            TimeKind::Date => {
+                DateTime::from_timestamp(v.checked_mul(86_400)?, 0).map(|d| d.naive_utc())
+            }
             TimeKind::Integer => None,
         }
     }
@@ -156,7 +158,13 @@ impl Frequency {
                 None => step.to_string(),
                 Some(spt) => {
                     let secs = step as f64 * spt;
-                    for (unit, size) in [("w", 604_800.0), ("d", 86_400.0), ("h", 3_600.0), ("min", 60.0), ("s", 1.0)] {
+                    for (unit, size) in [
+                        ("w", 604_800.0),
+                        ("d", 86_400.0),
+                        ("h", 3_600.0),
+                        ("min", 60.0),
+                        ("s", 1.0),
+                    ] {
                         if secs >= size && (secs / size).fract() == 0.0 {
                             return format!("{}{unit}", (secs / size) as i64);
                         }
@@ -182,7 +190,9 @@ pub(crate) fn month_index(dt: &NaiveDateTime) -> i64 {
 }
 
 fn is_month_end(dt: &NaiveDateTime) -> bool {
-    dt.date().succ_opt().is_some_and(|d| d.month() != dt.month())
+    dt.date()
+        .succ_opt()
+        .is_some_and(|d| d.month() != dt.month())
 }
 
 /// A regular time axis: the timestamp of step `i` of a series.
@@ -237,7 +247,11 @@ impl TimeAxis {
 /// The most common positive difference between consecutive timestamps (ties go to the smaller),
 /// or `None` when there is none.
 pub fn mode_step(ds: &[i64]) -> Option<i64> {
-    let mut diffs: Vec<i64> = ds.windows(2).map(|w| w[1] - w[0]).filter(|d| *d > 0).collect();
+    let mut diffs: Vec<i64> = ds
+        .windows(2)
+        .map(|w| w[1] - w[0])
+        .filter(|d| *d > 0)
+        .collect();
     diffs.sort_unstable();
     let mut best: Option<(usize, i64)> = None;
     let mut i = 0;
@@ -277,9 +291,8 @@ pub fn infer_frequency(ds: &[i64], kind: &TimeKind) -> Result<Option<Frequency>,
     };
     let first = dts[0];
     let month_end = dts.iter().all(is_month_end);
-    let anchored = |d: &NaiveDateTime| {
-        d.time() == first.time() && (month_end || d.day() == first.day())
-    };
+    let anchored =
+        |d: &NaiveDateTime| d.time() == first.time() && (month_end || d.day() == first.day());
     if let Some(p) = dts.iter().position(|d| !anchored(d)) {
         return Err(p.max(1));
     }
@@ -308,7 +321,10 @@ pub(crate) fn axis_positions(ds: &[i64], kind: &TimeKind, freq: Frequency) -> Ve
     match freq {
         Frequency::Fixed(step) => ds.iter().map(|v| (v - ds[0]) / step).collect(),
         Frequency::Months(m) => {
-            let m0 = kind.to_datetime(ds[0]).map(|d| month_index(&d)).unwrap_or(0);
+            let m0 = kind
+                .to_datetime(ds[0])
+                .map(|d| month_index(&d))
+                .unwrap_or(0);
             ds.iter()
                 .map(|&v| {
                     kind.to_datetime(v)
@@ -377,7 +393,11 @@ impl CalendarFeature {
             return Vec::new();
         }
         if let Frequency::Months(m) = freq {
-            return if m < 12 { vec![MonthOfYear] } else { Vec::new() };
+            return if m < 12 {
+                vec![MonthOfYear]
+            } else {
+                Vec::new()
+            };
         }
         let Some(secs) = freq.approx_seconds(kind) else {
             return Vec::new();
@@ -410,10 +430,16 @@ mod tests {
         let h = 3_600_000_000;
         let ds = [0, h, 2 * h, 5 * h, 6 * h];
         assert_eq!(infer_frequency(&ds, &US), Ok(Some(Frequency::Fixed(h))));
-        assert_eq!(axis_positions(&ds, &US, Frequency::Fixed(h)), vec![0, 1, 2, 5, 6]);
+        assert_eq!(
+            axis_positions(&ds, &US, Frequency::Fixed(h)),
+            vec![0, 1, 2, 5, 6]
+        );
         assert_eq!(Frequency::Fixed(h).describe(&US), "1h");
         assert_eq!(Frequency::parse("1h", &US), Some(Frequency::Fixed(h)));
-        assert_eq!(Frequency::parse("30min", &US), Some(Frequency::Fixed(h / 2)));
+        assert_eq!(
+            Frequency::parse("30min", &US),
+            Some(Frequency::Fixed(h / 2))
+        );
     }
 
     #[test]
@@ -430,7 +456,12 @@ mod tests {
                 .signed_duration_since(chrono::NaiveDate::from_ymd_opt(1970, 1, 1).unwrap())
                 .num_days()
         };
-        let ds = [d(2020, 1, 31), d(2020, 2, 29), d(2020, 3, 31), d(2020, 5, 31)];
+        let ds = [
+            d(2020, 1, 31),
+            d(2020, 2, 29),
+            d(2020, 3, 31),
+            d(2020, 5, 31),
+        ];
         assert_eq!(
             infer_frequency(&ds, &TimeKind::Date),
             Ok(Some(Frequency::Months(1)))

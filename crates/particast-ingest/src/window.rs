@@ -139,13 +139,15 @@ impl WindowData {
             if !f.calendar.is_empty() {
                 let dt = s.axis.kind.to_datetime(s.timestamp(p));
                 for cf in &f.calendar {
-                    self.covariates.push(dt.as_ref().map(|dt| cf.value(dt)).unwrap_or(0.0));
+                    self.covariates
+                        .push(dt.as_ref().map(|dt| cf.value(dt)).unwrap_or(0.0));
                 }
             }
             if c_n > 0 {
                 if p >= 0 && (p as usize) < s.len() {
                     let row = p as usize * c_n;
-                    self.covariates.extend_from_slice(&s.covariates[row..row + c_n]);
+                    self.covariates
+                        .extend_from_slice(&s.covariates[row..row + c_n]);
                 } else {
                     self.covariates.extend(std::iter::repeat_n(0.0, c_n));
                 }
@@ -260,7 +262,12 @@ impl WindowBatchBuilder {
         let data = std::mem::take(&mut self.data);
         let n = self.ids.len();
         let f32_list = |values: Vec<f32>, size: usize| -> Result<ArrayRef> {
-            fixed_size_list(Arc::new(Float32Array::from(values)), DataType::Float32, size, n)
+            fixed_size_list(
+                Arc::new(Float32Array::from(values)),
+                DataType::Float32,
+                size,
+                n,
+            )
         };
         let u8_list = |values: Vec<u8>, size: usize| -> Result<ArrayRef> {
             fixed_size_list(Arc::new(UInt8Array::from(values)), DataType::UInt8, size, n)
@@ -395,7 +402,9 @@ pub fn sample_windows(
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     for _ in 0..n {
         let u: f64 = rng.random::<f64>() * acc;
-        let i = cumulative.partition_point(|&c| c <= u).min(candidates.len() - 1);
+        let i = cumulative
+            .partition_point(|&c| c <= u)
+            .min(candidates.len() - 1);
         let s = candidates[i];
         let start = if s.len() >= t {
             rng.random_range(0..=(s.len() - t) as i64)

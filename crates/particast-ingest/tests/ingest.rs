@@ -134,12 +134,18 @@ fn validation_errors_name_the_problem() {
     // Missing column.
     let df = df!("unique_id" => ["a"], "ds" => [0i64], "value" => [1.0]).unwrap();
     let e = read_err(df, &opts);
-    assert!(matches!(&e, IngestError::MissingColumn { column, .. } if column == "y"), "{e}");
+    assert!(
+        matches!(&e, IngestError::MissingColumn { column, .. } if column == "y"),
+        "{e}"
+    );
     assert!(e.to_string().contains("unique_id, ds, value"), "{e}");
     // Wrong type.
     let df = df!("unique_id" => ["a"], "ds" => [0i64], "y" => ["x"]).unwrap();
     let e = read_err(df, &opts);
-    assert!(matches!(&e, IngestError::WrongType { column, .. } if column == "y"), "{e}");
+    assert!(
+        matches!(&e, IngestError::WrongType { column, .. } if column == "y"),
+        "{e}"
+    );
     // Unsorted, with the row.
     let df = long_frame(&["a", "a", "b", "b", "b"], &[0, 1, 0, 2, 1], &[1.0; 5]);
     let e = read_err(df.clone(), &opts);
@@ -153,11 +159,24 @@ fn validation_errors_name_the_problem() {
     // Duplicate timestamps.
     let df = long_frame(&["a", "a", "a"], &[0, 1, 1], &[1.0; 3]);
     let e = read_err(df, &opts);
-    assert!(matches!(&e, IngestError::DuplicateTimestamp { row: 2, ds: 1, .. }), "{e}");
+    assert!(
+        matches!(&e, IngestError::DuplicateTimestamp { row: 2, ds: 1, .. }),
+        "{e}"
+    );
     // Irregular steps.
     let df = long_frame(&["a"; 5], &[0, 10, 20, 30, 35], &[1.0; 5]);
     let e = read_err(df.clone(), &opts);
-    assert!(matches!(&e, IngestError::Irregular { row: 4, step: 5, .. }), "{e}");
+    assert!(
+        matches!(
+            &e,
+            IngestError::Irregular {
+                row: 4,
+                step: 5,
+                ..
+            }
+        ),
+        "{e}"
+    );
     // ... read as a sequence of rows instead.
     let seq = IngestOptions {
         irregular: Irregular::Sequence,
@@ -172,18 +191,28 @@ fn validation_errors_name_the_problem() {
     assert!(matches!(read_err(df, &opts), IngestError::Empty { .. }));
     // All missing.
     let df = long_frame(&["a", "a"], &[0, 1], &[f64::NAN, f64::INFINITY]);
-    assert!(matches!(read_err(df.clone(), &opts), IngestError::AllMissing { .. }));
+    assert!(matches!(
+        read_err(df.clone(), &opts),
+        IngestError::AllMissing { .. }
+    ));
     let drop = IngestOptions {
         drop_all_missing: true,
         ..opts.clone()
     };
-    let df2 = long_frame(&["a", "a", "b"], &[0, 1, 0], &[f64::NAN, f64::INFINITY, 3.0]);
+    let df2 = long_frame(
+        &["a", "a", "b"],
+        &[0, 1, 0],
+        &[f64::NAN, f64::INFINITY, 3.0],
+    );
     let data = Dataset::read(Source::Frame(df2), &drop).unwrap();
     assert_eq!(data.series.len(), 1);
     assert_eq!(data.report.dropped_all_missing, 1);
     // Too many gaps.
     let df = long_frame(&["a"; 3], &[0, 1, 100_000], &[1.0; 3]);
-    assert!(matches!(read_err(df, &opts), IngestError::TooManyGaps { .. }));
+    assert!(matches!(
+        read_err(df, &opts),
+        IngestError::TooManyGaps { .. }
+    ));
 }
 
 #[test]
@@ -274,7 +303,16 @@ fn ffi_round_trip_is_lossless_and_zero_copy() {
     let back = record_batch_to_dataframe(&batch).unwrap();
     assert!(back.equals_missing(&df), "{back}\n{df}");
     // Numeric buffers are shared, not copied.
-    let polars_ptr = df.column("f").unwrap().f64().unwrap().downcast_iter().next().unwrap().values().as_ptr();
+    let polars_ptr = df
+        .column("f")
+        .unwrap()
+        .f64()
+        .unwrap()
+        .downcast_iter()
+        .next()
+        .unwrap()
+        .values()
+        .as_ptr();
     let arrow_ptr = batch
         .column_by_name("f")
         .unwrap()
@@ -354,8 +392,13 @@ fn short_series_policies() {
     let f = data.schema.features.clone();
     let spec = WindowSpec::new(2, 1).with_stride(1);
     let run = |spec: WindowSpec| {
-        WindowStream::new(data.series.clone().into_iter().map(Ok), spec, f.clone(), "t")
-            .collect::<Result<Vec<_>, _>>()
+        WindowStream::new(
+            data.series.clone().into_iter().map(Ok),
+            spec,
+            f.clone(),
+            "t",
+        )
+        .collect::<Result<Vec<_>, _>>()
     };
     assert!(matches!(
         run(spec.clone()),
@@ -366,10 +409,20 @@ fn short_series_policies() {
     let pad = run(spec.with_short_series(ShortSeries::Pad)).unwrap();
     let b = &pad[0];
     assert_eq!(b.num_rows(), 2);
-    let starts = b.column_by_name(columns::WINDOW_START).unwrap().as_primitive::<Int64Type>();
+    let starts = b
+        .column_by_name(columns::WINDOW_START)
+        .unwrap()
+        .as_primitive::<Int64Type>();
     assert_eq!(starts.value(1), -2);
-    let mask = b.column_by_name(columns::MASK).unwrap().as_fixed_size_list().value(1);
-    assert_eq!(mask.as_primitive::<UInt8Type>().values().to_vec(), vec![0, 0, 1]);
+    let mask = b
+        .column_by_name(columns::MASK)
+        .unwrap()
+        .as_fixed_size_list()
+        .value(1);
+    assert_eq!(
+        mask.as_primitive::<UInt8Type>().values().to_vec(),
+        vec![0, 0, 1]
+    );
 }
 
 #[test]
@@ -390,9 +443,15 @@ fn sampling_is_seeded_and_weighted_by_scale() {
     let a = sample_windows(&data.series, &spec, &data.schema.features, 500, 7).unwrap();
     let b = sample_windows(&data.series, &spec, &data.schema.features, 500, 7).unwrap();
     assert_eq!(a, b);
-    let ids = a.column_by_name(columns::UNIQUE_ID).unwrap().as_string::<i32>();
+    let ids = a
+        .column_by_name(columns::UNIQUE_ID)
+        .unwrap()
+        .as_string::<i32>();
     let big = ids.iter().filter(|i| *i == Some("s1")).count();
-    assert!(big > 490, "the series with 1000x the scale should dominate: {big}");
+    assert!(
+        big > 490,
+        "the series with 1000x the scale should dominate: {big}"
+    );
 }
 
 /// A random set of series: lengths, gaps (dropped rows) and missing values.
@@ -428,7 +487,11 @@ fn frame_of(series: &[(usize, Vec<Option<Option<f64>>>)]) -> DataFrame {
     df!("unique_id" => ids, "ds" => ds, "y" => y).unwrap()
 }
 
-fn list_values<T: arrow_array::ArrowPrimitiveType>(b: &RecordBatch, name: &str, row: usize) -> Vec<T::Native> {
+fn list_values<T: arrow_array::ArrowPrimitiveType>(
+    b: &RecordBatch,
+    name: &str,
+    row: usize,
+) -> Vec<T::Native> {
     b.column_by_name(name)
         .unwrap()
         .as_fixed_size_list()

@@ -145,11 +145,33 @@ impl<'a, T: Real> View<'a, T> {
         );
         match self.cfg.cell {
             Cell::Gru => gru_forward(
-                rows, hd, l, gh, xproj, x_of, eproj, self.b_hh, h_prev, h_next, cache, eps,
+                rows,
+                hd,
+                l,
+                gh,
+                xproj,
+                x_of,
+                eproj,
+                self.b_hh,
+                h_prev,
+                h_next,
+                cache,
+                eps,
                 &self.sigma,
             ),
             Cell::Tanh => tanh_forward(
-                rows, hd, l, gh, xproj, x_of, eproj, self.b_hh, h_next, cache, eps, &self.sigma,
+                rows,
+                hd,
+                l,
+                gh,
+                xproj,
+                x_of,
+                eproj,
+                self.b_hh,
+                h_next,
+                cache,
+                eps,
+                &self.sigma,
             ),
         }
     }
@@ -187,12 +209,21 @@ fn gru_forward<T: Real, F: Fn(usize) -> usize>(
         let hn = &mut h_next[row * hd..(row + 1) * hd];
         let (grz, gn) = ghr.split_at_mut(2 * hd);
         // r and z, in place.
-        for (((a, &x), &e), &b) in grz.iter_mut().zip(&x[..2 * hd]).zip(&e[..2 * hd]).zip(&b_hh[..2 * hd]) {
+        for (((a, &x), &e), &b) in grz
+            .iter_mut()
+            .zip(&x[..2 * hd])
+            .zip(&e[..2 * hd])
+            .zip(&b_hh[..2 * hd])
+        {
             *a = (*a + x + e + b).sigm();
         }
         let (gr, gz) = grz.split_at(hd);
         // W_hn h + b_hn (kept for the backward pass) and the candidate n, built in `hn`.
-        let (xn, en, bn) = (&x[2 * hd..3 * hd], &e[2 * hd..3 * hd], &b_hh[2 * hd..3 * hd]);
+        let (xn, en, bn) = (
+            &x[2 * hd..3 * hd],
+            &e[2 * hd..3 * hd],
+            &b_hh[2 * hd..3 * hd],
+        );
         for (g, &b) in gn.iter_mut().zip(bn) {
             *g += b;
         }

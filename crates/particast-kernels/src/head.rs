@@ -130,7 +130,8 @@ mod tests {
         };
         let y = 2.5;
         let z: f64 = (y - 1.0) / 2.0;
-        let want = (2.0 / (std::f64::consts::PI * 3f64.sqrt() * (1.0 + z * z / 3.0).powi(2)) / 2.0).ln();
+        let want =
+            (2.0 / (std::f64::consts::PI * 3f64.sqrt() * (1.0 + z * z / 3.0).powi(2)) / 2.0).ln();
         assert!((log_density(Head::StudentT, &e, y) - want).abs() < 1e-12);
     }
 
@@ -153,7 +154,11 @@ mod tests {
                 let fd = (row_log_density(head, &a, &y, &mask, 1e-3, None)
                     - row_log_density(head, &b, &y, &mask, 1e-3, None))
                     / (2.0 * h);
-                assert!((fd - g[i]).abs() < 1e-7 * (1.0 + fd.abs()), "{head:?} {i}: {fd} vs {}", g[i]);
+                assert!(
+                    (fd - g[i]).abs() < 1e-7 * (1.0 + fd.abs()),
+                    "{head:?} {i}: {fd} vs {}",
+                    g[i]
+                );
             }
         }
     }

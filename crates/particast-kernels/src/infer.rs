@@ -199,7 +199,17 @@ pub fn score<T: Real>(
                 xin[bl * c..(bl + 1) * c].copy_from_slice(&batch.inputs[o..o + c]);
             }
             v.project_inputs(&xin, bc, &mut xproj);
-            v.step(r, h, &mut h_next, &mut gh, &xproj, |row| (row / l) * g, &eproj, None, None);
+            v.step(
+                r,
+                h,
+                &mut h_next,
+                &mut gh,
+                &xproj,
+                |row| (row / l) * g,
+                &eproj,
+                None,
+                None,
+            );
             h.copy_from_slice(&h_next);
             v.head(h, r, &mut raw);
             for bl in 0..bc {
@@ -215,9 +225,22 @@ pub fn score<T: Real>(
                 }
                 for li in 0..l {
                     let row = bl * l + li;
-                    lp[li] = row_log_density(cfg.head, &raw[row * p..(row + 1) * p], y, m, v.floor, None);
+                    lp[li] = row_log_density(
+                        cfg.head,
+                        &raw[row * p..(row + 1) * p],
+                        y,
+                        m,
+                        v.floor,
+                        None,
+                    );
                 }
-                let lls = gate_update(cfg.gate, v.share, &mut log_w[bl * l..(bl + 1) * l], &lp, &mut s);
+                let lls = gate_update(
+                    cfg.gate,
+                    v.share,
+                    &mut log_w[bl * l..(bl + 1) * l],
+                    &lp,
+                    &mut s,
+                );
                 let log_scale: T = (0..d)
                     .filter(|&k| m[k] != T::zero())
                     .map(|k| batch.log_scale[(b0 + bl) * d + k])
@@ -242,7 +265,9 @@ pub fn score<T: Real>(
     }
     let work: Vec<_> = chunks.into_iter().zip(h_parts).zip(w_parts).collect();
     let outs: Vec<_> = if parallel {
-        work.into_par_iter().map(|((ch, h), w)| run(ch, h, w)).collect()
+        work.into_par_iter()
+            .map(|((ch, h), w)| run(ch, h, w))
+            .collect()
     } else {
         work.into_iter().map(|((ch, h), w)| run(ch, h, w)).collect()
     };
@@ -275,7 +300,13 @@ pub fn step<T: Real>(
 ) -> Result<(), KernelError> {
     let cfg = &model.config;
     state.check(model)?;
-    let (hd, g, l, p, c) = (cfg.hidden, cfg.gate_width(), cfg.particles, cfg.head_width(), cfg.inputs);
+    let (hd, g, l, p, c) = (
+        cfg.hidden,
+        cfg.gate_width(),
+        cfg.particles,
+        cfg.head_width(),
+        cfg.inputs,
+    );
     let rows = state.windows * l;
     if inputs.len() != rows * c || raw.len() != rows * p {
         return Err(KernelError::Shape(format!(
@@ -304,7 +335,17 @@ pub fn step<T: Real>(
         v.project_inputs(&inputs[b0 * l * c..(b0 + bc) * l * c], r, &mut xproj);
         let mut gh = vec![T::zero(); r * g];
         let mut h_next = vec![T::zero(); r * hd];
-        v.step(r, h, &mut h_next, &mut gh, &xproj, |row| row * g, &eproj, None, None);
+        v.step(
+            r,
+            h,
+            &mut h_next,
+            &mut gh,
+            &xproj,
+            |row| row * g,
+            &eproj,
+            None,
+            None,
+        );
         h.copy_from_slice(&h_next);
         v.head(h, r, raw);
     };
@@ -331,7 +372,9 @@ pub fn observe<T: Real>(
     let (l, p, d) = (cfg.particles, cfg.head_width(), cfg.targets);
     let b = state.windows;
     if raw.len() != b * l * p || y.len() != b * d || mask.len() != b * d {
-        return Err(KernelError::Shape("observe: buffer sizes do not fit the state".into()));
+        return Err(KernelError::Shape(
+            "observe: buffer sizes do not fit the state".into(),
+        ));
     }
     let v = View::new(model);
     let mut lp = vec![T::zero(); l];
@@ -345,9 +388,22 @@ pub fn observe<T: Real>(
         }
         for li in 0..l {
             let row = w * l + li;
-            lp[li] = row_log_density(cfg.head, &raw[row * p..(row + 1) * p], yw, mw, v.floor, None);
+            lp[li] = row_log_density(
+                cfg.head,
+                &raw[row * p..(row + 1) * p],
+                yw,
+                mw,
+                v.floor,
+                None,
+            );
         }
-        out[w] = gate_update(cfg.gate, v.share, &mut state.log_w[w * l..(w + 1) * l], &lp, &mut s);
+        out[w] = gate_update(
+            cfg.gate,
+            v.share,
+            &mut state.log_w[w * l..(w + 1) * l],
+            &lp,
+            &mut s,
+        );
     }
     Ok(out)
 }

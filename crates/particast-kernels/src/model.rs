@@ -273,14 +273,16 @@ impl<T: Real> Model<T> {
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         let k = 1.0 / (config.hidden as f64).sqrt();
         let uni = Uniform::new_inclusive(-k, k).map_err(|e| KernelError::Config(e.to_string()))?;
-        let normal = |std: f64| Normal::new(0.0, std).map_err(|e| KernelError::Config(e.to_string()));
+        let normal =
+            |std: f64| Normal::new(0.0, std).map_err(|e| KernelError::Config(e.to_string()));
         let h0 = normal(config.h0_init_std.max(1e-12))?;
         let std_normal = normal(1.0)?;
         for e in &layout.entries {
             let slot = &mut params[e.range()];
             match e.name {
                 "cell.w_ih" | "cell.b_ih" | "cell.w_hh" | "cell.b_hh" | "cell.w_eh" | "head.w" => {
-                    slot.iter_mut().for_each(|v| *v = T::c(uni.sample(&mut rng)))
+                    slot.iter_mut()
+                        .for_each(|v| *v = T::c(uni.sample(&mut rng)))
                 }
                 "particles.h0" => slot.iter_mut().for_each(|v| *v = T::c(h0.sample(&mut rng))),
                 "particles.embedding" => slot
@@ -299,11 +301,10 @@ impl<T: Real> Model<T> {
                 }
                 "gate.share_logit" => {
                     let a = config.share_init;
-                    slot.iter_mut().for_each(|v| *v = T::c((a / (1.0 - a)).ln()));
+                    slot.iter_mut()
+                        .for_each(|v| *v = T::c((a / (1.0 - a)).ln()));
                 }
-                "noise.sigma_raw" => slot
-                    .iter_mut()
-                    .for_each(|v| *v = T::c(softplus_inv(0.01))),
+                "noise.sigma_raw" => slot.iter_mut().for_each(|v| *v = T::c(softplus_inv(0.01))),
                 _ => {}
             }
         }

@@ -100,7 +100,10 @@ mod tests {
         let mut p = vec![1.0f64, -2.0];
         let mut a = Adam::new(AdamConfig::default(), 2);
         a.step(&mut p, &[0.5, -3.0], 0.1);
-        assert!((p[0] - 0.9).abs() < 1e-6 && (p[1] + 1.9).abs() < 1e-6, "{p:?}");
+        assert!(
+            (p[0] - 0.9).abs() < 1e-6 && (p[1] + 1.9).abs() < 1e-6,
+            "{p:?}"
+        );
     }
 
     #[test]
@@ -111,7 +114,10 @@ mod tests {
             let g = vec![2.0 * (p[0] - 1.0), 2.0 * (p[1] + 1.0)];
             a.step(&mut p, &g, 0.05);
         }
-        assert!((p[0] - 1.0).abs() < 1e-3 && (p[1] + 1.0).abs() < 1e-3, "{p:?}");
+        assert!(
+            (p[0] - 1.0).abs() < 1e-3 && (p[1] + 1.0).abs() < 1e-3,
+            "{p:?}"
+        );
     }
 
     #[test]

@@ -73,7 +73,7 @@ pub fn exp_f32(x: f32) -> f32 {
     let p = p * r + 8.333_452e-3;
     let p = p * r + 4.166_579_6e-2;
     let p = p * r + 1.666_666_5e-1;
-    let p = p * r + 5.000_000_1e-1;
+    let p = p * r + 0.5;
     let y = p * r * r + r + 1.0;
     y * f32::from_bits(((n as i32 + 127) as u32) << 23)
 }
@@ -331,7 +331,10 @@ mod tests {
                 worst.2 = worst.2.max(ex);
             }
         }
-        assert!(worst.0 < 3e-7 && worst.1 < 3e-7 && worst.2 < 3e-7, "{worst:?}");
+        assert!(
+            worst.0 < 3e-7 && worst.1 < 3e-7 && worst.2 < 3e-7,
+            "{worst:?}"
+        );
         assert_eq!(exp_f32(-1000.0), exp_f32(-87.0));
         assert!(exp_f32(1000.0).is_finite());
     }

@@ -244,7 +244,8 @@ fn chunk<T: Real>(
                 } else {
                     None
                 };
-                lp[idx] = row_log_density(cfg.head, &out[idx * p..(idx + 1) * p], y, m, v.floor, grad);
+                lp[idx] =
+                    row_log_density(cfg.head, &out[idx * p..(idx + 1) * p], y, m, v.floor, grad);
             }
         }
     }
@@ -347,7 +348,11 @@ fn chunk<T: Real>(
             }
             for li in 0..l {
                 dlp[t * r + bl * l + li] = s[li];
-                dn[li] = if cfg.gate == Gate::Uniform { T::zero() } else { s[li] };
+                dn[li] = if cfg.gate == Gate::Uniform {
+                    T::zero()
+                } else {
+                    s[li]
+                };
             }
         }
     }
@@ -399,8 +404,31 @@ fn chunk<T: Real>(
         let h_prev = &hs[t * r * hd..(t + 1) * r * hd];
         let cache_t = &mut cache[t * r * cw..(t + 1) * r * cw];
         match cfg.cell {
-            Cell::Gru => gru_backward(r, hd, l, tt, t, &dh, h_prev, cache_t, &mut dprev, &mut dxproj, &mut deproj),
-            Cell::Tanh => tanh_backward(r, hd, l, tt, t, &dh, cache_t, &mut dprev, &mut dxproj, &mut deproj),
+            Cell::Gru => gru_backward(
+                r,
+                hd,
+                l,
+                tt,
+                t,
+                &dh,
+                h_prev,
+                cache_t,
+                &mut dprev,
+                &mut dxproj,
+                &mut deproj,
+            ),
+            Cell::Tanh => tanh_backward(
+                r,
+                hd,
+                l,
+                tt,
+                t,
+                &dh,
+                cache_t,
+                &mut dprev,
+                &mut dxproj,
+                &mut deproj,
+            ),
         }
         // dh_prev += dgh * W_hh, dgh being the first G columns of the cache rows.
         gemm(
@@ -522,11 +550,19 @@ fn gru_backward<T: Real>(
         }
         let dx = &mut dxproj[xo..xo + g];
         let de = &mut deproj[li * g..(li + 1) * g];
-        for ((x, e), &v) in dx[..2 * hd].iter_mut().zip(&mut de[..2 * hd]).zip(&cr[..2 * hd]) {
+        for ((x, e), &v) in dx[..2 * hd]
+            .iter_mut()
+            .zip(&mut de[..2 * hd])
+            .zip(&cr[..2 * hd])
+        {
             *x += v;
             *e += v;
         }
-        for ((x, e), &v) in dx[2 * hd..].iter_mut().zip(&mut de[2 * hd..]).zip(&cr[3 * hd..]) {
+        for ((x, e), &v) in dx[2 * hd..]
+            .iter_mut()
+            .zip(&mut de[2 * hd..])
+            .zip(&cr[3 * hd..])
+        {
             *x += v;
             *e += v;
         }
@@ -560,7 +596,9 @@ fn tanh_backward<T: Real>(
         for (c, &d) in cr.iter_mut().zip(dhr) {
             *c = d * (one - *c * *c);
         }
-        dprev[row * hd..(row + 1) * hd].iter_mut().for_each(|v| *v = T::zero());
+        dprev[row * hd..(row + 1) * hd]
+            .iter_mut()
+            .for_each(|v| *v = T::zero());
         let dx = &mut dxproj[xo..xo + hd];
         let de = &mut deproj[li * hd..(li + 1) * hd];
         for ((x, e), &v) in dx.iter_mut().zip(de.iter_mut()).zip(cr.iter()) {
@@ -603,7 +641,16 @@ pub fn loss_and_grad<T: Real>(
         .map(|b0| (b0, per_chunk.min(batch.windows - b0)))
         .collect();
     let run = |&(b0, bc): &(usize, usize)| {
-        chunk(&v, model.params.len(), batch, b0, bc, inv_n, opts.noise_seed, want_grad)
+        chunk(
+            &v,
+            model.params.len(),
+            batch,
+            b0,
+            bc,
+            inv_n,
+            opts.noise_seed,
+            want_grad,
+        )
     };
     let outs: Vec<ChunkOut<T>> = if opts.parallel {
         chunks.par_iter().map(run).collect()
@@ -633,6 +680,10 @@ pub fn loss_and_grad<T: Real>(
         report.nll /= n_obs as f64;
         report.nll_original /= n_obs as f64;
     }
-    report.effective_particles = if ess_n > 0 { ess / ess_n as f64 } else { cfg.particles as f64 };
+    report.effective_particles = if ess_n > 0 {
+        ess / ess_n as f64
+    } else {
+        cfg.particles as f64
+    };
     Ok(report)
 }

@@ -21,8 +21,12 @@ struct Data {
 impl Data {
     fn new(b: usize, t: usize, c: usize, d: usize, seed: u64) -> Self {
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
-        let inputs = (0..b * t * c).map(|_| rng.random_range(-1.0..1.0)).collect();
-        let targets = (0..b * t * d).map(|_| rng.random_range(-2.0..2.0)).collect();
+        let inputs = (0..b * t * c)
+            .map(|_| rng.random_range(-1.0..1.0))
+            .collect();
+        let targets = (0..b * t * d)
+            .map(|_| rng.random_range(-2.0..2.0))
+            .collect();
         let mut mask: Vec<f64> = (0..b * t * d)
             .map(|_| if rng.random::<f64>() < 0.2 { 0.0 } else { 1.0 })
             .collect();
@@ -94,7 +98,10 @@ fn gradient_check(cfg: ModelConfig, d: usize, seed: u64) -> (f64, String) {
                 .find(|e| e.range().contains(&i))
                 .map(|e| e.name)
                 .unwrap_or("?");
-            worst = (rel, format!("{name}[{i}]: fd {fd:.9e} analytic {:.9e}", grad[i]));
+            worst = (
+                rel,
+                format!("{name}[{i}]: fd {fd:.9e} analytic {:.9e}", grad[i]),
+            );
         }
     }
     worst
@@ -124,7 +131,12 @@ fn gradients_match_finite_differences_for_every_configuration() {
                         };
                         seed += 7;
                         let (err, at) = gradient_check(cfg, d, seed);
-                        report.push((err, format!("{cell:?} {head:?} {gate:?} noise={noise} D={d}: {err:.2e} at {at}")));
+                        report.push((
+                            err,
+                            format!(
+                                "{cell:?} {head:?} {gate:?} noise={noise} D={d}: {err:.2e} at {at}"
+                            ),
+                        ));
                     }
                 }
             }
@@ -160,8 +172,19 @@ fn plain_gru_nll(model: &Model<f64>, data: &Data) -> f64 {
     let cfg = &model.config;
     let (h, c, e) = (cfg.hidden, cfg.inputs, cfg.embedding);
     let t = |n: &str| model.tensor(n).unwrap().to_vec();
-    let (w_ih, b_ih, w_hh, b_hh, w_eh) = (t("cell.w_ih"), t("cell.b_ih"), t("cell.w_hh"), t("cell.b_hh"), t("cell.w_eh"));
-    let (h0, emb, hw, hb) = (t("particles.h0"), t("particles.embedding"), t("head.w"), t("head.b"));
+    let (w_ih, b_ih, w_hh, b_hh, w_eh) = (
+        t("cell.w_ih"),
+        t("cell.b_ih"),
+        t("cell.w_hh"),
+        t("cell.b_hh"),
+        t("cell.w_eh"),
+    );
+    let (h0, emb, hw, hb) = (
+        t("particles.h0"),
+        t("particles.embedding"),
+        t("head.w"),
+        t("head.b"),
+    );
     let mut total = 0.0;
     for b in 0..data.b {
         let mut state = h0.clone();
@@ -174,7 +197,8 @@ fn plain_gru_nll(model: &Model<f64>, data: &Data) -> f64 {
             for j in 0..h {
                 let xr = pre(j, &w_ih, u, c) + b_ih[j] + pre(j, &w_eh, &emb, e);
                 let xz = pre(h + j, &w_ih, u, c) + b_ih[h + j] + pre(h + j, &w_eh, &emb, e);
-                let xn = pre(2 * h + j, &w_ih, u, c) + b_ih[2 * h + j] + pre(2 * h + j, &w_eh, &emb, e);
+                let xn =
+                    pre(2 * h + j, &w_ih, u, c) + b_ih[2 * h + j] + pre(2 * h + j, &w_eh, &emb, e);
                 let r = sigmoid(xr + pre(j, &w_hh, &state, h) + b_hh[j]);
                 let z = sigmoid(xz + pre(h + j, &w_hh, &state, h) + b_hh[h + j]);
                 let n = (xn + r * (pre(2 * h + j, &w_hh, &state, h) + b_hh[2 * h + j])).tanh();
@@ -190,9 +214,12 @@ fn plain_gru_nll(model: &Model<f64>, data: &Data) -> f64 {
                     continue;
                 }
                 let mu = pre(k, &hw, &state, h) + hb[k];
-                let sigma = softplus(pre(cfg.targets + k, &hw, &state, h) + hb[cfg.targets + k]) + cfg.sigma_floor;
+                let sigma = softplus(pre(cfg.targets + k, &hw, &state, h) + hb[cfg.targets + k])
+                    + cfg.sigma_floor;
                 let y = data.targets[o + k];
-                total += 0.5 * (2.0 * std::f64::consts::PI).ln() + sigma.ln() + 0.5 * ((y - mu) / sigma).powi(2);
+                total += 0.5 * (2.0 * std::f64::consts::PI).ln()
+                    + sigma.ln()
+                    + 0.5 * ((y - mu) / sigma).powi(2);
             }
         }
     }
@@ -218,13 +245,23 @@ fn one_particle_is_the_plain_rnn_likelihood() {
             let r = loss_and_grad(&m, &data.batch(), &TrainOptions::default(), None).unwrap();
             let want = plain_gru_nll(&model, &data);
             let got = r.nll * r.observations as f64;
-            assert!((got - want).abs() < 1e-9 * want.abs(), "D={d} {gate:?}: {got} vs {want}");
+            assert!(
+                (got - want).abs() < 1e-9 * want.abs(),
+                "D={d} {gate:?}: {got} vs {want}"
+            );
         }
     }
 }
 
 fn with_share(cfg: &ModelConfig, logit: f64) -> Model<f64> {
-    let mut m = Model::<f64>::new(ModelConfig { gate: Gate::FixedShare, ..cfg.clone() }, 9).unwrap();
+    let mut m = Model::<f64>::new(
+        ModelConfig {
+            gate: Gate::FixedShare,
+            ..cfg.clone()
+        },
+        9,
+    )
+    .unwrap();
     m.tensor_mut("gate.share_logit").unwrap()[0] = logit;
     m
 }
@@ -252,17 +289,28 @@ fn fixed_share_limits_are_uniform_and_bayes() {
         Model::from_params(m.config, params).unwrap()
     };
     let opts = TrainOptions::default();
-    let uniform = loss_and_grad(&as_gate(Gate::Uniform), &data.batch(), &opts, None).unwrap().nll;
-    let bayes = loss_and_grad(&as_gate(Gate::Bayes), &data.batch(), &opts, None).unwrap().nll;
+    let uniform = loss_and_grad(&as_gate(Gate::Uniform), &data.batch(), &opts, None)
+        .unwrap()
+        .nll;
+    let bayes = loss_and_grad(&as_gate(Gate::Bayes), &data.batch(), &opts, None)
+        .unwrap()
+        .nll;
     let mut near_one = base.clone();
     near_one.tensor_mut("gate.share_logit").unwrap()[0] = 40.0;
     let mut near_zero = base.clone();
     near_zero.tensor_mut("gate.share_logit").unwrap()[0] = -40.0;
-    let fs1 = loss_and_grad(&near_one, &data.batch(), &opts, None).unwrap().nll;
-    let fs0 = loss_and_grad(&near_zero, &data.batch(), &opts, None).unwrap().nll;
+    let fs1 = loss_and_grad(&near_one, &data.batch(), &opts, None)
+        .unwrap()
+        .nll;
+    let fs0 = loss_and_grad(&near_zero, &data.batch(), &opts, None)
+        .unwrap()
+        .nll;
     assert!((fs1 - uniform).abs() < 1e-12, "{fs1} vs uniform {uniform}");
     assert!((fs0 - bayes).abs() < 1e-12, "{fs0} vs bayes {bayes}");
-    assert!((uniform - bayes).abs() > 1e-6, "the test data must tell the gates apart");
+    assert!(
+        (uniform - bayes).abs() > 1e-6,
+        "the test data must tell the gates apart"
+    );
 }
 
 #[test]
@@ -288,7 +336,8 @@ fn bayes_is_the_mixture_over_particles_chosen_once() {
         let mut per_particle = vec![0.0; l];
         for t in 0..data.t {
             for (li, acc) in per_particle.iter_mut().enumerate() {
-                let raw = &out.raw[((b * data.t + t) * l + li) * p..((b * data.t + t) * l + li + 1) * p];
+                let raw =
+                    &out.raw[((b * data.t + t) * l + li) * p..((b * data.t + t) * l + li + 1) * p];
                 for k in 0..d {
                     let o = (b * data.t + t) * d + k;
                     if data.mask[o] == 0.0 {
@@ -329,10 +378,16 @@ fn chunked_scoring_equals_one_pass() {
         for len in [7, 13, 20] {
             let sub = |v: &[f64], k: usize| -> Vec<f64> {
                 (0..data.b)
-                    .flat_map(|b| v[(b * data.t + start) * k..(b * data.t + start + len) * k].to_vec())
+                    .flat_map(|b| {
+                        v[(b * data.t + start) * k..(b * data.t + start + len) * k].to_vec()
+                    })
                     .collect()
             };
-            let (inputs, targets, mask) = (sub(&data.inputs, 3), sub(&data.targets, 1), sub(&data.mask, 1));
+            let (inputs, targets, mask) = (
+                sub(&data.inputs, 3),
+                sub(&data.targets, 1),
+                sub(&data.mask, 1),
+            );
             let batch = Batch {
                 windows: data.b,
                 steps: len,
@@ -351,7 +406,10 @@ fn chunked_scoring_equals_one_pass() {
         for b in 0..data.b {
             for t in 0..data.t {
                 let (a, c) = (whole.ll[b * data.t + t], ll[b][t]);
-                assert!((a - c).abs() <= 1e-12 * (1.0 + a.abs()), "{gate:?} b={b} t={t}: {a} vs {c}");
+                assert!(
+                    (a - c).abs() <= 1e-12 * (1.0 + a.abs()),
+                    "{gate:?} b={b} t={t}: {a} vs {c}"
+                );
             }
         }
         assert_eq!(state, whole_state);
@@ -371,7 +429,12 @@ fn results_do_not_depend_on_threads_or_chunk_parallelism() {
     let model = Model::<f32>::new(cfg, 2).unwrap();
     let d = Data::new(20, 15, 3, 1, 3);
     let cast = |v: &[f64]| v.iter().map(|&x| x as f32).collect::<Vec<f32>>();
-    let (i, t, m, s) = (cast(&d.inputs), cast(&d.targets), cast(&d.mask), cast(&d.log_scale));
+    let (i, t, m, s) = (
+        cast(&d.inputs),
+        cast(&d.targets),
+        cast(&d.mask),
+        cast(&d.log_scale),
+    );
     let batch = Batch {
         windows: d.b,
         steps: d.t,
@@ -395,7 +458,10 @@ fn results_do_not_depend_on_threads_or_chunk_parallelism() {
     let (b, gb) = run(false);
     assert_eq!(a.to_bits(), b.to_bits());
     assert_eq!(ga, gb);
-    let pool = rayon::ThreadPoolBuilder::new().num_threads(1).build().unwrap();
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(1)
+        .build()
+        .unwrap();
     let (c, gc) = pool.install(|| run(true));
     assert_eq!(a.to_bits(), c.to_bits());
     assert_eq!(ga, gc);
@@ -423,7 +489,9 @@ fn step_and_observe_follow_scoring() {
         let mut inputs = Vec::new();
         for b in 0..data.b {
             for _ in 0..l {
-                inputs.extend_from_slice(&data.inputs[(b * data.t + t) * 2..(b * data.t + t + 1) * 2]);
+                inputs.extend_from_slice(
+                    &data.inputs[(b * data.t + t) * 2..(b * data.t + t + 1) * 2],
+                );
             }
         }
         let mut raw = vec![0.0; data.b * l * p];
@@ -433,7 +501,11 @@ fn step_and_observe_follow_scoring() {
         let ll = observe(&model, &mut st, &raw, &y, &m).unwrap();
         for b in 0..data.b {
             let want = scored.ll[b * data.t + t];
-            assert!((ll[b] - want).abs() < 1e-12, "t={t} b={b}: {} vs {want}", ll[b]);
+            assert!(
+                (ll[b] - want).abs() < 1e-12,
+                "t={t} b={b}: {} vs {want}",
+                ll[b]
+            );
         }
     }
 }
@@ -476,13 +548,29 @@ fn train_bimodal(particles: usize, seed: u64) -> f64 {
     let opts = TrainOptions::default();
     for _ in 0..600 {
         let (inputs, targets) = make(&mut rng);
-        let batch = Batch { windows: b, steps: t, inputs: &inputs, targets: &targets, mask: &mask, log_scale: &log_scale, burn_in: 0 };
+        let batch = Batch {
+            windows: b,
+            steps: t,
+            inputs: &inputs,
+            targets: &targets,
+            mask: &mask,
+            log_scale: &log_scale,
+            burn_in: 0,
+        };
         loss_and_grad(&model, &batch, &opts, Some(&mut grad)).unwrap();
         clip_global_norm(&mut grad, 10.0);
         adam.step(&mut model.params, &grad, 0.02);
     }
     let (inputs, targets) = make(&mut rng);
-    let batch = Batch { windows: b, steps: t, inputs: &inputs, targets: &targets, mask: &mask, log_scale: &log_scale, burn_in: 0 };
+    let batch = Batch {
+        windows: b,
+        steps: t,
+        inputs: &inputs,
+        targets: &targets,
+        mask: &mask,
+        log_scale: &log_scale,
+        burn_in: 0,
+    };
     loss_and_grad(&model, &batch, &opts, None).unwrap().nll
 }
 
