@@ -69,6 +69,8 @@ pub struct PreparedSeries {
     pub values: Vec<f64>,
     /// `len * D` flags, 1 where observed.
     pub mask: Vec<u8>,
+    /// `len` flags: true where the input had a row for the step (false for filled gaps).
+    pub present: Vec<bool>,
     /// `len * C` exogenous covariates, `covariates[t * C + c]`; 0 where missing.
     pub covariates: Vec<f32>,
     /// Number of covariates C.
@@ -116,6 +118,68 @@ impl PreparedSeries {
             }
         }
     }
+    /// The first `n` steps of this series (all of it when `n >= len`), with statistics
+    /// recomputed for the prefix: a training view that holds out the tail.
+    pub fn head(&self, n: usize) -> PreparedSeries {
+        let n = n.min(self.len());
+        let (d_n, c_n) = (self.n_targets, self.n_covariates);
+        let values = self.values[..n * d_n].to_vec();
+        let mask = self.mask[..n * d_n].to_vec();
+        let mut observed = vec![0usize; d_n];
+        let mut sum = vec![0.0f64; d_n];
+        let mut sum_abs = vec![0.0f64; d_n];
+        for t in 0..n {
+            for d in 0..d_n {
+                if mask[t * d_n + d] == 1 {
+                    observed[d] += 1;
+                    sum[d] += values[t * d_n + d];
+                    sum_abs[d] += values[t * d_n + d].abs();
+                }
+            }
+        }
+        let avg = |s: &[f64]| -> Vec<f64> {
+            (0..d_n)
+                .map(|d| {
+                    if observed[d] > 0 {
+                        s[d] / observed[d] as f64
+                    } else {
+                        0.0
+                    }
+                })
+                .collect()
+        };
+        let timestamps = self.timestamps.as_ref().map(|ts| ts[..n].to_vec());
+        let stats = SeriesStats {
+            len: n,
+            rows: self.present[..n].iter().filter(|p| **p).count(),
+            observed: observed.clone(),
+            mean: avg(&sum),
+            mean_abs: avg(&sum_abs),
+            gaps_filled: 0,
+            non_finite: 0,
+            first_ds: self.stats.first_ds,
+            last_ds: if n == 0 {
+                self.stats.first_ds
+            } else {
+                self.timestamp(n as i64 - 1)
+            },
+            frequency: self.stats.frequency,
+        };
+        PreparedSeries {
+            id: self.id.clone(),
+            index: self.index,
+            axis: self.axis.clone(),
+            timestamps,
+            n_targets: d_n,
+            values,
+            mask,
+            present: self.present[..n].to_vec(),
+            covariates: self.covariates[..n * c_n].to_vec(),
+            n_covariates: c_n,
+            stats,
+        }
+    }
+
     /// The scale of dimension `d` (mean |y| over observed values), for reports and sampling.
     pub fn scale(&self, d: usize) -> f64 {
         self.stats.mean_abs.get(d).copied().unwrap_or(0.0)
@@ -506,6 +570,7 @@ fn fill_values(
     let c_n = ctx.n_covariates;
     let mut values = vec![0.0f64; len * d_n];
     let mut mask = vec![0u8; len * d_n];
+    let mut present = vec![false; len];
     let mut covariates = vec![0.0f32; len * c_n];
     let mut observed = vec![0usize; d_n];
     let mut sum = vec![0.0f64; d_n];
@@ -513,6 +578,7 @@ fn fill_values(
     let mut non_finite = 0usize;
     for (k, &i) in idx.iter().enumerate() {
         let t = positions[k] as usize;
+        present[t] = true;
         for (d, col) in targets.iter().enumerate() {
             if col.is_null(i as usize) {
                 continue;
@@ -588,6 +654,7 @@ fn fill_values(
         n_targets: d_n,
         values,
         mask,
+        present,
         covariates,
         n_covariates: c_n,
         stats,

@@ -184,6 +184,14 @@ impl Frequency {
     }
 }
 
+fn gcd(a: i64, b: i64) -> i64 {
+    let (mut a, mut b) = (a.abs(), b.abs());
+    while b != 0 {
+        (a, b) = (b, a % b);
+    }
+    a
+}
+
 /// Position of a timestamp on a regular axis.
 pub(crate) fn month_index(dt: &NaiveDateTime) -> i64 {
     dt.year() as i64 * 12 + dt.month0() as i64
@@ -284,6 +292,13 @@ pub fn infer_frequency(ds: &[i64], kind: &TimeKind) -> Result<Option<Frequency>,
     let Some(bad) = first_bad else {
         return Ok(Some(Frequency::Fixed(step)));
     };
+    // Many gaps can make a multiple of the true step the most common one (0, 2, 4, 5): the
+    // greatest common divisor of the steps is the frequency then, unless it is much smaller
+    // than the common step (jittery timestamps are irregular, not finely sampled).
+    let g = ds.windows(2).fold(0i64, |g, w| gcd(g, w[1] - w[0]));
+    if g > 0 && g * 4 >= step {
+        return Ok(Some(Frequency::Fixed(g)));
+    }
     // Try calendar months.
     let dts: Option<Vec<NaiveDateTime>> = ds.iter().map(|&v| kind.to_datetime(v)).collect();
     let Some(dts) = dts else {
@@ -444,8 +459,20 @@ mod tests {
 
     #[test]
     fn irregular_step_is_reported() {
-        let ds = [0, 10, 20, 30, 35, 45];
+        let ds = [0, 10, 20, 30, 33, 43];
         assert_eq!(infer_frequency(&ds, &TimeKind::Integer), Err(4));
+        // Jitter of one unit on a step of 300 is irregular, not a 1-unit frequency.
+        let ds = [0, 300, 600, 901, 1200];
+        assert_eq!(infer_frequency(&ds, &TimeKind::Integer), Err(3));
+    }
+
+    #[test]
+    fn many_gaps_do_not_hide_the_step() {
+        let ds = [0, 2, 4, 5, 7, 9];
+        assert_eq!(
+            infer_frequency(&ds, &TimeKind::Integer),
+            Ok(Some(Frequency::Fixed(1)))
+        );
     }
 
     #[test]

@@ -1,14 +1,52 @@
 //! # particast-pipeline
 //!
-//! The stages that turn windows into models and models into numbers: training (scaling, Adam,
-//! early stopping, checkpoints), anomaly scoring by exact predictive log-likelihood, and
-//! probabilistic forecasting, each emitting Arrow columns. It sits between the command line and
-//! the two lower crates: it reads series through `particast-ingest` and runs the particle RNN of
+//! The stages that turn windows into models and models into numbers. It sits between the command
+//! line and the two lower crates: series come from `particast-ingest`, the particle RNN from
 //! `particast-kernels`.
 //!
-//! The stages are not written yet; this crate currently only fixes the dependency shape of the
-//! workspace (`particast` -> `particast-pipeline` -> {`particast-ingest`, `particast-kernels`}).
+//! - [`train()`]: windows sampled from ingestion (seeded, weighted by scale), per-window scaling
+//!   ([`Scaling`]), Adam with global-norm clipping, learning-rate decay on plateau, early stopping
+//!   on the NLL of a held-out tail of every series, a checkpoint every epoch and resume. Progress
+//!   goes to a [`Reporter`]; the result is a [`TrainedModel`] saved as a model directory
+//!   (`model.safetensors` + `config.json`, written atomically, with a format version).
+//! - [`score_series`]: per observation the exact one-step predictive NLL under the particle
+//!   mixture, the PIT value and an anomaly score, streaming through each series in chunks that
+//!   carry the particle state; [`score_continued`] continues from a saved [`SeriesState`].
+//! - [`forecast_series`]: `particle` mode (each particle rolls on its own mean; quantiles by
+//!   inverting the mixture CDF) or `sample` mode (exact ancestral sampling).
+//! - [`metrics`]: CRPS, wQL, ND, NRMSE, MASE, sMAPE, MSIS, coverage, NLL, with their definitions.
+//! - [`output`]: the stages' Arrow columns and atomic Parquet writing.
+//!
+//! ```no_run
+//! use particast_pipeline::{train, Silent, TrainConfig};
+//! use particast_ingest::{Dataset, IngestOptions, Source};
+//!
+//! let opts = IngestOptions::default();
+//! let data = Dataset::read(Source::path("train.parquet"), &opts).unwrap();
+//! let cfg = TrainConfig { context: 168, horizon: 48, ..Default::default() };
+//! let model = train(&data, &opts, &cfg, "model".as_ref(), false, &mut Silent).unwrap();
+//! println!("{:?}", model.meta.training);
+//! ```
 #![deny(missing_docs)]
+// Index loops over parallel per-step buffers read better than zipped iterators here.
+#![allow(clippy::needless_range_loop)]
+
+mod error;
+pub mod forecast;
+mod inputs;
+pub mod metrics;
+pub mod mixture;
+mod model_dir;
+pub mod output;
+pub mod score;
+mod train;
+
+pub use error::{PipelineError, Result};
+pub use forecast::{forecast_series, ForecastConfig, Mode, SeriesForecast, StepForecast};
+pub use inputs::{InputSpec, KernelBatch, Scaling};
+pub use model_dir::{write_atomic, ModelMeta, TrainedModel, FORMAT_VERSION};
+pub use score::{score_continued, score_series, ScoreConfig, SeriesScores, SeriesState};
+pub use train::{train, EpochReport, Reporter, Silent, TrainConfig, TrainSummary};
 
 pub use particast_ingest as ingest;
 pub use particast_kernels as kernels;

@@ -1,0 +1,85 @@
+//! The error type of the pipeline crate.
+
+use std::path::PathBuf;
+
+/// What can go wrong in a stage.
+#[derive(Debug, thiserror::Error)]
+pub enum PipelineError {
+    /// Reading or validating the input failed.
+    #[error(transparent)]
+    Ingest(#[from] particast_ingest::IngestError),
+    /// The kernels refused a configuration or a buffer.
+    #[error(transparent)]
+    Kernel(#[from] particast_kernels::KernelError),
+    /// A file could not be read or written.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A model directory or state file is damaged or of another format.
+    #[error("{path}: {message}")]
+    Format {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+    /// The data does not match what the model was trained on.
+    #[error("the input does not match the model: {0}")]
+    SchemaMismatch(String),
+    /// Settings that cannot work.
+    #[error("invalid settings: {0}")]
+    Config(String),
+    /// polars failed (writing outputs).
+    #[error("{context}: {message}")]
+    Polars {
+        /// What was being done.
+        context: String,
+        /// polars' message.
+        message: String,
+    },
+    /// Training produced a non-finite loss.
+    #[error("training diverged: the loss became {value} at epoch {epoch}, batch {batch}")]
+    Diverged {
+        /// Epoch.
+        epoch: usize,
+        /// Batch within the epoch.
+        batch: usize,
+        /// The loss.
+        value: f64,
+    },
+}
+
+/// Result alias for this crate.
+pub type Result<T, E = PipelineError> = std::result::Result<T, E>;
+
+impl PipelineError {
+    pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        PipelineError::Io {
+            path: path.into(),
+            source,
+        }
+    }
+    pub(crate) fn format(path: impl Into<PathBuf>, message: impl Into<String>) -> Self {
+        PipelineError::Format {
+            path: path.into(),
+            message: message.into(),
+        }
+    }
+    /// True when the error is the user's input (exit code 2), not a runtime failure.
+    pub fn is_bad_input(&self) -> bool {
+        !matches!(
+            self,
+            PipelineError::Io { .. }
+                | PipelineError::Diverged { .. }
+                | PipelineError::Polars { .. }
+        ) && !matches!(
+            self,
+            PipelineError::Ingest(particast_ingest::IngestError::Io { .. })
+        )
+    }
+}

@@ -1,0 +1,351 @@
+//! The forecasting stage: from the state at the end of each series, `horizon` steps ahead.
+//!
+//! - `particle` mode (default, deterministic): the particles are conditioned on the last
+//!   `context` steps (as in training), then each rolls forward on its own emission mean; each
+//!   step's predictive is the L-component mixture with the gate's weights at the end of the
+//!   context. Quantiles invert the mixture CDF exactly.
+//! - `sample` mode: exact ancestral sampling of `samples` paths (seeded): each step draws a
+//!   particle by its current weight and a value from its emission, feeds the value to all
+//!   particles and conditions the weights on it. Quantiles are empirical.
+//!
+//! Future covariates are not known to the model and enter as 0; calendar features are computed
+//! from the continued time axis.
+
+use particast_ingest::{PreparedSeries, WindowData};
+use particast_kernels::{emission, observe, score, step, Head, ParticleState};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use rand_distr::{Distribution, StandardNormal, StudentT};
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{PipelineError, Result};
+use crate::inputs::KernelBatch;
+use crate::mixture::{self, Component};
+use crate::model_dir::TrainedModel;
+
+/// Forecast mode.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// Particle means rolled forward; the predictive is the mixture itself.
+    #[default]
+    Particle,
+    /// Ancestral sampling of paths.
+    Sample,
+}
+
+/// Forecast settings.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ForecastConfig {
+    /// Steps ahead.
+    pub horizon: usize,
+    /// Central interval levels in percent (e.g. 80 and 95).
+    pub levels: Vec<f64>,
+    /// Particle or sample mode.
+    pub mode: Mode,
+    /// Sample paths (sample mode).
+    pub samples: usize,
+    /// Seed (sample mode).
+    pub seed: u64,
+}
+
+impl Default for ForecastConfig {
+    fn default() -> Self {
+        ForecastConfig {
+            horizon: 48,
+            levels: vec![80.0, 95.0],
+            mode: Mode::Particle,
+            samples: 200,
+            seed: 0,
+        }
+    }
+}
+
+/// One forecast step of one series, in original units.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StepForecast {
+    /// Physical timestamp.
+    pub ds: i64,
+    /// Mean of the first target.
+    pub mean: f64,
+    /// Median.
+    pub median: f64,
+    /// `(lo, hi)` per level, in the order of the config's levels.
+    pub intervals: Vec<(f64, f64)>,
+    /// The mixture (particle mode, first target): weight, mu, std, nu per particle.
+    pub mixture: Vec<Component>,
+    /// The sampled values (sample mode), for sample-based metrics.
+    pub samples: Vec<f64>,
+}
+
+/// Forecast of one series.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SeriesForecast {
+    /// Series id.
+    pub id: String,
+    /// Steps.
+    pub steps: Vec<StepForecast>,
+}
+
+impl ForecastConfig {
+    fn validate(&self) -> Result<()> {
+        if self.horizon == 0 {
+            return Err(PipelineError::Config("horizon must be positive".into()));
+        }
+        if let Some(l) = self.levels.iter().find(|l| !(**l > 0.0 && **l < 100.0)) {
+            return Err(PipelineError::Config(format!(
+                "level {l} is not in (0, 100)"
+            )));
+        }
+        if self.mode == Mode::Sample && self.samples < 2 {
+            return Err(PipelineError::Config(
+                "sample mode needs at least 2 samples".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Conditions fresh particles on the last `context` steps of `s`; returns the state, the scale
+/// and the start of the conditioning window.
+fn condition(
+    tm: &TrainedModel,
+    s: &PreparedSeries,
+    windows: usize,
+) -> Result<(ParticleState<f32>, Vec<f64>)> {
+    let spec = &tm.meta.inputs;
+    let d = spec.features.n_targets;
+    let ctx = tm.meta.context;
+    let start = s.len() as i64 - ctx as i64;
+    let w = WindowData::of(s, start, ctx, &spec.features);
+    let scale = spec.scaling.scale(&w.values, &w.mask, d, ctx);
+    let mut kb = KernelBatch::default();
+    spec.push_window(&w, ctx, &scale, &mut kb);
+    let mut state = ParticleState::new(&tm.model, 1);
+    score(&tm.model, &mut state, &kb.view(0), false)?;
+    Ok((state.select(&vec![0; windows]), scale))
+}
+
+/// Builds the step inputs of R rows from each row's own recent values.
+///
+/// `history(row, step)` returns the scaled value of target `d` at absolute step `step` as seen
+/// by that row (known data before the forecast origin, the row's own path after it).
+#[allow(clippy::too_many_arguments)]
+fn step_inputs(
+    tm: &TrainedModel,
+    s: &PreparedSeries,
+    at: i64,
+    rows: usize,
+    scale: &[f64],
+    path: &[Vec<f64>],
+    origin: usize,
+    out: &mut Vec<f32>,
+) {
+    let spec = &tm.meta.inputs;
+    let d = spec.features.n_targets;
+    let lags = &spec.features.lags;
+    // Calendar features of the step (covariates unknown: 0).
+    let cal = WindowData::of(s, at, 1, &spec.features);
+    let f = spec.features.n_features();
+    let feats: Vec<f32> = (0..f)
+        .map(|j| {
+            if j < spec.features.calendar.len() {
+                cal.covariates[j]
+            } else {
+                0.0
+            }
+        })
+        .collect();
+    let log1p: Vec<f32> = scale.iter().map(|x| x.ln_1p() as f32).collect();
+    out.clear();
+    for row in 0..rows {
+        let mut masks = Vec::with_capacity(lags.len() * d);
+        for &lag in lags {
+            let src = at - lag as i64;
+            for dd in 0..d {
+                let v = if src >= origin as i64 {
+                    Some(path[row][(src as usize - origin) * d + dd])
+                } else {
+                    s.value(src, dd).map(|v| v / scale[dd])
+                };
+                out.push(v.unwrap_or(0.0) as f32);
+                masks.push(if v.is_some() { 1.0 } else { 0.0 });
+            }
+        }
+        out.extend_from_slice(&masks);
+        out.extend_from_slice(&log1p);
+        out.extend_from_slice(&feats);
+    }
+}
+
+fn quantile_levels(levels: &[f64]) -> Vec<(f64, f64)> {
+    levels
+        .iter()
+        .map(|l| (0.5 - l / 200.0, 0.5 + l / 200.0))
+        .collect()
+}
+
+fn forecast_particle(
+    tm: &TrainedModel,
+    s: &PreparedSeries,
+    cfg: &ForecastConfig,
+) -> Result<SeriesForecast> {
+    let mc = &tm.model.config;
+    let (l, p, d) = (mc.particles, mc.head_width(), mc.targets);
+    let (mut state, scale) = condition(tm, s, 1)?;
+    let origin = s.len();
+    // Each particle is a row with its own path of means.
+    let mut paths: Vec<Vec<f64>> = vec![Vec::with_capacity(cfg.horizon * d); l];
+    let mut inputs = Vec::new();
+    let mut raw = vec![0.0f32; l * p];
+    let qs = quantile_levels(&cfg.levels);
+    let mut steps = Vec::with_capacity(cfg.horizon);
+    let log_w = state.log_w.clone();
+    for k in 0..cfg.horizon {
+        let at = (origin + k) as i64;
+        step_inputs(tm, s, at, l, &scale, &paths, origin, &mut inputs);
+        step(&tm.model, &mut state, &inputs, &mut raw, false)?;
+        for (li, path) in paths.iter_mut().enumerate() {
+            for dd in 0..d {
+                let e = emission(
+                    mc.head,
+                    &raw[li * p..(li + 1) * p],
+                    dd,
+                    d,
+                    mc.sigma_floor as f32,
+                );
+                path.push(e.mu as f64);
+            }
+        }
+        let comps = crate::score::components(tm, &log_w, &raw, 0, &scale);
+        steps.push(StepForecast {
+            ds: s.timestamp(at),
+            mean: mixture::mean(&comps),
+            median: mixture::quantile(&comps, 0.5),
+            intervals: qs
+                .iter()
+                .map(|&(lo, hi)| (mixture::quantile(&comps, lo), mixture::quantile(&comps, hi)))
+                .collect(),
+            mixture: comps,
+            samples: Vec::new(),
+        });
+    }
+    Ok(SeriesForecast {
+        id: s.id.clone(),
+        steps,
+    })
+}
+
+fn empirical_quantile(sorted: &[f64], q: f64) -> f64 {
+    // Linear interpolation between order statistics (type 7).
+    let n = sorted.len();
+    let h = (n - 1) as f64 * q;
+    let lo = h.floor() as usize;
+    let hi = (lo + 1).min(n - 1);
+    sorted[lo] + (h - lo as f64) * (sorted[hi] - sorted[lo])
+}
+
+fn forecast_sample(
+    tm: &TrainedModel,
+    s: &PreparedSeries,
+    cfg: &ForecastConfig,
+) -> Result<SeriesForecast> {
+    let mc = &tm.model.config;
+    let (l, p, d) = (mc.particles, mc.head_width(), mc.targets);
+    let n = cfg.samples;
+    let (mut state, scale) = condition(tm, s, n)?;
+    let origin = s.len();
+    let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed);
+    rng.set_stream(s.index as u64);
+    // Rows are (path, particle); every particle of a path sees the path's values.
+    let mut paths: Vec<Vec<f64>> = vec![Vec::with_capacity(cfg.horizon * d); n];
+    let mut row_paths: Vec<Vec<f64>> = vec![Vec::new(); n * l];
+    let mut inputs = Vec::new();
+    let mut raw = vec![0.0f32; n * l * p];
+    let qs = quantile_levels(&cfg.levels);
+    let mut steps = Vec::with_capacity(cfg.horizon);
+    for k in 0..cfg.horizon {
+        let at = (origin + k) as i64;
+        for (r, rp) in row_paths.iter_mut().enumerate() {
+            rp.clone_from(&paths[r / l]);
+        }
+        step_inputs(tm, s, at, n * l, &scale, &row_paths, origin, &mut inputs);
+        step(&tm.model, &mut state, &inputs, &mut raw, false)?;
+        let mut ys = vec![0.0f32; n * d];
+        for path in 0..n {
+            let lw = &state.log_w[path * l..(path + 1) * l];
+            let u: f64 = rng.random();
+            let mut acc = 0.0;
+            let mut chosen = l - 1;
+            for (li, w) in lw.iter().enumerate() {
+                acc += (*w as f64).exp();
+                if u < acc {
+                    chosen = li;
+                    break;
+                }
+            }
+            let row = path * l + chosen;
+            for dd in 0..d {
+                let e = emission(
+                    mc.head,
+                    &raw[row * p..(row + 1) * p],
+                    dd,
+                    d,
+                    mc.sigma_floor as f32,
+                );
+                let z: f64 = match mc.head {
+                    Head::Gaussian => StandardNormal.sample(&mut rng),
+                    Head::StudentT => StudentT::new(e.nu as f64)
+                        .map_err(|e| PipelineError::Config(e.to_string()))?
+                        .sample(&mut rng),
+                };
+                let y = e.mu as f64 + e.sigma as f64 * z;
+                ys[path * d + dd] = y as f32;
+                paths[path].push(y);
+            }
+        }
+        let mask = vec![1.0f32; n * d];
+        observe(&tm.model, &mut state, &raw, &ys, &mask)?;
+        let mut first: Vec<f64> = (0..n).map(|path| paths[path][k * d] * scale[0]).collect();
+        let mean = first.iter().sum::<f64>() / n as f64;
+        first.sort_by(|a, b| a.total_cmp(b));
+        steps.push(StepForecast {
+            ds: s.timestamp(at),
+            mean,
+            median: empirical_quantile(&first, 0.5),
+            intervals: qs
+                .iter()
+                .map(|&(lo, hi)| {
+                    (
+                        empirical_quantile(&first, lo),
+                        empirical_quantile(&first, hi),
+                    )
+                })
+                .collect(),
+            mixture: Vec::new(),
+            samples: first,
+        });
+    }
+    Ok(SeriesForecast {
+        id: s.id.clone(),
+        steps,
+    })
+}
+
+/// Forecasts every series (in parallel over series).
+pub fn forecast_series(
+    tm: &TrainedModel,
+    series: &[PreparedSeries],
+    cfg: &ForecastConfig,
+) -> Result<Vec<SeriesForecast>> {
+    cfg.validate()?;
+    series
+        .par_iter()
+        .map(|s| match cfg.mode {
+            Mode::Particle => forecast_particle(tm, s, cfg),
+            Mode::Sample => forecast_sample(tm, s, cfg),
+        })
+        .collect()
+}

@@ -1,0 +1,289 @@
+//! Model directories: weights in safetensors, a JSON config with a format version, the data schema
+//! and the scaling rule; checkpoints for resuming. Every file is written atomically (a temporary
+//! file in the same folder, then a rename).
+
+use particast_ingest::{DataSchema, IngestOptions};
+use particast_kernels::{Model, ModelConfig};
+use safetensors::tensor::{Dtype, SafeTensors, TensorView};
+use serde::{Deserialize, Serialize};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use crate::error::{PipelineError, Result};
+use crate::inputs::InputSpec;
+use crate::train::TrainSummary;
+
+/// The version of the model directory format this build reads and writes.
+pub const FORMAT_VERSION: u32 = 1;
+/// Weights file in a model directory.
+pub const WEIGHTS: &str = "model.safetensors";
+/// Config file in a model directory.
+pub const CONFIG: &str = "config.json";
+
+/// Everything but the weights: `config.json`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelMeta {
+    /// Format of the directory ([`FORMAT_VERSION`]).
+    pub format_version: u32,
+    /// particast version that wrote it.
+    pub particast_version: String,
+    /// Network configuration.
+    pub model: ModelConfig,
+    /// The data the model was trained on: columns, time kind, frequency, features.
+    pub data: DataSchema,
+    /// How to read data for this model (layout, column names, lags).
+    pub ingest: IngestOptions,
+    /// The inputs: features (with lags) and the scaling rule.
+    pub inputs: InputSpec,
+    /// Context steps of the training windows (also the scoring scale window).
+    pub context: usize,
+    /// Horizon of the training windows.
+    pub horizon: usize,
+    /// What training reported, once done.
+    pub training: Option<TrainSummary>,
+}
+
+/// A trained model: metadata and f32 weights.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TrainedModel {
+    /// `config.json`.
+    pub meta: ModelMeta,
+    /// The network.
+    pub model: Model<f32>,
+}
+
+/// Writes `bytes` to `path` atomically: a temporary file in the same folder, synced, renamed.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".particast-")
+        .suffix(".tmp")
+        .tempfile_in(&dir)
+        .map_err(|e| PipelineError::io(&dir, e))?;
+    tmp.write_all(bytes)
+        .and_then(|_| tmp.as_file().sync_all())
+        .map_err(|e| PipelineError::io(path, e))?;
+    tmp.persist(path)
+        .map_err(|e| PipelineError::io(path, e.error))?;
+    Ok(())
+}
+
+/// Serialises named f32/f64 tensors to safetensors bytes.
+pub(crate) fn tensors_to_bytes(
+    tensors: &[(String, Vec<usize>, TensorData<'_>)],
+) -> Result<Vec<u8>> {
+    let bytes: Vec<(String, Vec<usize>, Dtype, Vec<u8>)> = tensors
+        .iter()
+        .map(|(name, shape, data)| {
+            let (dtype, raw) = match data {
+                TensorData::F32(v) => {
+                    (Dtype::F32, v.iter().flat_map(|x| x.to_le_bytes()).collect())
+                }
+                TensorData::F64(v) => {
+                    (Dtype::F64, v.iter().flat_map(|x| x.to_le_bytes()).collect())
+                }
+            };
+            (name.clone(), shape.clone(), dtype, raw)
+        })
+        .collect();
+    let views: Vec<(String, TensorView<'_>)> = bytes
+        .iter()
+        .map(|(name, shape, dtype, raw)| {
+            TensorView::new(*dtype, shape.clone(), raw)
+                .map(|v| (name.clone(), v))
+                .map_err(|e| PipelineError::Config(format!("tensor {name}: {e}")))
+        })
+        .collect::<Result<_>>()?;
+    safetensors::tensor::serialize(views, None)
+        .map_err(|e| PipelineError::Config(format!("serialising tensors: {e}")))
+}
+
+/// Tensor payloads for [`tensors_to_bytes`].
+pub(crate) enum TensorData<'a> {
+    F32(&'a [f32]),
+    F64(&'a [f64]),
+}
+
+/// Reads one tensor of a safetensors file as f64 values, checking its shape.
+pub(crate) fn read_tensor(
+    st: &SafeTensors<'_>,
+    name: &str,
+    shape: &[usize],
+    path: &Path,
+) -> Result<Vec<f64>> {
+    let t = st
+        .tensor(name)
+        .map_err(|e| PipelineError::format(path, format!("tensor `{name}`: {e}")))?;
+    if t.shape() != shape {
+        return Err(PipelineError::format(
+            path,
+            format!(
+                "tensor `{name}` has shape {:?}, the config needs {shape:?}",
+                t.shape()
+            ),
+        ));
+    }
+    let data = t.data();
+    let values: Vec<f64> = match t.dtype() {
+        Dtype::F32 => data
+            .chunks_exact(4)
+            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]) as f64)
+            .collect(),
+        Dtype::F64 => data
+            .chunks_exact(8)
+            .map(|b| f64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]))
+            .collect(),
+        other => {
+            return Err(PipelineError::format(
+                path,
+                format!("tensor `{name}` has type {other:?}, expected F32 or F64"),
+            ))
+        }
+    };
+    if let Some(bad) = values.iter().position(|v| !v.is_finite()) {
+        return Err(PipelineError::format(
+            path,
+            format!("tensor `{name}` holds a non-finite value at position {bad}"),
+        ));
+    }
+    Ok(values)
+}
+
+pub(crate) fn read_file(path: &Path) -> Result<Vec<u8>> {
+    std::fs::read(path).map_err(|e| PipelineError::io(path, e))
+}
+
+impl TrainedModel {
+    /// The model's weights as safetensors bytes (one named tensor per parameter view).
+    pub fn weights_bytes(model: &Model<f32>) -> Result<Vec<u8>> {
+        let tensors: Vec<(String, Vec<usize>, TensorData<'_>)> = model
+            .layout
+            .entries
+            .iter()
+            .filter(|e| !e.is_empty())
+            .map(|e| {
+                (
+                    e.name.to_string(),
+                    e.shape.clone(),
+                    TensorData::F32(&model.params[e.range()]),
+                )
+            })
+            .collect();
+        tensors_to_bytes(&tensors)
+    }
+
+    /// Writes the directory: weights first, then the config (so a config always has its weights).
+    pub fn save(&self, dir: &Path) -> Result<()> {
+        std::fs::create_dir_all(dir).map_err(|e| PipelineError::io(dir, e))?;
+        write_atomic(&dir.join(WEIGHTS), &Self::weights_bytes(&self.model)?)?;
+        let json = serde_json::to_vec_pretty(&self.meta)
+            .map_err(|e| PipelineError::Config(format!("serialising config: {e}")))?;
+        write_atomic(&dir.join(CONFIG), &json)
+    }
+
+    /// Reads a model directory, checking the format version and every tensor's shape.
+    pub fn load(dir: &Path) -> Result<TrainedModel> {
+        if !dir.is_dir() {
+            return Err(PipelineError::format(
+                dir,
+                "not a model directory (no such folder)",
+            ));
+        }
+        let config_path = dir.join(CONFIG);
+        let raw = read_file(&config_path)?;
+        let value: serde_json::Value = serde_json::from_slice(&raw)
+            .map_err(|e| PipelineError::format(&config_path, format!("not valid JSON: {e}")))?;
+        let version = value.get("format_version").and_then(|v| v.as_u64());
+        if version != Some(FORMAT_VERSION as u64) {
+            return Err(PipelineError::format(
+                &config_path,
+                format!(
+                    "model format version {} is not supported (this build reads version {FORMAT_VERSION})",
+                    version.map(|v| v.to_string()).unwrap_or_else(|| "missing".into())
+                ),
+            ));
+        }
+        let meta: ModelMeta = serde_json::from_value(value)
+            .map_err(|e| PipelineError::format(&config_path, format!("bad config: {e}")))?;
+        meta.model
+            .validate()
+            .map_err(|e| PipelineError::format(&config_path, e.to_string()))?;
+        let weights_path = dir.join(WEIGHTS);
+        let bytes = read_file(&weights_path)?;
+        let st = SafeTensors::deserialize(&bytes).map_err(|e| {
+            PipelineError::format(&weights_path, format!("not a safetensors file: {e}"))
+        })?;
+        let mut model = Model::<f32>::new(meta.model.clone(), 0)?;
+        let entries = model.layout.entries.clone();
+        for e in entries.iter().filter(|e| !e.is_empty()) {
+            let values = read_tensor(&st, e.name, &e.shape, &weights_path)?;
+            for (dst, v) in model.params[e.range()].iter_mut().zip(values) {
+                *dst = v as f32;
+            }
+        }
+        if meta.inputs.n_inputs() != meta.model.inputs {
+            return Err(PipelineError::format(
+                &config_path,
+                "the input spec and the network disagree on the number of inputs",
+            ));
+        }
+        Ok(TrainedModel { meta, model })
+    }
+
+    /// Checks that data read for scoring or forecasting has the schema the model was trained on.
+    pub fn check_schema(&self, data: &DataSchema) -> Result<()> {
+        let want = &self.meta.data;
+        let mismatch = |what: String| Err(PipelineError::SchemaMismatch(what));
+        if data.target_cols.len() != want.target_cols.len() {
+            return mismatch(format!(
+                "the model was trained on {} target(s) ({}), the input has {} ({})",
+                want.target_cols.len(),
+                want.target_cols.join(", "),
+                data.target_cols.len(),
+                data.target_cols.join(", ")
+            ));
+        }
+        if data.covariate_cols != want.covariate_cols {
+            return mismatch(format!(
+                "covariates differ: model [{}], input [{}]",
+                want.covariate_cols.join(", "),
+                data.covariate_cols.join(", ")
+            ));
+        }
+        if std::mem::discriminant(&data.time_kind) != std::mem::discriminant(&want.time_kind) {
+            return mismatch(format!(
+                "time column kinds differ: model {:?}, input {:?}",
+                want.time_kind, data.time_kind
+            ));
+        }
+        if data.features.calendar != want.features.calendar {
+            return mismatch(format!(
+                "the input's frequency ({}) gives other calendar features than the model's ({})",
+                data.frequency_text(),
+                want.frequency_text()
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Tensor names and JSON metadata of a training checkpoint.
+pub(crate) const CHECKPOINT_WEIGHTS: &str = "checkpoint.safetensors";
+pub(crate) const CHECKPOINT_STATE: &str = "checkpoint.json";
+
+/// Reads an optional JSON file into a map (for small state files).
+pub(crate) fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T> {
+    let raw = read_file(path)?;
+    serde_json::from_slice(&raw).map_err(|e| PipelineError::format(path, format!("bad JSON: {e}")))
+}
+
+/// Writes JSON atomically.
+pub(crate) fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<()> {
+    let json = serde_json::to_vec_pretty(value)
+        .map_err(|e| PipelineError::Config(format!("serialising {}: {e}", path.display())))?;
+    write_atomic(path, &json)
+}

@@ -1,0 +1,332 @@
+//! The scoring stage: for every observation, the exact one-step predictive NLL under the particle
+//! mixture (original units), the PIT value and an anomaly score, streaming through each series in
+//! chunks that carry the particle state, with per-series state files for incremental scoring.
+//!
+//! Definitions (per observation x^t with predictive mixture F):
+//! - `particast-nll`: `-log p(x^t | x^{<t})` in the units of the data;
+//! - `particast-pit`: `F(x^t)` (for D > 1 targets, that of the first target);
+//! - `particast-anomaly`: `1 - p`, with `p = 2 min(F, 1 - F)` the two-sided tail probability
+//!   (for D > 1, `p = min(1, D min_d p_d)`, Bonferroni), averaged over the last `smooth` scores;
+//! - `particast-flag`: `particast-anomaly >= threshold`.
+//!
+//! The scale of a series is fixed by its first `context` steps (so every later point is scored
+//! with the past only). Missing observations get nulls.
+
+use particast_ingest::{PreparedSeries, WindowData};
+use particast_kernels::{emission, score, ParticleState};
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+use std::collections::VecDeque;
+
+use crate::error::{PipelineError, Result};
+use crate::inputs::KernelBatch;
+use crate::mixture::{self, Component};
+use crate::model_dir::TrainedModel;
+
+/// Scoring settings.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ScoreConfig {
+    /// Flag observations whose anomaly score reaches this.
+    pub threshold: f64,
+    /// Average the anomaly score over this many past observations (1: no smoothing).
+    pub smooth: usize,
+    /// Steps per kernel call (memory does not grow with series length).
+    pub chunk: usize,
+}
+
+impl Default for ScoreConfig {
+    fn default() -> Self {
+        ScoreConfig {
+            threshold: 0.999,
+            smooth: 1,
+            chunk: 2048,
+        }
+    }
+}
+
+/// Where scoring of one series stands: enough to continue it exactly with new data.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SeriesState {
+    /// Series id.
+    pub id: String,
+    /// Steps scored so far.
+    pub steps: usize,
+    /// Timestamp of the last step scored (physical value).
+    pub last_ds: i64,
+    /// Scale per target dimension.
+    pub scale: Vec<f64>,
+    /// `[L][H]` particle states.
+    pub h: Vec<f32>,
+    /// `[L]` log-weights for the next step.
+    pub log_w: Vec<f32>,
+    /// The last `max lag` steps' values (`[steps][D]`, 0 where missing), for lag features.
+    pub tail_values: Vec<f64>,
+    /// Their observed flags.
+    pub tail_mask: Vec<u8>,
+    /// The last `smooth - 1` raw anomaly scores.
+    pub recent_scores: Vec<f64>,
+}
+
+/// Scores of one series, one entry per step from where scoring started.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct SeriesScores {
+    /// Series id.
+    pub id: String,
+    /// Physical timestamps.
+    pub ds: Vec<i64>,
+    /// Whether the input had a row for the step.
+    pub present: Vec<bool>,
+    /// `[steps][D]` values (None where missing).
+    pub y: Vec<Option<f64>>,
+    /// NLL per step.
+    pub nll: Vec<Option<f64>>,
+    /// PIT per step.
+    pub pit: Vec<Option<f64>>,
+    /// Anomaly score per step.
+    pub anomaly: Vec<Option<f64>>,
+    /// Flag per step.
+    pub flag: Vec<Option<bool>>,
+}
+
+/// Mixture components of one step for dimension `d`, in original units.
+pub(crate) fn components(
+    tm: &TrainedModel,
+    log_w: &[f32],
+    raw: &[f32],
+    d: usize,
+    scale: &[f64],
+) -> Vec<Component> {
+    let cfg = &tm.model.config;
+    let (l, p, dims) = (cfg.particles, cfg.head_width(), cfg.targets);
+    (0..l)
+        .map(|li| {
+            let e = emission(
+                cfg.head,
+                &raw[li * p..(li + 1) * p],
+                d,
+                dims,
+                cfg.sigma_floor as f32,
+            );
+            Component {
+                weight: (log_w[li] as f64).exp(),
+                mu: e.mu as f64 * scale[d],
+                sigma: e.sigma as f64 * scale[d],
+                nu: e.nu as f64,
+            }
+        })
+        .collect()
+}
+
+fn max_lag(tm: &TrainedModel) -> usize {
+    tm.meta
+        .inputs
+        .features
+        .lags
+        .iter()
+        .copied()
+        .max()
+        .unwrap_or(1)
+}
+
+/// Scores `s` from step `start` (earlier steps serve only as lag history), continuing `state`.
+fn score_from(
+    tm: &TrainedModel,
+    s: &PreparedSeries,
+    start: usize,
+    state: &mut SeriesState,
+    cfg: &ScoreConfig,
+) -> Result<SeriesScores> {
+    let spec = &tm.meta.inputs;
+    let d = spec.features.n_targets;
+    let l = tm.model.config.particles;
+    let mut pstate = ParticleState {
+        windows: 1,
+        particles: l,
+        hidden: tm.model.config.hidden,
+        h: state.h.clone(),
+        log_w: state.log_w.clone(),
+    };
+    let mut out = SeriesScores {
+        id: s.id.clone(),
+        ..Default::default()
+    };
+    let mut recent: VecDeque<f64> = state.recent_scores.iter().copied().collect();
+    let chunk = cfg.chunk.max(1);
+    let mut t0 = start;
+    while t0 < s.len() {
+        let n = chunk.min(s.len() - t0);
+        let w = WindowData::of(s, t0 as i64, n, &spec.features);
+        let mut kb = KernelBatch::default();
+        spec.push_window(&w, n, &state.scale, &mut kb);
+        let so = score(&tm.model, &mut pstate, &kb.view(0), false)?;
+        let pw = l * tm.model.config.head_width();
+        for k in 0..n {
+            let t = t0 + k;
+            out.ds.push(s.timestamp(t as i64));
+            out.present.push(s.present.get(t).copied().unwrap_or(false));
+            for dd in 0..d {
+                out.y.push(s.value(t as i64, dd));
+            }
+            if !so.observed[k] {
+                out.nll.push(None);
+                out.pit.push(None);
+                out.anomaly.push(None);
+                out.flag.push(None);
+                continue;
+            }
+            let log_w = &so.log_w[k * l..(k + 1) * l];
+            let raw = &so.raw[k * pw..(k + 1) * pw];
+            let mut first_pit = None;
+            let mut min_p = 1.0f64;
+            let mut n_obs = 0;
+            for dd in 0..d {
+                let Some(y) = s.value(t as i64, dd) else {
+                    continue;
+                };
+                let comps = components(tm, log_w, raw, dd, &state.scale);
+                let f = mixture::cdf(&comps, y);
+                first_pit.get_or_insert(f);
+                min_p = min_p.min(2.0 * f.min(1.0 - f));
+                n_obs += 1;
+            }
+            let p = (min_p * n_obs as f64).min(1.0);
+            let raw_score = 1.0 - p;
+            recent.push_back(raw_score);
+            while recent.len() > cfg.smooth.max(1) {
+                recent.pop_front();
+            }
+            let anomaly = recent.iter().sum::<f64>() / recent.len() as f64;
+            out.nll.push(Some(-(so.ll[k] as f64)));
+            out.pit.push(first_pit);
+            out.anomaly.push(Some(anomaly));
+            out.flag.push(Some(anomaly >= cfg.threshold));
+        }
+        t0 += n;
+    }
+    // Keep what continuing needs.
+    let lag = max_lag(tm);
+    let from = s.len().saturating_sub(lag);
+    state.tail_values = (from..s.len())
+        .flat_map(|t| (0..d).map(move |dd| (t, dd)))
+        .map(|(t, dd)| s.value(t as i64, dd).unwrap_or(0.0))
+        .collect();
+    state.tail_mask = (from..s.len())
+        .flat_map(|t| (0..d).map(move |dd| (t, dd)))
+        .map(|(t, dd)| u8::from(s.value(t as i64, dd).is_some()))
+        .collect();
+    state.steps += s.len() - start;
+    if !s.is_empty() {
+        state.last_ds = s.timestamp(s.len() as i64 - 1);
+    }
+    state.h = pstate.h;
+    state.log_w = pstate.log_w;
+    let keep = cfg.smooth.max(1) - 1;
+    while recent.len() > keep {
+        recent.pop_front();
+    }
+    state.recent_scores = recent.into_iter().collect();
+    Ok(out)
+}
+
+/// A fresh state for a series: particles at their learned start, the scale from its first
+/// `context` steps.
+pub fn initial_state(tm: &TrainedModel, s: &PreparedSeries) -> SeriesState {
+    let d = s.n_targets;
+    let ctx = tm.meta.context.min(s.len());
+    let values: Vec<f32> = s.values[..ctx * d].iter().map(|&v| v as f32).collect();
+    let scale = tm
+        .meta
+        .inputs
+        .scaling
+        .scale(&values, &s.mask[..ctx * d], d, ctx);
+    let fresh = ParticleState::new(&tm.model, 1);
+    SeriesState {
+        id: s.id.clone(),
+        steps: 0,
+        last_ds: s.stats.first_ds,
+        scale,
+        h: fresh.h,
+        log_w: fresh.log_w,
+        tail_values: Vec::new(),
+        tail_mask: Vec::new(),
+        recent_scores: Vec::new(),
+    }
+}
+
+/// Scores whole series (in parallel over series), returning the scores and the end states.
+pub fn score_series(
+    tm: &TrainedModel,
+    series: &[PreparedSeries],
+    cfg: &ScoreConfig,
+) -> Result<Vec<(SeriesScores, SeriesState)>> {
+    series
+        .par_iter()
+        .map(|s| {
+            let mut state = initial_state(tm, s);
+            let scores = score_from(tm, s, 0, &mut state, cfg)?;
+            Ok((scores, state))
+        })
+        .collect()
+}
+
+/// Continues scoring with new data of a series from its saved state; gives the same numbers as
+/// scoring the old and new data at once. The new data must start after the state's last step.
+pub fn score_continued(
+    tm: &TrainedModel,
+    state: &mut SeriesState,
+    new: &PreparedSeries,
+    cfg: &ScoreConfig,
+) -> Result<SeriesScores> {
+    let d = new.n_targets;
+    let freq_step = |from: i64, to: i64| -> Option<i64> {
+        // Steps between the saved last timestamp and the new first one.
+        let axis = particast_ingest::TimeAxis {
+            start: from,
+            ..new.axis.clone()
+        };
+        (1..=1_000_000)
+            .find(|&k| axis.at(k) >= to)
+            .filter(|&k| axis.at(k) == to)
+    };
+    let gap = match freq_step(state.last_ds, new.stats.first_ds) {
+        Some(k) => (k - 1) as usize,
+        None => {
+            return Err(PipelineError::Config(format!(
+                "series `{}`: new data starts at {} which does not continue the saved state (last step {})",
+                new.id,
+                new.axis.kind.render(new.stats.first_ds),
+                new.axis.kind.render(state.last_ds)
+            )))
+        }
+    };
+    // Rebuild a series of: saved tail, missing gap steps, new data; score from after the tail.
+    let tail_steps = state.tail_values.len() / d.max(1);
+    let prefix = tail_steps + gap;
+    let total = prefix + new.len();
+    let mut values = vec![0.0; total * d];
+    let mut mask = vec![0u8; total * d];
+    values[..tail_steps * d].copy_from_slice(&state.tail_values);
+    mask[..tail_steps * d].copy_from_slice(&state.tail_mask);
+    values[prefix * d..].copy_from_slice(&new.values);
+    mask[prefix * d..].copy_from_slice(&new.mask);
+    let mut present = vec![false; total];
+    present[prefix..].copy_from_slice(&new.present);
+    let c = new.n_covariates;
+    let mut covariates = vec![0.0f32; total * c];
+    covariates[prefix * c..].copy_from_slice(&new.covariates);
+    let start_ds = particast_ingest::TimeAxis {
+        start: state.last_ds,
+        ..new.axis.clone()
+    }
+    .at(-(tail_steps as i64) + 1);
+    let mut joined = new.clone();
+    joined.axis.start = start_ds;
+    joined.timestamps = None;
+    joined.values = values;
+    joined.mask = mask;
+    joined.present = present;
+    joined.covariates = covariates;
+    joined.stats.len = total;
+    score_from(tm, &joined, tail_steps, state, cfg)
+}

@@ -1,0 +1,509 @@
+//! The training stage: windows from ingestion, per-window scaling, Adam with clipping,
+//! learning-rate decay on plateau, early stopping on a held-out tail of every series,
+//! checkpoints every epoch, and resume.
+
+use particast_ingest::{
+    sample_windows, Dataset, IngestOptions, PreparedSeries, ShortSeries, WindowBatchBuilder,
+    WindowSpec,
+};
+use particast_kernels::{
+    clip_global_norm, loss_and_grad, score, Adam, AdamConfig, Cell, Gate, Head, Model, ModelConfig,
+    ParticleState, TrainOptions,
+};
+use safetensors::SafeTensors;
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+use std::time::Instant;
+use tracing::{info, info_span, warn};
+
+use crate::error::{PipelineError, Result};
+use crate::inputs::{InputSpec, KernelBatch, Scaling};
+use crate::model_dir::{
+    read_file, read_json, read_tensor, tensors_to_bytes, write_atomic, write_json, ModelMeta,
+    TensorData, TrainedModel, CHECKPOINT_STATE, CHECKPOINT_WEIGHTS, FORMAT_VERSION,
+};
+
+/// Training settings (all with defaults; the same struct serves the CLI, pipeline files and Rust).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TrainConfig {
+    /// Recurrent cell.
+    pub cell: Cell,
+    /// Emission head.
+    pub head: Head,
+    /// Mixture gate.
+    pub gate: Gate,
+    /// Hidden units.
+    pub hidden: usize,
+    /// Particles.
+    pub particles: usize,
+    /// Per-particle embedding size (0 for the note's exact form).
+    pub embedding: usize,
+    /// Learned transition noise during training.
+    pub noise: bool,
+    /// Context steps per window (also the scale window).
+    pub context: usize,
+    /// Horizon steps per window; the last `horizon` steps of each series are held out for
+    /// validation.
+    pub horizon: usize,
+    /// Windows per gradient step.
+    pub batch_size: usize,
+    /// Gradient steps per epoch.
+    pub batches_per_epoch: usize,
+    /// Maximum epochs.
+    pub epochs: usize,
+    /// Adam step size.
+    pub lr: f64,
+    /// Decoupled weight decay.
+    pub weight_decay: f64,
+    /// Global gradient-norm clip.
+    pub clip: f64,
+    /// Stop after this many epochs without a better validation NLL.
+    pub patience: usize,
+    /// Multiply the learning rate by this after `lr_patience` epochs without improvement.
+    pub lr_decay: f64,
+    /// Epochs without improvement before the learning rate decays.
+    pub lr_patience: usize,
+    /// Smallest learning rate.
+    pub min_lr: f64,
+    /// Leading steps of each window without loss (the particles settle first).
+    pub burn_in: usize,
+    /// Seed of initialisation, window sampling and noise.
+    pub seed: u64,
+    /// Scaling rule.
+    pub scaling: Scaling,
+    /// Floor of the emission scale (scaled units).
+    pub sigma_floor: f64,
+    /// Initial fixed-share rate.
+    pub share_init: f64,
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        TrainConfig {
+            cell: Cell::Gru,
+            head: Head::Gaussian,
+            gate: Gate::Uniform,
+            hidden: 32,
+            particles: 8,
+            embedding: 4,
+            noise: false,
+            context: 168,
+            horizon: 48,
+            batch_size: 64,
+            batches_per_epoch: 50,
+            epochs: 30,
+            lr: 3e-3,
+            weight_decay: 0.0,
+            clip: 10.0,
+            patience: 6,
+            lr_decay: 0.5,
+            lr_patience: 2,
+            min_lr: 1e-5,
+            burn_in: 0,
+            seed: 42,
+            scaling: Scaling::default(),
+            sigma_floor: 1e-3,
+            share_init: 0.05,
+        }
+    }
+}
+
+/// One epoch, as reported.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct EpochReport {
+    /// Epoch number (1-based).
+    pub epoch: usize,
+    /// Mean training NLL per observation (scaled units).
+    pub train_nll: f64,
+    /// Validation NLL per observation (scaled units), if there is a validation set.
+    pub val_nll: Option<f64>,
+    /// Validation NLL per observation in original units.
+    pub val_nll_original: Option<f64>,
+    /// Learning rate used.
+    pub lr: f64,
+    /// Gradient steps per second.
+    pub batches_per_second: f64,
+    /// Whether this epoch's model is the best so far (and was saved).
+    pub improved: bool,
+}
+
+/// Receives progress; the CLI draws bars, libraries stay silent.
+pub trait Reporter {
+    /// Training starts (after any resume).
+    fn on_start(&mut self, _epochs: usize, _batches_per_epoch: usize, _first_epoch: usize) {}
+    /// A gradient step ended.
+    fn on_batch(&mut self, _epoch: usize, _batch: usize, _loss: f64) {}
+    /// An epoch ended.
+    fn on_epoch(&mut self, _report: &EpochReport) {}
+}
+
+/// A reporter that reports nothing.
+pub struct Silent;
+impl Reporter for Silent {}
+
+/// What training achieved (stored in the model's config).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TrainSummary {
+    /// Trainable scalars.
+    pub parameters: usize,
+    /// Epochs run (including before a resume).
+    pub epochs: usize,
+    /// Epoch of the best validation NLL.
+    pub best_epoch: usize,
+    /// Best validation NLL per observation, scaled units.
+    pub best_val_nll: Option<f64>,
+    /// The same in original units.
+    pub best_val_nll_original: Option<f64>,
+    /// Wall time of this run, seconds.
+    pub wall_seconds: f64,
+    /// Effective number of particles `1 / sum w^2`, averaged over validation steps.
+    pub effective_particles: f64,
+    /// Mean pairwise distance between particle states at the end of the validation windows.
+    pub particle_distance: f64,
+    /// Training series and validation windows.
+    pub series: usize,
+    /// Validation windows (one per series long enough).
+    pub validation_windows: usize,
+    /// Final learning rate.
+    pub final_lr: f64,
+    /// Whether training resumed from a checkpoint.
+    pub resumed: bool,
+    /// Per-epoch history.
+    pub history: Vec<EpochReport>,
+}
+
+/// Progress saved with each checkpoint.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+struct Progress {
+    config: TrainConfig,
+    epochs_done: usize,
+    adam_t: u64,
+    lr: f64,
+    best_val: Option<f64>,
+    best_epoch: usize,
+    epochs_since_best: usize,
+    epochs_since_lr: usize,
+    history: Vec<EpochReport>,
+}
+
+impl TrainConfig {
+    fn validate(&self) -> Result<()> {
+        let bad = |m: &str| Err(PipelineError::Config(m.into()));
+        if self.context == 0 || self.horizon == 0 {
+            return bad("context and horizon must be positive");
+        }
+        if self.batch_size == 0 || self.batches_per_epoch == 0 || self.epochs == 0 {
+            return bad("batch_size, batches_per_epoch and epochs must be positive");
+        }
+        let positive = |v: f64| v > 0.0 && v.is_finite();
+        if !positive(self.lr) || !positive(self.clip) {
+            return bad("lr and clip must be positive");
+        }
+        if self.burn_in >= self.context + self.horizon {
+            return bad("burn_in must be shorter than context + horizon");
+        }
+        if !(self.lr_decay > 0.0 && self.lr_decay <= 1.0) {
+            return bad("lr_decay must be in (0, 1]");
+        }
+        Ok(())
+    }
+
+    fn model_config(&self, spec: &InputSpec) -> ModelConfig {
+        ModelConfig {
+            cell: self.cell,
+            head: self.head,
+            gate: self.gate,
+            hidden: self.hidden,
+            particles: self.particles,
+            embedding: self.embedding,
+            inputs: spec.n_inputs(),
+            targets: spec.features.n_targets,
+            noise: self.noise,
+            sigma_floor: self.sigma_floor,
+            share_init: self.share_init,
+            ..Default::default()
+        }
+    }
+
+    fn window(&self) -> WindowSpec {
+        WindowSpec {
+            context: self.context,
+            horizon: self.horizon,
+            stride: 1,
+            batch_size: self.batch_size,
+            short_series: ShortSeries::Pad,
+        }
+    }
+}
+
+/// The validation set: the last `context + horizon` steps of every series (padded in front when
+/// shorter), with loss on the horizon only.
+fn validation_batch(
+    series: &[PreparedSeries],
+    spec: &InputSpec,
+    cfg: &TrainConfig,
+) -> Result<KernelBatch> {
+    let t = cfg.context + cfg.horizon;
+    let mut builder = WindowBatchBuilder::new(t, spec.features.clone());
+    for s in series.iter().filter(|s| s.len() > cfg.horizon) {
+        builder.push(s, s.len() as i64 - t as i64);
+    }
+    let batch = builder.finish()?;
+    spec.from_record_batch(&batch, cfg.context)
+}
+
+/// Trains a model on `data` and writes it to `dir` (resuming from a checkpoint there when
+/// `resume` is set and one exists).
+pub fn train(
+    data: &Dataset,
+    ingest: &IngestOptions,
+    cfg: &TrainConfig,
+    dir: &Path,
+    resume: bool,
+    reporter: &mut dyn Reporter,
+) -> Result<TrainedModel> {
+    let _span = info_span!("train").entered();
+    cfg.validate()?;
+    let start = Instant::now();
+    let spec = InputSpec::new(data.schema.features.clone(), cfg.scaling.clone());
+    let model_cfg = cfg.model_config(&spec);
+    // Hold out the last `horizon` steps of every series for validation.
+    let train_series: Vec<PreparedSeries> = data
+        .series
+        .iter()
+        .map(|s| {
+            if s.len() > cfg.horizon + 1 {
+                s.head(s.len() - cfg.horizon)
+            } else {
+                s.clone()
+            }
+        })
+        .filter(|s| s.stats.observed.iter().sum::<usize>() > 0)
+        .collect();
+    if train_series.is_empty() {
+        return Err(PipelineError::Config(
+            "no series with observations to train on".into(),
+        ));
+    }
+    let val = validation_batch(&data.series, &spec, cfg)?;
+    std::fs::create_dir_all(dir).map_err(|e| PipelineError::io(dir, e))?;
+
+    let mut model = Model::<f32>::new(model_cfg.clone(), cfg.seed)?;
+    let mut adam = Adam::new(
+        AdamConfig {
+            lr: cfg.lr,
+            weight_decay: cfg.weight_decay,
+            ..Default::default()
+        },
+        model.params.len(),
+    );
+    let mut progress = Progress {
+        config: cfg.clone(),
+        epochs_done: 0,
+        adam_t: 0,
+        lr: cfg.lr,
+        best_val: None,
+        best_epoch: 0,
+        epochs_since_best: 0,
+        epochs_since_lr: 0,
+        history: Vec::new(),
+    };
+    let mut resumed = false;
+    if resume && dir.join(CHECKPOINT_STATE).exists() {
+        let saved: Progress = read_json(&dir.join(CHECKPOINT_STATE))?;
+        // The stopping rules may change on resume (train longer); nothing else may.
+        let comparable = |c: &TrainConfig| TrainConfig {
+            epochs: 0,
+            patience: 0,
+            ..c.clone()
+        };
+        if comparable(&saved.config) != comparable(cfg) {
+            return Err(PipelineError::Config(format!(
+                "{} was written with other training settings; train into a new folder or without resume",
+                dir.join(CHECKPOINT_STATE).display()
+            )));
+        }
+        let path = dir.join(CHECKPOINT_WEIGHTS);
+        let bytes = read_file(&path)?;
+        let st = SafeTensors::deserialize(&bytes)
+            .map_err(|e| PipelineError::format(&path, format!("not a safetensors file: {e}")))?;
+        let n = model.params.len();
+        let params = read_tensor(&st, "params", &[n], &path)?;
+        model.params = params.iter().map(|&v| v as f32).collect();
+        adam.m = read_tensor(&st, "adam.m", &[n], &path)?;
+        adam.v = read_tensor(&st, "adam.v", &[n], &path)?;
+        adam.t = saved.adam_t;
+        progress = saved;
+        progress.config = cfg.clone();
+        resumed = true;
+        info!(
+            epochs_done = progress.epochs_done,
+            "resumed from checkpoint"
+        );
+    }
+
+    let meta = |training: Option<TrainSummary>| ModelMeta {
+        format_version: FORMAT_VERSION,
+        particast_version: env!("CARGO_PKG_VERSION").to_string(),
+        model: model_cfg.clone(),
+        data: data.schema.clone(),
+        ingest: ingest.clone(),
+        inputs: spec.clone(),
+        context: cfg.context,
+        horizon: cfg.horizon,
+        training,
+    };
+    let window = cfg.window();
+    let mut grad = vec![0.0f32; model.params.len()];
+    reporter.on_start(cfg.epochs, cfg.batches_per_epoch, progress.epochs_done + 1);
+    let mut best_model = if resumed && dir.join(crate::model_dir::WEIGHTS).exists() {
+        TrainedModel::load(dir)
+            .map(|m| m.model)
+            .unwrap_or_else(|_| model.clone())
+    } else {
+        model.clone()
+    };
+    while progress.epochs_done < cfg.epochs
+        && (progress.epochs_since_best < cfg.patience || progress.best_val.is_none())
+    {
+        let epoch = progress.epochs_done + 1;
+        let _e = info_span!("epoch", epoch).entered();
+        let t0 = Instant::now();
+        let epoch_seed = cfg
+            .seed
+            .wrapping_mul(0x9E37_79B9_7F4A_7C15)
+            .wrapping_add(epoch as u64);
+        let windows = sample_windows(
+            &train_series,
+            &window,
+            &spec.features,
+            cfg.batch_size * cfg.batches_per_epoch,
+            epoch_seed,
+        )?;
+        let mut train_sum = 0.0;
+        for b in 0..cfg.batches_per_epoch {
+            let slice = windows.slice(b * cfg.batch_size, cfg.batch_size);
+            let kb = spec.from_record_batch(&slice, cfg.context)?;
+            let opts = TrainOptions {
+                noise_seed: cfg.noise.then_some(epoch_seed.wrapping_add(b as u64)),
+                ..Default::default()
+            };
+            let r = loss_and_grad(&model, &kb.view(cfg.burn_in), &opts, Some(&mut grad))?;
+            if !r.nll.is_finite() {
+                return Err(PipelineError::Diverged {
+                    epoch,
+                    batch: b,
+                    value: r.nll,
+                });
+            }
+            let norm = clip_global_norm(&mut grad, cfg.clip);
+            if !norm.is_finite() {
+                warn!(epoch, batch = b, "non-finite gradient norm; step skipped");
+                continue;
+            }
+            adam.step(&mut model.params, &grad, progress.lr);
+            train_sum += r.nll;
+            reporter.on_batch(epoch, b, r.nll);
+        }
+        let train_nll = train_sum / cfg.batches_per_epoch as f64;
+        let (val_nll, val_orig) = if val.windows > 0 {
+            let r = loss_and_grad(
+                &model,
+                &val.view(cfg.context),
+                &TrainOptions::default(),
+                None,
+            )?;
+            (Some(r.nll), Some(r.nll_original))
+        } else {
+            (None, None)
+        };
+        let improved = match (val_nll, progress.best_val) {
+            (Some(v), Some(best)) => v < best - 1e-6,
+            (Some(v), None) => v.is_finite(),
+            (None, _) => true,
+        };
+        if improved {
+            progress.best_val = val_nll.or(Some(train_nll));
+            progress.best_epoch = epoch;
+            progress.epochs_since_best = 0;
+            progress.epochs_since_lr = 0;
+            best_model = model.clone();
+            TrainedModel {
+                meta: meta(None),
+                model: best_model.clone(),
+            }
+            .save(dir)?;
+        } else {
+            progress.epochs_since_best += 1;
+            progress.epochs_since_lr += 1;
+            if progress.epochs_since_lr >= cfg.lr_patience {
+                progress.lr = (progress.lr * cfg.lr_decay).max(cfg.min_lr);
+                progress.epochs_since_lr = 0;
+            }
+        }
+        let report = EpochReport {
+            epoch,
+            train_nll,
+            val_nll,
+            val_nll_original: val_orig,
+            lr: progress.lr,
+            batches_per_second: cfg.batches_per_epoch as f64 / t0.elapsed().as_secs_f64(),
+            improved,
+        };
+        info!(epoch, train_nll, val_nll = ?val_nll, lr = progress.lr, "epoch done");
+        reporter.on_epoch(&report);
+        progress.history.push(report);
+        progress.epochs_done = epoch;
+        progress.adam_t = adam.t;
+        // Checkpoint: tensors first, then the progress that points at them.
+        let n = model.params.len();
+        let bytes = tensors_to_bytes(&[
+            ("params".into(), vec![n], TensorData::F32(&model.params)),
+            ("adam.m".into(), vec![n], TensorData::F64(&adam.m)),
+            ("adam.v".into(), vec![n], TensorData::F64(&adam.v)),
+        ])?;
+        write_atomic(&dir.join(CHECKPOINT_WEIGHTS), &bytes)?;
+        write_json(&dir.join(CHECKPOINT_STATE), &progress)?;
+    }
+
+    // Diagnostics on the validation windows with the best model.
+    let (ess, distance) = if val.windows > 0 {
+        let r = loss_and_grad(
+            &best_model,
+            &val.view(cfg.context),
+            &TrainOptions::default(),
+            None,
+        )?;
+        let mut state = ParticleState::new(&best_model, val.windows);
+        score(&best_model, &mut state, &val.view(0), true)?;
+        (r.effective_particles, state.mean_pairwise_distance())
+    } else {
+        (model_cfg.particles as f64, 0.0)
+    };
+    let best = progress
+        .history
+        .iter()
+        .find(|h| h.epoch == progress.best_epoch);
+    let summary = TrainSummary {
+        parameters: best_model.params.len(),
+        epochs: progress.epochs_done,
+        best_epoch: progress.best_epoch,
+        best_val_nll: best.and_then(|b| b.val_nll),
+        best_val_nll_original: best.and_then(|b| b.val_nll_original),
+        wall_seconds: start.elapsed().as_secs_f64(),
+        effective_particles: ess,
+        particle_distance: distance,
+        series: train_series.len(),
+        validation_windows: val.windows,
+        final_lr: progress.lr,
+        resumed,
+        history: progress.history.clone(),
+    };
+    let trained = TrainedModel {
+        meta: meta(Some(summary)),
+        model: best_model,
+    };
+    trained.save(dir)?;
+    Ok(trained)
+}

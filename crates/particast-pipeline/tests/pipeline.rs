@@ -1,0 +1,348 @@
+//! End-to-end on bundled real data (NAB's nyc_taxi, 30-minute taxi demand): train a small model,
+//! score, forecast, evaluate; plus the model directory's failure modes and the M4 scorer check.
+
+use particast_ingest::{Dataset, IngestOptions, PreparedSeries, Source};
+use particast_pipeline::metrics::{evaluate, EvalSeries};
+use particast_pipeline::output::{forecast_batch, scores_batch, to_dataframe, write_parquet};
+use particast_pipeline::*;
+use std::path::PathBuf;
+
+fn taxi() -> (Dataset, IngestOptions) {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../data/nab/realKnownCause/nyc_taxi.csv");
+    let opts = IngestOptions {
+        id_from_path: true,
+        time_col: "timestamp".into(),
+        target_cols: vec!["value".into()],
+        lags: vec![48, 336],
+        ..Default::default()
+    };
+    (Dataset::read(Source::path(path), &opts).unwrap(), opts)
+}
+
+fn small_config() -> TrainConfig {
+    TrainConfig {
+        hidden: 24,
+        particles: 4,
+        context: 96,
+        horizon: 48,
+        batch_size: 32,
+        batches_per_epoch: 30,
+        epochs: 12,
+        patience: 4,
+        lr: 5e-3,
+        seed: 7,
+        ..Default::default()
+    }
+}
+
+/// Holds out the last `h` steps of every series.
+fn split(data: &Dataset, h: usize) -> (Dataset, Vec<PreparedSeries>) {
+    let mut train = data.clone();
+    train.series = data.series.iter().map(|s| s.head(s.len() - h)).collect();
+    (train, data.series.clone())
+}
+
+#[test]
+fn train_score_forecast_evaluate_on_nyc_taxi() {
+    let (data, opts) = taxi();
+    let (train_data, full) = split(&data, 48);
+    let dir = tempfile::tempdir().unwrap();
+    let model_dir = dir.path().join("model");
+    let cfg = small_config();
+    let model = train(&train_data, &opts, &cfg, &model_dir, false, &mut Silent).unwrap();
+    let summary = model.meta.training.clone().unwrap();
+    assert!(summary.best_val_nll.unwrap().is_finite());
+    assert!(summary.epochs >= 1 && summary.parameters > 0);
+    assert!(
+        summary.effective_particles > 0.99 && summary.effective_particles <= 4.0 + 1e-4,
+        "{}",
+        summary.effective_particles
+    );
+
+    // The directory round-trips.
+    let loaded = TrainedModel::load(&model_dir).unwrap();
+    assert_eq!(loaded.model.params, model.model.params);
+    loaded.check_schema(&data.schema).unwrap();
+
+    // Forecast the held-out day.
+    let fc = ForecastConfig {
+        horizon: 48,
+        ..Default::default()
+    };
+    let forecasts = forecast_series(&loaded, &train_data.series, &fc).unwrap();
+    let f = &forecasts[0];
+    assert_eq!(f.steps.len(), 48);
+    let s_full = &full[0];
+    let origin = train_data.series[0].len();
+    for (k, st) in f.steps.iter().enumerate() {
+        assert_eq!(
+            st.ds,
+            s_full.timestamp((origin + k) as i64),
+            "timestamps continue the series"
+        );
+        let w: f64 = st.mixture.iter().map(|c| c.weight).sum();
+        assert!((w - 1.0).abs() < 1e-5, "weights sum to 1: {w}");
+        let (lo80, hi80) = st.intervals[0];
+        let (lo95, hi95) = st.intervals[1];
+        assert!(
+            lo95 <= lo80 && lo80 <= st.median && st.median <= hi80 && hi80 <= hi95,
+            "monotone quantiles"
+        );
+    }
+    let batch = forecast_batch(&forecasts, &fc.levels, fc.mode, 4, false).unwrap();
+    let names: Vec<String> = batch
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| f.name().clone())
+        .collect();
+    for want in [
+        "unique_id",
+        "ds",
+        "particast",
+        "particast-median",
+        "particast-lo-80",
+        "particast-hi-95",
+        "particast-weight-3",
+        "particast-mu-0",
+        "particast-std-2",
+    ] {
+        assert!(names.iter().any(|n| n == want), "{want} in {names:?}");
+    }
+
+    // Beats seasonal naive (yesterday's values) on the held-out day.
+    let actual: Vec<f64> = (origin..origin + 48)
+        .map(|t| s_full.value(t as i64, 0).unwrap())
+        .collect();
+    let naive: Vec<f64> = (origin..origin + 48)
+        .map(|t| s_full.value(t as i64 - 48, 0).unwrap())
+        .collect();
+    let median: Vec<f64> = f.steps.iter().map(|s| s.median).collect();
+    let mae = |p: &[f64]| {
+        p.iter()
+            .zip(&actual)
+            .map(|(a, b)| (a - b).abs())
+            .sum::<f64>()
+            / 48.0
+    };
+    eprintln!(
+        "held-out MAE: model {:.1}, seasonal naive {:.1}",
+        mae(&median),
+        mae(&naive)
+    );
+    assert!(
+        mae(&median) < mae(&naive),
+        "model {} vs seasonal naive {}",
+        mae(&median),
+        mae(&naive)
+    );
+
+    // Evaluate: coverage and CRPS are defined.
+    let history: Vec<f64> = (0..origin)
+        .map(|t| train_data.series[0].value(t as i64, 0).unwrap_or(f64::NAN))
+        .collect();
+    let ev = EvalSeries {
+        id: f.id.clone(),
+        history,
+        actual: actual.clone(),
+        point: median.clone(),
+        mean: f.steps.iter().map(|s| s.mean).collect(),
+        intervals: vec![
+            (
+                80.0,
+                f.steps.iter().map(|s| s.intervals[0].0).collect(),
+                f.steps.iter().map(|s| s.intervals[0].1).collect(),
+            ),
+            (
+                95.0,
+                f.steps.iter().map(|s| s.intervals[1].0).collect(),
+                f.steps.iter().map(|s| s.intervals[1].1).collect(),
+            ),
+        ],
+        crps: f
+            .steps
+            .iter()
+            .zip(&actual)
+            .map(|(s, y)| mixture::crps_gaussian_mixture(&s.mixture, *y))
+            .collect(),
+        ..Default::default()
+    };
+    let m = evaluate(&[ev], 48);
+    assert!(m.mase.is_finite() && m.smape.is_finite() && m.crps.is_finite() && m.msis.is_finite());
+
+    // Score the whole series twice: identical bytes.
+    let scfg = ScoreConfig::default();
+    let write = |name: &str| {
+        let scores: Vec<_> = score_series(&loaded, &data.series, &scfg)
+            .unwrap()
+            .into_iter()
+            .map(|(s, _)| s)
+            .collect();
+        let b = scores_batch(&scores, &data.schema).unwrap();
+        let mut df = to_dataframe(&b, &data.schema.time_kind).unwrap();
+        let p = dir.path().join(name);
+        write_parquet(&mut df, &p).unwrap();
+        (std::fs::read(p).unwrap(), df)
+    };
+    let (a, df) = write("a.parquet");
+    let (b, _) = write("b.parquet");
+    assert_eq!(a, b);
+    assert_eq!(df.height(), 10320);
+    let pit = df.column("particast-pit").unwrap().f64().unwrap();
+    assert!(pit.iter().flatten().all(|p| (0.0..=1.0).contains(&p)));
+    let anomaly = df.column("particast-anomaly").unwrap().f64().unwrap();
+    assert!(anomaly.iter().flatten().all(|p| (0.0..=1.0).contains(&p)));
+}
+
+#[test]
+fn incremental_scoring_matches_one_pass() {
+    let (data, opts) = taxi();
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = small_config();
+    cfg.epochs = 1;
+    cfg.batches_per_epoch = 3;
+    let model = train(&data, &opts, &cfg, dir.path(), false, &mut Silent).unwrap();
+    let scfg = ScoreConfig {
+        smooth: 5,
+        chunk: 500,
+        ..Default::default()
+    };
+    let s = &data.series[0];
+    let (whole, _) = score_series(&model, std::slice::from_ref(s), &scfg)
+        .unwrap()
+        .remove(0);
+    let cut = 6000;
+    let (first, mut state) = score_series(&model, &[s.head(cut)], &scfg)
+        .unwrap()
+        .remove(0);
+    // The rest of the series as new data.
+    let mut rest = s.clone();
+    rest.values = s.values[cut..].to_vec();
+    rest.mask = s.mask[cut..].to_vec();
+    rest.present = s.present[cut..].to_vec();
+    rest.axis.start = s.timestamp(cut as i64);
+    rest.stats.len = s.len() - cut;
+    rest.stats.first_ds = s.timestamp(cut as i64);
+    let second = score_continued(&model, &mut state, &rest, &scfg).unwrap();
+    let joined: Vec<Option<f64>> = first.nll.iter().chain(second.nll.iter()).copied().collect();
+    assert_eq!(joined.len(), whole.nll.len());
+    for (t, (a, b)) in joined.iter().zip(&whole.nll).enumerate() {
+        let (a, b) = (a.unwrap(), b.unwrap());
+        assert!(
+            (a - b).abs() <= 1e-4 * (1.0 + b.abs()),
+            "step {t}: {a} vs {b}"
+        );
+    }
+    let an: Vec<Option<f64>> = first
+        .anomaly
+        .iter()
+        .chain(second.anomaly.iter())
+        .copied()
+        .collect();
+    for (a, b) in an.iter().zip(&whole.anomaly) {
+        assert!((a.unwrap() - b.unwrap()).abs() < 1e-4);
+    }
+}
+
+#[test]
+fn resume_continues_from_the_checkpoint() {
+    let (data, opts) = taxi();
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = small_config();
+    cfg.epochs = 2;
+    cfg.batches_per_epoch = 4;
+    cfg.patience = 10;
+    let straight = train(
+        &data,
+        &opts,
+        &cfg,
+        &dir.path().join("a"),
+        false,
+        &mut Silent,
+    )
+    .unwrap();
+    // Interrupted after one epoch, then resumed.
+    let mut first = cfg.clone();
+    first.epochs = 1;
+    let b = dir.path().join("b");
+    train(&data, &opts, &first, &b, false, &mut Silent).unwrap();
+    let resumed = train(&data, &opts, &cfg, &b, true, &mut Silent).unwrap();
+    let summary = resumed.meta.training.unwrap();
+    assert!(summary.resumed);
+    assert_eq!(summary.epochs, 2);
+    assert_eq!(
+        resumed.model.params, straight.model.params,
+        "resume gives the uninterrupted result"
+    );
+}
+
+#[test]
+fn model_directory_errors_are_clear() {
+    let dir = tempfile::tempdir().unwrap();
+    let e = TrainedModel::load(&dir.path().join("nope")).unwrap_err();
+    assert!(e.to_string().contains("not a model directory"), "{e}");
+    std::fs::write(dir.path().join("config.json"), "{\"format_version\": 99}").unwrap();
+    let e = TrainedModel::load(dir.path()).unwrap_err();
+    assert!(e.to_string().contains("format version 99"), "{e}");
+    std::fs::write(dir.path().join("config.json"), "{not json").unwrap();
+    let e = TrainedModel::load(dir.path()).unwrap_err();
+    assert!(e.to_string().contains("not valid JSON"), "{e}");
+}
+
+/// Reads an M4 wide CSV (id, then values) by hand.
+fn read_m4(path: &std::path::Path) -> Vec<(String, Vec<f64>)> {
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .skip(1)
+        .map(|l| {
+            let mut cells = l.split(',').map(|c| c.trim_matches('"'));
+            let id = cells.next().unwrap().to_string();
+            (
+                id,
+                cells
+                    .filter(|c| !c.is_empty())
+                    .map(|c| c.parse().unwrap())
+                    .collect(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn the_scorer_reproduces_the_official_m4_hourly_numbers() {
+    let base = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/m4-hourly");
+    if !base.exists() {
+        eprintln!(
+            "skipped: {} not found (the M4 data is not bundled)",
+            base.display()
+        );
+        return;
+    }
+    let train = read_m4(&base.join("Hourly-train.csv"));
+    let test = read_m4(&base.join("Hourly-test.csv"));
+    for (file, smape, mase) in [
+        ("submission-sNaive-hourly.csv", 13.912, 1.193),
+        ("submission-Naive2-hourly.csv", 18.383, 2.395),
+    ] {
+        let fc = read_m4(&base.join(file));
+        let series: Vec<EvalSeries> = train
+            .iter()
+            .zip(&test)
+            .zip(&fc)
+            .map(|(((id, hist), (_, y)), (_, f))| EvalSeries {
+                id: id.clone(),
+                history: hist.clone(),
+                actual: y.clone(),
+                point: f.clone(),
+                mean: f.clone(),
+                ..Default::default()
+            })
+            .collect();
+        let m = evaluate(&series, 24);
+        assert_eq!(m.series, 414);
+        assert!((m.smape - smape).abs() < 5e-4, "{file}: sMAPE {}", m.smape);
+        assert!((m.mase - mase).abs() < 5e-4, "{file}: MASE {}", m.mase);
+    }
+}
