@@ -45,7 +45,10 @@ pub use error::{PipelineError, Result};
 pub use forecast::{forecast_series, ForecastConfig, Mode, SeriesForecast, StepForecast};
 pub use inputs::{InputSpec, KernelBatch, Scaling};
 pub use model_dir::{write_atomic, ModelMeta, TrainedModel, FORMAT_VERSION};
-pub use score::{score_continued, score_series, ScoreConfig, SeriesScores, SeriesState};
+pub use score::{
+    check_state, load_states, save_states, score_continued, score_series, ScoreConfig,
+    SeriesScores, SeriesState,
+};
 pub use train::{train, EpochReport, Reporter, Silent, TrainConfig, TrainSummary};
 
 pub use particast_ingest as ingest;

@@ -253,9 +253,16 @@ mod tests {
             point: vec![1.0, 5.0],
             mean: vec![1.0, 5.0],
             intervals: vec![(95.0, vec![0.0, 4.5], vec![3.0, 6.0])],
+            // Every quantile at the point forecast: pinball losses q and 1 - q sum to 1.
+            quantiles: vec![vec![1.0, 5.0]; 9],
+            crps: vec![0.5, 0.25],
+            nll: vec![1.0, 2.0],
             ..Default::default()
         };
         let m = evaluate(&[s], 1);
+        assert!((m.wql - 2.0 / 6.0).abs() < 1e-12);
+        assert!((m.crps - 0.375).abs() < 1e-12 && (m.wcrps - 0.75 / 6.0).abs() < 1e-12);
+        assert!((m.nll - 1.5).abs() < 1e-12);
         assert!((m.smape - 100.0 * (1.0 / 3.0 + 1.0 / 9.0)).abs() < 1e-12);
         assert!((m.mase - 0.5).abs() < 1e-12);
         assert!((m.nd - 2.0 / 6.0).abs() < 1e-12);

@@ -60,6 +60,11 @@ pub fn cdf(c: &[Component], x: f64) -> f64 {
         .clamp(0.0, 1.0)
 }
 
+/// The mixture density at x.
+pub fn pdf(c: &[Component], x: f64) -> f64 {
+    c.iter().map(|k| k.weight * k.pdf(x)).sum()
+}
+
 /// The mixture mean.
 pub fn mean(c: &[Component]) -> f64 {
     c.iter().map(|k| k.weight * k.mu).sum()

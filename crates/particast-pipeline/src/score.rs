@@ -330,3 +330,138 @@ pub fn score_continued(
     joined.stats.len = total;
     score_from(tm, &joined, tail_steps, state, cfg)
 }
+
+fn list_f64(name: &str, rows: impl Iterator<Item = Vec<f64>>) -> polars::prelude::Column {
+    use polars::prelude::*;
+    let items: Vec<Series> = rows.map(|v| Series::new("".into(), v)).collect();
+    Series::new(name.into(), items).into_column()
+}
+
+fn list_f32(name: &str, rows: impl Iterator<Item = Vec<f32>>) -> polars::prelude::Column {
+    use polars::prelude::*;
+    let items: Vec<Series> = rows.map(|v| Series::new("".into(), v)).collect();
+    Series::new(name.into(), items).into_column()
+}
+
+/// Writes per-series scoring states as a Parquet file (atomically): one row per series with its
+/// id, steps, last timestamp, and list columns for the scale, particle states, log-weights, the
+/// lag history and the recent anomaly scores.
+pub fn save_states(states: &[SeriesState], path: &std::path::Path) -> Result<()> {
+    use polars::prelude::*;
+    let n = states.len();
+    let columns = vec![
+        Column::new(
+            "unique_id".into(),
+            states.iter().map(|s| s.id.clone()).collect::<Vec<_>>(),
+        ),
+        Column::new(
+            "steps".into(),
+            states.iter().map(|s| s.steps as u64).collect::<Vec<_>>(),
+        ),
+        Column::new(
+            "last_ds".into(),
+            states.iter().map(|s| s.last_ds).collect::<Vec<_>>(),
+        ),
+        list_f64("scale", states.iter().map(|s| s.scale.clone())),
+        list_f32("h", states.iter().map(|s| s.h.clone())),
+        list_f32("log_w", states.iter().map(|s| s.log_w.clone())),
+        list_f64("tail_values", states.iter().map(|s| s.tail_values.clone())),
+        list_f64(
+            "tail_mask",
+            states
+                .iter()
+                .map(|s| s.tail_mask.iter().map(|&m| m as f64).collect()),
+        ),
+        list_f64(
+            "recent_scores",
+            states.iter().map(|s| s.recent_scores.clone()),
+        ),
+    ];
+    let mut df = DataFrame::new(n, columns).map_err(|e| PipelineError::Polars {
+        context: "building the state table".into(),
+        message: e.to_string(),
+    })?;
+    crate::output::write_parquet(&mut df, path)
+}
+
+/// Reads a state file written by [`save_states`].
+pub fn load_states(path: &std::path::Path) -> Result<Vec<SeriesState>> {
+    use polars::prelude::*;
+    let bad = |m: String| PipelineError::format(path, m);
+    let file = std::fs::File::open(path).map_err(|e| PipelineError::io(path, e))?;
+    let df = ParquetReader::new(file)
+        .finish()
+        .map_err(|e| bad(format!("not a state file: {e}")))?;
+    let col = |name: &str| {
+        df.column(name)
+            .map_err(|_| bad(format!("state file has no `{name}` column")))
+    };
+    let ids = col("unique_id")?
+        .str()
+        .map_err(|e| bad(e.to_string()))?
+        .clone();
+    let steps = col("steps")?.u64().map_err(|e| bad(e.to_string()))?.clone();
+    let last = col("last_ds")?
+        .i64()
+        .map_err(|e| bad(e.to_string()))?
+        .clone();
+    let lists = |name: &str| -> Result<ListChunked> {
+        col(name)?.list().cloned().map_err(|e| bad(e.to_string()))
+    };
+    let (scale, h, log_w, tv, tm, rs) = (
+        lists("scale")?,
+        lists("h")?,
+        lists("log_w")?,
+        lists("tail_values")?,
+        lists("tail_mask")?,
+        lists("recent_scores")?,
+    );
+    let f64s = |l: &ListChunked, i: usize| -> Result<Vec<f64>> {
+        let s = l
+            .get_as_series(i)
+            .ok_or_else(|| bad(format!("row {i}: missing list")))?;
+        let s = s.cast(&DataType::Float64).map_err(|e| bad(e.to_string()))?;
+        let ca = s.f64().map_err(|e| bad(e.to_string()))?;
+        ca.iter()
+            .map(|v| v.ok_or_else(|| bad(format!("row {i}: null in a list"))))
+            .collect()
+    };
+    (0..df.height())
+        .map(|i| {
+            Ok(SeriesState {
+                id: ids
+                    .get(i)
+                    .ok_or_else(|| bad(format!("row {i}: null id")))?
+                    .to_string(),
+                steps: steps.get(i).unwrap_or(0) as usize,
+                last_ds: last
+                    .get(i)
+                    .ok_or_else(|| bad(format!("row {i}: null last_ds")))?,
+                scale: f64s(&scale, i)?,
+                h: f64s(&h, i)?.into_iter().map(|v| v as f32).collect(),
+                log_w: f64s(&log_w, i)?.into_iter().map(|v| v as f32).collect(),
+                tail_values: f64s(&tv, i)?,
+                tail_mask: f64s(&tm, i)?
+                    .into_iter()
+                    .map(|v| u8::from(v != 0.0))
+                    .collect(),
+                recent_scores: f64s(&rs, i)?,
+            })
+        })
+        .collect()
+}
+
+/// Checks a loaded state against the model (particle and hidden sizes, targets).
+pub fn check_state(tm: &TrainedModel, state: &SeriesState) -> Result<()> {
+    let c = &tm.model.config;
+    if state.h.len() != c.particles * c.hidden
+        || state.log_w.len() != c.particles
+        || state.scale.len() != c.targets
+    {
+        return Err(PipelineError::SchemaMismatch(format!(
+            "the state of series `{}` does not fit the model (L={}, H={}, D={})",
+            state.id, c.particles, c.hidden, c.targets
+        )));
+    }
+    Ok(())
+}

@@ -64,6 +64,10 @@ fn train_score_forecast_evaluate_on_nyc_taxi() {
     let loaded = TrainedModel::load(&model_dir).unwrap();
     assert_eq!(loaded.model.params, model.model.params);
     loaded.check_schema(&data.schema).unwrap();
+    let mut three = data.schema.clone();
+    three.target_cols = vec!["a".into(), "b".into(), "c".into()];
+    let e = loaded.check_schema(&three).unwrap_err();
+    assert!(e.to_string().contains("trained on 1 target(s)"), "{e}");
 
     // Forecast the held-out day.
     let fc = ForecastConfig {
