@@ -31,12 +31,206 @@ pub struct Global {
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
+    /// Run the stages a pipeline file chains (train -> score -> forecast -> evaluate).
+    #[command(after_help = "Examples:
+  particast run pipelines/quickstart.toml
+  particast run pipelines/nab.toml -v")]
+    Run(RunArgs),
+    /// Train a model on a dataset and write its directory.
+    #[command(after_help = "Examples:
+  particast train --input data.parquet --model model/ --particles 8 --hidden 32
+  particast train --input \"data/nab/*/*.csv\" --id-from-path --time-col timestamp --target-col value --model m/
+  particast train --input train.csv --format wide --model m4/ --config train.toml --resume")]
+    Train(TrainArgs),
+    /// Score every observation: predictive NLL, PIT, anomaly score and flag.
+    #[command(after_help = "Examples:
+  particast score --input data.parquet --model model/ --output scores.parquet
+  particast score --input new.parquet --model model/ --output s.parquet --state-in state.parquet --state-out state.parquet")]
+    Score(ScoreArgs),
+    /// Forecast every series `horizon` steps ahead with intervals.
+    #[command(after_help = "Examples:
+  particast forecast --input data.parquet --model model/ --horizon 48 --output forecast.parquet
+  particast forecast --input data.parquet --model model/ --horizon 24 --mode sample --samples 500 --levels 50,90 --output f.parquet")]
+    Forecast(ForecastArgs),
+    /// Score a forecast file against actuals: sMAPE, MASE, MSIS, coverage, ND, NRMSE, wQL, CRPS, NLL.
+    #[command(after_help = "Examples:
+  particast evaluate --forecast forecast.parquet --actuals test.parquet --history train.parquet --season 24
+  particast evaluate --forecast f.parquet --actuals test.csv --format wide --history train.csv --season 24 --json")]
+    Evaluate(EvaluateArgs),
+    /// Print a model directory's summary.
+    #[command(after_help = "Example:
+  particast inspect model/")]
+    Inspect(InspectArgs),
     /// Read, validate and window a dataset; print what was found.
     #[command(after_help = "Examples:
   particast ingest \"data/nab/*/*.csv\" --id-from-path --time-col timestamp --target-col value
   particast ingest train.parquet --lags 24,168 --context 168 --horizon 48
   particast ingest ../shared/data/m4-hourly/Hourly-train.csv --format wide --short-series pad")]
     Ingest(IngestArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct RunArgs {
+    /// The pipeline file (TOML).
+    pub pipeline: std::path::PathBuf,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum CellArg {
+    Gru,
+    Tanh,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum GateArg {
+    Uniform,
+    Bayes,
+    FixedShare,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum HeadArg {
+    Gaussian,
+    StudentT,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum ModeArg {
+    Particle,
+    Sample,
+}
+
+#[derive(Args, Debug)]
+pub struct TrainArgs {
+    #[command(flatten)]
+    pub input: InputArgs,
+    /// Model directory to write.
+    #[arg(long)]
+    pub model: std::path::PathBuf,
+    /// Training settings file (the keys of a pipeline file's [train] section); flags win.
+    #[arg(long)]
+    pub config: Option<std::path::PathBuf>,
+    /// Particles L [default: 8].
+    #[arg(long)]
+    pub particles: Option<usize>,
+    /// Hidden units H [default: 32].
+    #[arg(long)]
+    pub hidden: Option<usize>,
+    /// Recurrent cell [default: gru].
+    #[arg(long, value_enum)]
+    pub cell: Option<CellArg>,
+    /// Mixture gate [default: uniform].
+    #[arg(long, value_enum)]
+    pub gate: Option<GateArg>,
+    /// Emission head [default: gaussian].
+    #[arg(long, value_enum)]
+    pub head: Option<HeadArg>,
+    /// Context steps [default: 168].
+    #[arg(long)]
+    pub context: Option<usize>,
+    /// Horizon steps [default: 48].
+    #[arg(long)]
+    pub horizon: Option<usize>,
+    /// Maximum epochs [default: 30].
+    #[arg(long)]
+    pub epochs: Option<usize>,
+    /// Seed [default: 42].
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Continue from the checkpoint in the model directory.
+    #[arg(long)]
+    pub resume: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct ScoreArgs {
+    #[command(flatten)]
+    pub input: InputArgs,
+    /// Model directory.
+    #[arg(long)]
+    pub model: std::path::PathBuf,
+    /// Output Parquet file.
+    #[arg(long, short)]
+    pub output: std::path::PathBuf,
+    /// Continue series from these saved states (series not in the file start fresh).
+    #[arg(long)]
+    pub state_in: Option<std::path::PathBuf>,
+    /// Save the states at the end of each series here.
+    #[arg(long)]
+    pub state_out: Option<std::path::PathBuf>,
+    /// Flag threshold on the anomaly score [default: 0.999].
+    #[arg(long)]
+    pub threshold: Option<f64>,
+    /// Average the anomaly score over this many observations [default: 1].
+    #[arg(long)]
+    pub smooth: Option<usize>,
+}
+
+#[derive(Args, Debug)]
+pub struct ForecastArgs {
+    #[command(flatten)]
+    pub input: InputArgs,
+    /// Model directory.
+    #[arg(long)]
+    pub model: std::path::PathBuf,
+    /// Steps ahead.
+    #[arg(long)]
+    pub horizon: usize,
+    /// Output Parquet file.
+    #[arg(long, short)]
+    pub output: std::path::PathBuf,
+    /// Interval levels in percent.
+    #[arg(long, value_delimiter = ',', default_value = "80,95")]
+    pub levels: Vec<f64>,
+    /// Particle means (deterministic) or sampled paths.
+    #[arg(long, value_enum, default_value = "particle")]
+    pub mode: ModeArg,
+    /// Paths in sample mode.
+    #[arg(long, default_value_t = 200)]
+    pub samples: usize,
+    /// Seed of sample mode.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+}
+
+#[derive(Args, Debug)]
+pub struct EvaluateArgs {
+    /// Forecast Parquet file (from `particast forecast`).
+    #[arg(long)]
+    pub forecast: std::path::PathBuf,
+    /// Actuals (read like an input; the columns of the model's data by default).
+    #[arg(long)]
+    pub actuals: String,
+    /// In-sample history for MASE and MSIS (same reading options).
+    #[arg(long)]
+    pub history: Option<String>,
+    /// Seasonality for MASE and MSIS.
+    #[arg(long, default_value_t = 1)]
+    pub season: usize,
+    /// Table layout of actuals and history.
+    #[arg(long, value_enum)]
+    pub format: Option<FormatArg>,
+    /// Series id column.
+    #[arg(long)]
+    pub id_col: Option<String>,
+    /// Use file paths as series ids.
+    #[arg(long)]
+    pub id_from_path: bool,
+    /// Time column.
+    #[arg(long)]
+    pub time_col: Option<String>,
+    /// Target column.
+    #[arg(long = "target-col")]
+    pub target_cols: Vec<String>,
+    /// Print the metrics as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct InspectArgs {
+    /// Model directory.
+    pub model: std::path::PathBuf,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -59,27 +253,28 @@ pub enum ShortArg {
 }
 
 /// Input options shared by commands that read data.
-#[derive(Args, Debug)]
+#[derive(Args, Debug, Clone)]
 pub struct InputArgs {
     /// A CSV or Parquet file, or a glob of them (quote it).
+    #[arg(long = "input", short = 'i')]
     pub input: String,
-    /// Table layout.
-    #[arg(long, value_enum, default_value = "long")]
-    pub format: FormatArg,
+    /// Table layout [default: long, or the model's].
+    #[arg(long, value_enum)]
+    pub format: Option<FormatArg>,
     /// File format, when the extension does not tell.
     #[arg(long, value_enum)]
     pub input_format: Option<InputFormatArg>,
-    /// Series id column.
-    #[arg(long, default_value = "unique_id")]
-    pub id_col: String,
+    /// Series id column [default: unique_id].
+    #[arg(long)]
+    pub id_col: Option<String>,
     /// Use each file's path (relative to the glob's fixed folder) as its series id.
     #[arg(long)]
     pub id_from_path: bool,
-    /// Time column.
-    #[arg(long, default_value = "ds")]
-    pub time_col: String,
-    /// Target column (repeat for multivariate series).
-    #[arg(long = "target-col", default_value = "y")]
+    /// Time column [default: ds].
+    #[arg(long)]
+    pub time_col: Option<String>,
+    /// Target column, repeat for multivariate series [default: y].
+    #[arg(long = "target-col")]
     pub target_cols: Vec<String>,
     /// Sort rows by time within each series instead of failing on unsorted input.
     #[arg(long)]
@@ -92,35 +287,49 @@ pub struct InputArgs {
     pub frequency: Option<String>,
     /// Target lags to add as features, comma separated (e.g. 24,168).
     #[arg(long, value_delimiter = ',')]
-    pub lags: Vec<usize>,
+    pub lags: Option<Vec<usize>>,
 }
 
 impl InputArgs {
-    fn options(&self) -> IngestOptions {
-        IngestOptions {
-            format: match self.input_format {
-                None => InputFormat::Auto,
-                Some(InputFormatArg::Csv) => InputFormat::Csv,
-                Some(InputFormatArg::Parquet) => InputFormat::Parquet,
-            },
-            layout: match self.format {
+    /// The reading options: `base` (defaults, or what a model was trained with) with the flags
+    /// given on the command line on top.
+    pub fn options(&self, base: IngestOptions) -> IngestOptions {
+        let mut o = base;
+        if let Some(f) = self.input_format {
+            o.format = match f {
+                InputFormatArg::Csv => InputFormat::Csv,
+                InputFormatArg::Parquet => InputFormat::Parquet,
+            };
+        } else {
+            o.format = InputFormat::Auto;
+        }
+        if let Some(f) = self.format {
+            o.layout = match f {
                 FormatArg::Long => Layout::Long,
                 FormatArg::Wide => Layout::Wide,
-            },
-            id_col: self.id_col.clone(),
-            id_from_path: self.id_from_path,
-            time_col: self.time_col.clone(),
-            target_cols: self.target_cols.clone(),
-            sort: self.sort,
-            irregular: if self.sequence {
-                particast::ingest::Irregular::Sequence
-            } else {
-                particast::ingest::Irregular::Error
-            },
-            frequency: self.frequency.clone(),
-            lags: self.lags.clone(),
-            ..Default::default()
+            };
         }
+        if let Some(c) = &self.id_col {
+            o.id_col = c.clone();
+        }
+        o.id_from_path |= self.id_from_path;
+        if let Some(c) = &self.time_col {
+            o.time_col = c.clone();
+        }
+        if !self.target_cols.is_empty() {
+            o.target_cols = self.target_cols.clone();
+        }
+        o.sort |= self.sort;
+        if self.sequence {
+            o.irregular = particast::ingest::Irregular::Sequence;
+        }
+        if let Some(f) = &self.frequency {
+            o.frequency = Some(f.clone());
+        }
+        if let Some(l) = &self.lags {
+            o.lags = l.clone();
+        }
+        o
     }
 }
 
@@ -151,6 +360,22 @@ pub struct Failure {
     pub headline: String,
     pub detail: Option<String>,
     pub code: u8,
+}
+
+impl From<particast::Error> for Failure {
+    fn from(e: particast::Error) -> Self {
+        Failure {
+            code: if e.is_bad_input() { 2 } else { 1 },
+            headline: e.to_string(),
+            detail: None,
+        }
+    }
+}
+
+impl From<particast::pipeline::PipelineError> for Failure {
+    fn from(e: particast::pipeline::PipelineError) -> Self {
+        particast::Error::from(e).into()
+    }
 }
 
 impl From<IngestError> for Failure {
@@ -189,15 +414,22 @@ pub fn init_logging(g: &Global) {
 
 /// Runs the parsed command.
 pub fn run(cli: Cli) -> Result<(), Failure> {
+    let quiet = cli.global.quiet;
     match cli.command {
-        Command::Ingest(args) => ingest(args, cli.global.quiet),
+        Command::Ingest(args) => ingest(args, quiet),
+        Command::Run(args) => crate::commands::run(args, quiet),
+        Command::Train(args) => crate::commands::train(args, quiet),
+        Command::Score(args) => crate::commands::score(args, quiet),
+        Command::Forecast(args) => crate::commands::forecast(args, quiet),
+        Command::Evaluate(args) => crate::commands::evaluate(args, quiet),
+        Command::Inspect(args) => crate::commands::inspect(args),
     }
 }
 
 fn ingest(args: IngestArgs, quiet: bool) -> Result<(), Failure> {
     let _span = info_span!("ingest", input = %args.input.input).entered();
     let start = Instant::now();
-    let opts = args.input.options();
+    let opts = args.input.options(IngestOptions::default());
     let spec = WindowSpec {
         context: args.context,
         horizon: args.horizon,

@@ -24,6 +24,11 @@
 //! ```
 #![deny(missing_docs)]
 
+mod error;
+pub mod run;
+pub mod spec;
+
+pub use error::Error;
 pub use particast_ingest as ingest;
 pub use particast_kernels as kernels;
 pub use particast_pipeline as pipeline;

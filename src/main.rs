@@ -2,6 +2,7 @@
 //! (0 ok, 1 runtime failure, 2 bad usage or bad input).
 
 mod cli;
+mod commands;
 
 use clap::Parser;
 use std::process::ExitCode;

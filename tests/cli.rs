@@ -1,6 +1,8 @@
-//! End-to-end tests of the `particast` binary.
+//! End-to-end tests of the `particast` binary: every command, and the failure paths (exit code 2,
+//! a one-line message naming the problem, no partial output left behind).
 
-use std::process::Command;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
 
 fn particast() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_particast"));
@@ -8,67 +10,276 @@ fn particast() -> Command {
     c
 }
 
-#[test]
-fn ingest_demo_reads_the_bundled_nab_files() {
-    let out = particast()
-        .args([
-            "ingest",
-            "data/nab/*/*.csv",
-            "--id-from-path",
-            "--time-col",
-            "timestamp",
-            "--target-col",
-            "value",
-            "--context",
-            "336",
-            "--horizon",
-            "48",
-        ])
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
+fn run(args: &[&str]) -> Output {
+    particast().args(args).output().unwrap()
+}
+
+fn ok(out: &Output) -> String {
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
     assert!(
         out.status.success(),
         "{stdout}\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    stdout
+}
+
+/// Exit code 2 and a first stderr line starting with `error:` that contains `needle`.
+fn bad_input(out: &Output, needle: &str) {
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    let first = stderr.lines().next().unwrap_or_default();
+    assert!(first.starts_with("error: "), "{stderr}");
+    assert!(first.contains(needle), "expected `{needle}` in: {stderr}");
+}
+
+const TAXI: &str = "data/nab/realKnownCause/nyc_taxi.csv";
+const TAXI_ARGS: [&str; 6] = [
+    "--id-from-path",
+    "--time-col",
+    "timestamp",
+    "--target-col",
+    "value",
+    "--lags",
+];
+
+fn taxi_input(extra: &[&str]) -> Vec<String> {
+    let mut v: Vec<String> = vec!["--input".into(), TAXI.into()];
+    v.extend(TAXI_ARGS.iter().map(|s| s.to_string()));
+    v.push("48,336".into());
+    v.extend(extra.iter().map(|s| s.to_string()));
+    v
+}
+
+fn train_small(dir: &Path) -> PathBuf {
+    let model = dir.join("model");
+    let mut args = vec!["train".to_string()];
+    args.extend(taxi_input(&[
+        "--model",
+        model.to_str().unwrap(),
+        "--hidden",
+        "16",
+        "--particles",
+        "4",
+        "--context",
+        "96",
+        "--horizon",
+        "48",
+        "--epochs",
+        "2",
+    ]));
+    let out = particast().args(&args).output().unwrap();
+    let stdout = ok(&out);
+    assert!(stdout.contains("trained"), "{stdout}");
+    model
+}
+
+#[test]
+fn ingest_demo_reads_the_bundled_nab_files() {
+    let out = run(&[
+        "ingest",
+        "--input",
+        "data/nab/*/*.csv",
+        "--id-from-path",
+        "--time-col",
+        "timestamp",
+        "--target-col",
+        "value",
+        "--context",
+        "336",
+        "--horizon",
+        "48",
+    ]);
+    let stdout = ok(&out);
     assert!(stdout.contains("realKnownCause/nyc_taxi.csv"), "{stdout}");
     assert!(stdout.contains("18384 rows, 3 series"), "{stdout}");
 }
 
 #[test]
-fn a_wrong_column_is_bad_input_with_a_one_line_message() {
-    let out = particast()
-        .args([
-            "ingest",
-            "data/nab/realKnownCause/nyc_taxi.csv",
-            "--id-from-path",
-            "--time-col",
-            "when",
-        ])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    let first = stderr.lines().next().unwrap_or_default();
-    assert!(first.starts_with("error: "), "{stderr}");
-    assert!(first.contains("missing column `when`"), "{stderr}");
-    assert!(first.contains("nyc_taxi.csv"), "{stderr}");
+fn train_inspect_score_forecast_evaluate() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = train_small(dir.path());
+    let m = model.to_str().unwrap();
+    let stdout = ok(&run(&["inspect", m]));
+    assert!(
+        stdout.contains("L=4 particles") && stdout.contains("lags [1, 48, 336]"),
+        "{stdout}"
+    );
+
+    let scores = dir.path().join("scores.parquet");
+    let state = dir.path().join("state.parquet");
+    let mut args = vec!["score".to_string()];
+    args.extend(taxi_input(&[
+        "--model",
+        m,
+        "--output",
+        scores.to_str().unwrap(),
+        "--state-out",
+        state.to_str().unwrap(),
+    ]));
+    let stdout = ok(&particast().args(&args).output().unwrap());
+    assert!(stdout.contains("scored     10320 observations"), "{stdout}");
+    assert!(scores.exists() && state.exists());
+
+    let fc = dir.path().join("forecast.parquet");
+    let mut args = vec!["forecast".to_string()];
+    args.extend(taxi_input(&[
+        "--model",
+        m,
+        "--horizon",
+        "24",
+        "--output",
+        fc.to_str().unwrap(),
+    ]));
+    ok(&particast().args(&args).output().unwrap());
+
+    // Evaluating the forecast against the input itself: no timestamps overlap the future, so
+    // every actual is unknown and the table says so with zero observations.
+    let out = run(&[
+        "evaluate",
+        "--forecast",
+        fc.to_str().unwrap(),
+        "--actuals",
+        TAXI,
+        "--id-from-path",
+        "--time-col",
+        "timestamp",
+        "--target-col",
+        "value",
+        "--season",
+        "48",
+        "--json",
+    ]);
+    let stdout = ok(&out);
+    assert!(stdout.contains("\"observations\": 0"), "{stdout}");
 }
 
 #[test]
-fn a_missing_file_is_bad_input() {
-    let out = particast()
-        .args(["ingest", "no/such/file.csv"])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("no/such/file.csv"));
+fn pipeline_files_run_and_reject_unknown_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let spec = dir.path().join("small.toml");
+    std::fs::write(
+        &spec,
+        format!(
+            "output_dir = \"out\"\n[input]\npath = \"{}\"\nid_from_path = true\ntime_col = \"timestamp\"\ntarget_cols = [\"value\"]\nlags = [48]\n\
+             [train]\nholdout = 48\nhidden = 8\nparticles = 2\ncontext = 48\nhorizon = 48\nepochs = 1\nbatches_per_epoch = 5\n\
+             [score]\n[forecast]\nhorizon = 48\n[evaluate]\nseason = 48\n",
+            root.join(TAXI).display()
+        ),
+    )
+    .unwrap();
+    let stdout = ok(&run(&["run", spec.to_str().unwrap()]));
+    assert!(
+        stdout.contains("sMAPE") && stdout.contains("coverage 95%"),
+        "{stdout}"
+    );
+    for f in [
+        "out/model/model.safetensors",
+        "out/model/config.json",
+        "out/scores.parquet",
+        "out/forecast.parquet",
+        "out/metrics.json",
+    ] {
+        assert!(dir.path().join(f).exists(), "{f}");
+    }
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(
+        &bad,
+        std::fs::read_to_string(&spec)
+            .unwrap()
+            .replace("hidden = 8", "hiden = 8"),
+    )
+    .unwrap();
+    bad_input(&run(&["run", bad.to_str().unwrap()]), "hiden");
+    let wrong = dir.path().join("wrong.toml");
+    std::fs::write(
+        &wrong,
+        std::fs::read_to_string(&spec)
+            .unwrap()
+            .replace("hidden = 8", "hidden = \"eight\""),
+    )
+    .unwrap();
+    bad_input(&run(&["run", wrong.to_str().unwrap()]), "invalid type");
+}
+
+#[test]
+fn failures_exit_2_with_one_line_and_leave_no_partial_output() {
+    let dir = tempfile::tempdir().unwrap();
+    // Missing file.
+    bad_input(
+        &run(&["ingest", "--input", "no/such/file.csv"]),
+        "no/such/file.csv",
+    );
+    // Wrong column name.
+    bad_input(
+        &run(&[
+            "ingest",
+            "--input",
+            TAXI,
+            "--id-from-path",
+            "--time-col",
+            "when",
+        ]),
+        "missing column `when`",
+    );
+    // Model / data mismatch: a model for one target applied to two.
+    let model = train_small(dir.path());
+    let two = dir.path().join("two.csv");
+    std::fs::write(&two, "timestamp,a,b\n2015-01-01 00:00:00,1,2\n2015-01-01 00:30:00,3,4\n2015-01-01 01:00:00,5,6\n").unwrap();
+    let out_file = dir.path().join("scores.parquet");
+    std::fs::write(&out_file, b"previous output").unwrap();
+    let out = run(&[
+        "score",
+        "--input",
+        two.to_str().unwrap(),
+        "--id-from-path",
+        "--time-col",
+        "timestamp",
+        "--target-col",
+        "a",
+        "--target-col",
+        "b",
+        "--model",
+        model.to_str().unwrap(),
+        "--output",
+        out_file.to_str().unwrap(),
+    ]);
+    bad_input(&out, "trained on 1 target(s)");
+    assert_eq!(
+        std::fs::read(&out_file).unwrap(),
+        b"previous output",
+        "the existing output is untouched"
+    );
+    let leftovers: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".tmp"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+    // A model folder that is not one.
+    bad_input(
+        &run(&["inspect", dir.path().to_str().unwrap()]),
+        "config.json",
+    );
 }
 
 #[test]
 fn help_lists_examples() {
-    let out = particast().args(["ingest", "--help"]).output().unwrap();
-    assert!(out.status.success());
-    assert!(String::from_utf8_lossy(&out.stdout).contains("Examples:"));
+    for cmd in [
+        "ingest", "run", "train", "score", "forecast", "evaluate", "inspect",
+    ] {
+        let out = run(&[cmd, "--help"]);
+        assert!(out.status.success());
+        assert!(
+            String::from_utf8_lossy(&out.stdout).contains("Example"),
+            "{cmd}"
+        );
+    }
+}
+
+#[test]
+fn bad_usage_exits_2() {
+    let out = run(&["train", "--input", TAXI]);
+    assert_eq!(out.status.code(), Some(2));
 }

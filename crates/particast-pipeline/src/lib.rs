@@ -32,6 +32,7 @@
 #![allow(clippy::needless_range_loop)]
 
 mod error;
+pub mod evaluate;
 pub mod forecast;
 mod inputs;
 pub mod metrics;

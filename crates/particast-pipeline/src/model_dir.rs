@@ -194,6 +194,12 @@ impl TrainedModel {
             ));
         }
         let config_path = dir.join(CONFIG);
+        if !config_path.is_file() {
+            return Err(PipelineError::format(
+                &config_path,
+                "not a model directory (no config.json; train one with `particast train`)",
+            ));
+        }
         let raw = read_file(&config_path)?;
         let value: serde_json::Value = serde_json::from_slice(&raw)
             .map_err(|e| PipelineError::format(&config_path, format!("not valid JSON: {e}")))?;

@@ -1,0 +1,599 @@
+//! The commands behind the CLI: each reads its arguments, calls the library, prints a summary.
+
+use indicatif::{ProgressBar, ProgressStyle};
+use particast::ingest::polars::prelude::*;
+use particast::ingest::{Dataset, IngestOptions, Layout, Source};
+use particast::kernels::{Cell, Gate, Head};
+use particast::pipeline::evaluate::eval_series;
+use particast::pipeline::metrics::{evaluate as compute_metrics, Metrics};
+use particast::pipeline::mixture::Component;
+use particast::pipeline::output::{forecast_batch, scores_batch, to_dataframe, write_parquet};
+use particast::pipeline::{
+    check_state, forecast_series, load_states, save_states, score_continued, score_series,
+    train as train_model, EpochReport, ForecastConfig, Mode, Reporter, ScoreConfig, SeriesForecast,
+    StepForecast, TrainConfig, TrainSummary, TrainedModel,
+};
+use particast::run::run_pipeline;
+use particast::spec::PipelineSpec;
+use std::collections::HashMap;
+use std::io::IsTerminal;
+use std::path::Path;
+use std::time::Instant;
+
+use crate::cli::*;
+
+/// Draws a progress bar on a terminal and prints one line per epoch either way.
+struct BarReporter {
+    bar: Option<ProgressBar>,
+    quiet: bool,
+}
+
+impl BarReporter {
+    fn new(quiet: bool) -> Self {
+        BarReporter { bar: None, quiet }
+    }
+    fn line(&self, text: String) {
+        if self.quiet {
+            return;
+        }
+        match &self.bar {
+            Some(b) => b.println(text),
+            None => eprintln!("{text}"),
+        }
+    }
+}
+
+impl Reporter for BarReporter {
+    fn on_start(&mut self, epochs: usize, batches_per_epoch: usize, first_epoch: usize) {
+        if self.quiet || !std::io::stderr().is_terminal() {
+            return;
+        }
+        let total = (epochs + 1).saturating_sub(first_epoch) * batches_per_epoch;
+        let bar = ProgressBar::new(total as u64);
+        if let Ok(style) = ProgressStyle::with_template(
+            "{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} batches ({per_sec}) {msg}",
+        ) {
+            bar.set_style(style);
+        }
+        self.bar = Some(bar);
+    }
+    fn on_batch(&mut self, epoch: usize, _batch: usize, loss: f64) {
+        if let Some(b) = &self.bar {
+            b.inc(1);
+            b.set_message(format!("epoch {epoch} train NLL {loss:.4}"));
+        }
+    }
+    fn on_epoch(&mut self, r: &EpochReport) {
+        let val = r
+            .val_nll
+            .map(|v| format!("{v:.4}"))
+            .unwrap_or_else(|| "-".into());
+        self.line(format!(
+            "epoch {:>3}  train NLL {:.4}  val NLL {}  lr {:.2e}  {:.1} batches/s{}",
+            r.epoch,
+            r.train_nll,
+            val,
+            r.lr,
+            r.batches_per_second,
+            if r.improved { "  *" } else { "" }
+        ));
+    }
+}
+
+impl Drop for BarReporter {
+    fn drop(&mut self) {
+        if let Some(b) = &self.bar {
+            b.finish_and_clear();
+        }
+    }
+}
+
+fn print_training(s: &TrainSummary) {
+    println!(
+        "trained    {} parameters, {} epochs (best {}), best validation NLL {} per observation ({} in original units), {:.1} s",
+        s.parameters,
+        s.epochs,
+        s.best_epoch,
+        s.best_val_nll.map(|v| format!("{v:.4}")).unwrap_or_else(|| "-".into()),
+        s.best_val_nll_original.map(|v| format!("{v:.4}")).unwrap_or_else(|| "-".into()),
+        s.wall_seconds
+    );
+    println!(
+        "particles  effective number {:.2}, mean pairwise state distance {:.3}{}",
+        s.effective_particles,
+        s.particle_distance,
+        if s.resumed {
+            " (resumed from a checkpoint)"
+        } else {
+            ""
+        }
+    );
+}
+
+fn print_metrics(m: &Metrics) {
+    println!("\n{:<22} {:>12}", "metric", "value");
+    let rows = [
+        ("series", m.series as f64),
+        ("observations", m.observations as f64),
+        ("sMAPE", m.smape),
+        ("MASE", m.mase),
+        ("MSIS (95%)", m.msis),
+        ("ND", m.nd),
+        ("NRMSE", m.nrmse),
+        ("wQL (0.1..0.9)", m.wql),
+        ("CRPS", m.crps),
+        ("weighted CRPS", m.wcrps),
+        ("mean NLL", m.nll),
+    ];
+    for (name, v) in rows {
+        println!("{name:<22} {v:>12.4}");
+    }
+    for (level, c) in &m.coverage {
+        println!("{:<22} {:>12.4}", format!("coverage {level}%"), c);
+    }
+}
+
+pub fn run(args: RunArgs, quiet: bool) -> Result<(), Failure> {
+    let start = Instant::now();
+    let spec = PipelineSpec::load(&args.pipeline)?;
+    let mut reporter = BarReporter::new(quiet);
+    let report = run_pipeline(&spec, &mut reporter)?;
+    drop(reporter);
+    if quiet {
+        return Ok(());
+    }
+    if let Some(t) = &report.training {
+        print_training(t);
+    }
+    if let Some((rows, flagged)) = report.scored {
+        println!("scored     {rows} observations, {flagged} flagged");
+    }
+    if let Some(n) = report.forecast_series {
+        println!("forecast   {n} series");
+    }
+    if let Some(m) = &report.metrics {
+        print_metrics(m);
+    }
+    println!("\noutputs");
+    for (what, path) in &report.outputs {
+        println!("  {what:<14} {}", path.display());
+    }
+    println!("done in {:.1} s", start.elapsed().as_secs_f64());
+    Ok(())
+}
+
+fn read(input: &InputArgs, base: IngestOptions) -> Result<(Dataset, IngestOptions), Failure> {
+    let opts = input.options(base);
+    let data = Dataset::read(Source::Path(input.input.clone()), &opts)?;
+    Ok((data, opts))
+}
+
+pub fn train(args: TrainArgs, quiet: bool) -> Result<(), Failure> {
+    let mut cfg = match &args.config {
+        Some(path) => {
+            let text = std::fs::read_to_string(path).map_err(|e| Failure {
+                headline: format!("{}: {e}", path.display()),
+                detail: None,
+                code: 2,
+            })?;
+            toml::from_str::<TrainConfig>(&text).map_err(|e| Failure {
+                headline: format!(
+                    "{}: {}",
+                    path.display(),
+                    e.to_string().lines().next().unwrap_or("bad TOML")
+                ),
+                detail: Some(e.to_string()),
+                code: 2,
+            })?
+        }
+        None => TrainConfig::default(),
+    };
+    if let Some(v) = args.particles {
+        cfg.particles = v;
+    }
+    if let Some(v) = args.hidden {
+        cfg.hidden = v;
+    }
+    if let Some(v) = args.cell {
+        cfg.cell = match v {
+            CellArg::Gru => Cell::Gru,
+            CellArg::Tanh => Cell::Tanh,
+        };
+    }
+    if let Some(v) = args.gate {
+        cfg.gate = match v {
+            GateArg::Uniform => Gate::Uniform,
+            GateArg::Bayes => Gate::Bayes,
+            GateArg::FixedShare => Gate::FixedShare,
+        };
+    }
+    if let Some(v) = args.head {
+        cfg.head = match v {
+            HeadArg::Gaussian => Head::Gaussian,
+            HeadArg::StudentT => Head::StudentT,
+        };
+    }
+    if let Some(v) = args.context {
+        cfg.context = v;
+    }
+    if let Some(v) = args.horizon {
+        cfg.horizon = v;
+    }
+    if let Some(v) = args.epochs {
+        cfg.epochs = v;
+    }
+    if let Some(v) = args.seed {
+        cfg.seed = v;
+    }
+    let (data, opts) = read(&args.input, IngestOptions::default())?;
+    let mut reporter = BarReporter::new(quiet);
+    let model = train_model(&data, &opts, &cfg, &args.model, args.resume, &mut reporter)?;
+    drop(reporter);
+    if !quiet {
+        if let Some(s) = &model.meta.training {
+            print_training(s);
+        }
+        println!("model      {}", args.model.display());
+    }
+    Ok(())
+}
+
+pub fn score(args: ScoreArgs, quiet: bool) -> Result<(), Failure> {
+    let model = TrainedModel::load(&args.model)?;
+    let (data, _) = read(&args.input, model.meta.ingest.clone())?;
+    model.check_schema(&data.schema)?;
+    let mut cfg = ScoreConfig::default();
+    if let Some(t) = args.threshold {
+        cfg.threshold = t;
+    }
+    if let Some(s) = args.smooth {
+        cfg.smooth = s;
+    }
+    let mut states: HashMap<String, particast::pipeline::SeriesState> = match &args.state_in {
+        Some(p) => load_states(p)?
+            .into_iter()
+            .map(|s| (s.id.clone(), s))
+            .collect(),
+        None => HashMap::new(),
+    };
+    for s in states.values() {
+        check_state(&model, s)?;
+    }
+    let mut scores = Vec::new();
+    let mut ends = Vec::new();
+    // Series with a saved state continue it; the others start fresh (in parallel).
+    let (cont, fresh): (Vec<_>, Vec<_>) =
+        data.series.iter().partition(|s| states.contains_key(&s.id));
+    for s in cont {
+        let mut st = states.remove(&s.id).ok_or_else(|| Failure {
+            headline: format!("no state for {}", s.id),
+            detail: None,
+            code: 1,
+        })?;
+        scores.push(score_continued(&model, &mut st, s, &cfg)?);
+        ends.push(st);
+    }
+    let fresh: Vec<_> = fresh.into_iter().cloned().collect();
+    for (sc, st) in score_series(&model, &fresh, &cfg)? {
+        scores.push(sc);
+        ends.push(st);
+    }
+    // States of series not seen this time are kept.
+    ends.extend(states.into_values());
+    let batch = scores_batch(&scores, &data.schema)?;
+    let mut df = to_dataframe(&batch, &data.schema.time_kind)?;
+    write_parquet(&mut df, &args.output)?;
+    if let Some(p) = &args.state_out {
+        save_states(&ends, p)?;
+    }
+    if !quiet {
+        let flagged = scores
+            .iter()
+            .flat_map(|s| s.flag.iter().zip(&s.present))
+            .filter(|(f, p)| **p && **f == Some(true))
+            .count();
+        println!(
+            "scored     {} observations of {} series, {} flagged (threshold {})",
+            df.height(),
+            scores.len(),
+            flagged,
+            cfg.threshold
+        );
+        println!("output     {}", args.output.display());
+    }
+    Ok(())
+}
+
+pub fn forecast(args: ForecastArgs, quiet: bool) -> Result<(), Failure> {
+    let model = TrainedModel::load(&args.model)?;
+    let (data, _) = read(&args.input, model.meta.ingest.clone())?;
+    model.check_schema(&data.schema)?;
+    let cfg = ForecastConfig {
+        horizon: args.horizon,
+        levels: args.levels.clone(),
+        mode: match args.mode {
+            ModeArg::Particle => Mode::Particle,
+            ModeArg::Sample => Mode::Sample,
+        },
+        samples: args.samples,
+        seed: args.seed,
+    };
+    let forecasts = forecast_series(&model, &data.series, &cfg)?;
+    let batch = forecast_batch(
+        &forecasts,
+        &cfg.levels,
+        cfg.mode,
+        model.model.config.particles,
+        model.model.config.head == Head::StudentT,
+    )?;
+    let mut df = to_dataframe(&batch, &data.schema.time_kind)?;
+    write_parquet(&mut df, &args.output)?;
+    if !quiet {
+        println!(
+            "forecast   {} series x {} steps ({:?} mode)",
+            forecasts.len(),
+            cfg.horizon,
+            cfg.mode
+        );
+        println!("output     {}", args.output.display());
+    }
+    Ok(())
+}
+
+fn polars_fail(path: &Path, e: PolarsError) -> Failure {
+    Failure {
+        headline: format!(
+            "{}: {}",
+            path.display(),
+            e.to_string().lines().next().unwrap_or("")
+        ),
+        detail: None,
+        code: 2,
+    }
+}
+
+/// Reads a forecast file back into per-series forecasts (mixtures when the columns are there).
+fn read_forecast(path: &Path) -> Result<(Vec<SeriesForecast>, Vec<f64>), Failure> {
+    let f = std::fs::File::open(path).map_err(|e| Failure {
+        headline: format!("{}: {e}", path.display()),
+        detail: None,
+        code: 2,
+    })?;
+    let df = ParquetReader::new(f)
+        .finish()
+        .map_err(|e| polars_fail(path, e))?;
+    let names: Vec<String> = df
+        .get_column_names()
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    let need = |c: &str| -> Result<Column, Failure> {
+        df.column(c).cloned().map_err(|_| Failure {
+            headline: format!(
+                "{}: missing column `{c}` (not a particast forecast file?)",
+                path.display()
+            ),
+            detail: None,
+            code: 2,
+        })
+    };
+    let f64col = |c: &str| -> Result<Vec<f64>, Failure> {
+        let col = need(c)?
+            .cast(&DataType::Float64)
+            .map_err(|e| polars_fail(path, e))?;
+        Ok(col
+            .f64()
+            .map_err(|e| polars_fail(path, e))?
+            .iter()
+            .map(|v| v.unwrap_or(f64::NAN))
+            .collect())
+    };
+    let ids: Vec<String> = need("unique_id")?
+        .cast(&DataType::String)
+        .map_err(|e| polars_fail(path, e))?
+        .str()
+        .map_err(|e| polars_fail(path, e))?
+        .iter()
+        .map(|v| v.unwrap_or("").to_string())
+        .collect();
+    let ds: Vec<i64> = need("ds")?
+        .cast(&DataType::Int64)
+        .map_err(|e| polars_fail(path, e))?
+        .i64()
+        .map_err(|e| polars_fail(path, e))?
+        .iter()
+        .map(|v| v.unwrap_or(0))
+        .collect();
+    let mean = f64col("particast")?;
+    let median = f64col("particast-median")?;
+    let mut levels: Vec<f64> = names
+        .iter()
+        .filter_map(|n| n.strip_prefix("particast-lo-").and_then(|l| l.parse().ok()))
+        .collect();
+    levels.sort_by(|a, b| a.total_cmp(b));
+    let mut bounds = Vec::new();
+    for l in &levels {
+        let name = if l.fract() == 0.0 {
+            format!("{}", *l as i64)
+        } else {
+            format!("{l}")
+        };
+        bounds.push((
+            f64col(&format!("particast-lo-{name}"))?,
+            f64col(&format!("particast-hi-{name}"))?,
+        ));
+    }
+    let particles = (0..)
+        .take_while(|k| names.iter().any(|n| n == &format!("particast-weight-{k}")))
+        .count();
+    let mut comps = Vec::new();
+    for k in 0..particles {
+        let nu = if names.iter().any(|n| n == &format!("particast-df-{k}")) {
+            f64col(&format!("particast-df-{k}"))?
+        } else {
+            vec![f64::INFINITY; df.height()]
+        };
+        comps.push((
+            f64col(&format!("particast-weight-{k}"))?,
+            f64col(&format!("particast-mu-{k}"))?,
+            f64col(&format!("particast-std-{k}"))?,
+            nu,
+        ));
+    }
+    let mut out: Vec<SeriesForecast> = Vec::new();
+    for r in 0..df.height() {
+        if out.last().map(|f| f.id != ids[r]).unwrap_or(true) {
+            out.push(SeriesForecast {
+                id: ids[r].clone(),
+                steps: Vec::new(),
+            });
+        }
+        let mixture = comps
+            .iter()
+            .map(|(w, m, s, nu)| Component {
+                weight: w[r],
+                mu: m[r],
+                sigma: s[r],
+                nu: nu[r],
+            })
+            .collect();
+        if let Some(f) = out.last_mut() {
+            f.steps.push(StepForecast {
+                ds: ds[r],
+                mean: mean[r],
+                median: median[r],
+                intervals: bounds.iter().map(|(lo, hi)| (lo[r], hi[r])).collect(),
+                mixture,
+                samples: Vec::new(),
+            });
+        }
+    }
+    Ok((out, levels))
+}
+
+pub fn evaluate(args: EvaluateArgs, quiet: bool) -> Result<(), Failure> {
+    let (forecasts, levels) = read_forecast(&args.forecast)?;
+    let mut opts = IngestOptions::default();
+    if let Some(f) = args.format {
+        opts.layout = match f {
+            FormatArg::Long => Layout::Long,
+            FormatArg::Wide => Layout::Wide,
+        };
+    }
+    if let Some(c) = &args.id_col {
+        opts.id_col = c.clone();
+    }
+    opts.id_from_path = args.id_from_path;
+    if let Some(c) = &args.time_col {
+        opts.time_col = c.clone();
+    }
+    if !args.target_cols.is_empty() {
+        opts.target_cols = args.target_cols.clone();
+    }
+    let actuals = Dataset::read(Source::Path(args.actuals.clone()), &opts)?;
+    let history = match &args.history {
+        Some(h) => Some(Dataset::read(Source::Path(h.clone()), &opts)?),
+        None => None,
+    };
+    let positional = opts.layout == Layout::Wide;
+    let mut evals = Vec::new();
+    for f in &forecasts {
+        let Some(a) = actuals.get(&f.id) else {
+            continue;
+        };
+        let actual: Vec<f64> = f
+            .steps
+            .iter()
+            .enumerate()
+            .map(|(k, st)| {
+                let t = if positional {
+                    Some(k)
+                } else {
+                    (0..a.len()).find(|&t| a.timestamp(t as i64) == st.ds)
+                };
+                t.and_then(|t| a.value(t as i64, 0)).unwrap_or(f64::NAN)
+            })
+            .collect();
+        let hist = history
+            .as_ref()
+            .and_then(|h| h.get(&f.id))
+            .map(|h| {
+                (0..h.len())
+                    .map(|t| h.value(t as i64, 0).unwrap_or(f64::NAN))
+                    .collect()
+            })
+            .unwrap_or_default();
+        evals.push(eval_series(f, &actual, hist, &levels));
+    }
+    if evals.is_empty() {
+        return Err(Failure {
+            headline: format!("no forecast series found in {}", args.actuals),
+            detail: Some(
+                "the unique_id values of the forecast and the actuals do not overlap".into(),
+            ),
+            code: 2,
+        });
+    }
+    let m = compute_metrics(&evals, args.season);
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&m).unwrap_or_default());
+    } else if !quiet {
+        print_metrics(&m);
+    }
+    Ok(())
+}
+
+pub fn inspect(args: InspectArgs) -> Result<(), Failure> {
+    let m = TrainedModel::load(&args.model)?;
+    let c = &m.model.config;
+    println!("model       {}", args.model.display());
+    println!(
+        "format      version {} (particast {})",
+        m.meta.format_version, m.meta.particast_version
+    );
+    println!(
+        "network     {:?} cell, H={}, L={} particles, embedding {}, {:?} head, {:?} gate{}, {} inputs, {} target(s), {} parameters",
+        c.cell,
+        c.hidden,
+        c.particles,
+        c.embedding,
+        c.head,
+        c.gate,
+        if c.noise { ", transition noise" } else { "" },
+        c.inputs,
+        c.targets,
+        m.model.params.len()
+    );
+    if c.gate == Gate::FixedShare {
+        println!("share rate  {:.4}", m.model.share_rate());
+    }
+    let d = &m.meta.data;
+    println!(
+        "data        id `{}`, time `{}` ({:?}), targets [{}], covariates [{}], frequency {}",
+        d.id_col,
+        d.time_col,
+        d.time_kind,
+        d.target_cols.join(", "),
+        d.covariate_cols.join(", "),
+        d.frequency_text()
+    );
+    println!(
+        "inputs      lags {:?}, calendar [{}], scaling {:?}, context {}, horizon {}",
+        m.meta.inputs.features.lags,
+        m.meta
+            .inputs
+            .features
+            .calendar
+            .iter()
+            .map(|c| c.name())
+            .collect::<Vec<_>>()
+            .join(", "),
+        m.meta.inputs.scaling,
+        m.meta.context,
+        m.meta.horizon
+    );
+    if let Some(t) = &m.meta.training {
+        print_training(t);
+    }
+    Ok(())
+}

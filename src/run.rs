@@ -1,0 +1,151 @@
+//! Running a pipeline file: train -> score -> forecast -> evaluate, any subset.
+
+use particast_ingest::{Dataset, PreparedSeries, Source};
+use particast_kernels::Head;
+use particast_pipeline::evaluate::eval_series;
+use particast_pipeline::metrics::{evaluate, Metrics};
+use particast_pipeline::output::{forecast_batch, scores_batch, to_dataframe, write_parquet};
+use particast_pipeline::{
+    forecast_series, save_states, score_series, train, write_atomic, Reporter, TrainSummary,
+    TrainedModel,
+};
+use std::path::PathBuf;
+use tracing::info_span;
+
+use crate::error::Error;
+use crate::spec::PipelineSpec;
+
+/// What a run produced.
+#[derive(Clone, Debug, Default)]
+pub struct RunReport {
+    /// Files written, with what they are.
+    pub outputs: Vec<(String, PathBuf)>,
+    /// Training summary, when trained.
+    pub training: Option<TrainSummary>,
+    /// Rows scored and rows flagged.
+    pub scored: Option<(usize, usize)>,
+    /// Series forecast.
+    pub forecast_series: Option<usize>,
+    /// Metrics, when evaluated.
+    pub metrics: Option<Metrics>,
+}
+
+/// Holds out the last `h` steps of every series long enough (others stay whole).
+pub fn hold_out(series: &[PreparedSeries], h: usize) -> Vec<PreparedSeries> {
+    series
+        .iter()
+        .map(|s| {
+            if h > 0 && s.len() > h {
+                s.head(s.len() - h)
+            } else {
+                s.clone()
+            }
+        })
+        .collect()
+}
+
+/// Runs the stages a pipeline file asks for.
+pub fn run_pipeline(spec: &PipelineSpec, reporter: &mut dyn Reporter) -> Result<RunReport, Error> {
+    let _span = info_span!("run", file = %spec.file.display()).entered();
+    std::fs::create_dir_all(&spec.output_dir).map_err(|e| Error::Io {
+        path: spec.output_dir.clone(),
+        source: e,
+    })?;
+    let mut report = RunReport::default();
+    let data = Dataset::read(Source::Path(spec.input.path.clone()), &spec.input.options)?;
+    let holdout = spec.train.as_ref().map(|t| t.holdout).unwrap_or(0);
+    let train_series = hold_out(&data.series, holdout);
+    let model_dir = spec.model_dir();
+    let model = match &spec.train {
+        Some(t) => {
+            let mut train_data = data.clone();
+            train_data.series = train_series.clone();
+            let m = train(
+                &train_data,
+                &spec.input.options,
+                &t.config,
+                &t.model,
+                t.resume,
+                reporter,
+            )?;
+            report.training = m.meta.training.clone();
+            report.outputs.push(("model".into(), t.model.clone()));
+            m
+        }
+        None => TrainedModel::load(&model_dir)?,
+    };
+    model.check_schema(&data.schema)?;
+    if let Some(s) = &spec.score {
+        let _s = info_span!("score").entered();
+        let results = score_series(&model, &data.series, &s.config)?;
+        let (scores, states): (Vec<_>, Vec<_>) = results.into_iter().unzip();
+        let batch = scores_batch(&scores, &data.schema)?;
+        let mut df = to_dataframe(&batch, &data.schema.time_kind)?;
+        let flagged = scores
+            .iter()
+            .flat_map(|s| s.flag.iter().zip(&s.present))
+            .filter(|(f, p)| **p && **f == Some(true))
+            .count();
+        report.scored = Some((df.height(), flagged));
+        write_parquet(&mut df, &s.output)?;
+        report.outputs.push(("scores".into(), s.output.clone()));
+        if let Some(state) = &s.state {
+            save_states(&states, state)?;
+            report.outputs.push(("scoring state".into(), state.clone()));
+        }
+    }
+    if let Some(f) = &spec.forecast {
+        let _s = info_span!("forecast").entered();
+        let forecasts = forecast_series(&model, &train_series, &f.config)?;
+        let batch = forecast_batch(
+            &forecasts,
+            &f.config.levels,
+            f.config.mode,
+            model.model.config.particles,
+            model.model.config.head == Head::StudentT,
+        )?;
+        let mut df = to_dataframe(&batch, &data.schema.time_kind)?;
+        write_parquet(&mut df, &f.output)?;
+        report.forecast_series = Some(forecasts.len());
+        report.outputs.push(("forecast".into(), f.output.clone()));
+        if let Some(e) = &spec.evaluate {
+            let _s = info_span!("evaluate").entered();
+            let actuals = match &e.actuals {
+                Some(a) => Some(Dataset::read(Source::Path(a.path.clone()), &a.options)?),
+                None => None,
+            };
+            let mut evals = Vec::new();
+            for (fc, hist) in forecasts.iter().zip(&train_series) {
+                let full = match &actuals {
+                    Some(a) => a.get(&fc.id),
+                    None => data.get(&fc.id),
+                };
+                let Some(full) = full else { continue };
+                // Actuals by timestamp: the forecast's steps looked up in the outcome series.
+                let actual: Vec<f64> = fc
+                    .steps
+                    .iter()
+                    .map(|st| {
+                        (0..full.len())
+                            .find(|&t| full.timestamp(t as i64) == st.ds)
+                            .and_then(|t| full.value(t as i64, 0))
+                            .unwrap_or(f64::NAN)
+                    })
+                    .collect();
+                let history = (0..hist.len())
+                    .map(|t| hist.value(t as i64, 0).unwrap_or(f64::NAN))
+                    .collect();
+                evals.push(eval_series(fc, &actual, history, &f.config.levels));
+            }
+            let metrics = evaluate(&evals, e.season);
+            let json = serde_json::to_vec_pretty(&metrics).map_err(|err| Error::Spec {
+                file: e.output.clone(),
+                message: err.to_string(),
+            })?;
+            write_atomic(&e.output, &json)?;
+            report.outputs.push(("metrics".into(), e.output.clone()));
+            report.metrics = Some(metrics);
+        }
+    }
+    Ok(report)
+}

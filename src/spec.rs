@@ -1,0 +1,329 @@
+//! Pipeline files: a TOML spec that chains train -> score -> forecast -> evaluate.
+//!
+//! Relative paths resolve against the file's folder. Every section is optional except
+//! `[input]`; a stage runs when its section is present. Unknown keys are errors.
+
+use particast_ingest::IngestOptions;
+use particast_pipeline::{ForecastConfig, ScoreConfig, TrainConfig};
+use serde::de::DeserializeOwned;
+use std::path::{Path, PathBuf};
+
+use crate::error::Error;
+
+/// A data source: a path plus how to read it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct InputSpec {
+    /// File or glob (resolved).
+    pub path: String,
+    /// Reading options.
+    pub options: IngestOptions,
+}
+
+/// `[train]`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TrainSpec {
+    /// Model directory (default `<output_dir>/model`).
+    pub model: PathBuf,
+    /// Steps held out at the end of every series for forecasting and evaluation (0: none).
+    pub holdout: usize,
+    /// Continue from a checkpoint in the model directory.
+    pub resume: bool,
+    /// Training settings.
+    pub config: TrainConfig,
+}
+
+/// `[score]`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ScoreSpec {
+    /// Output Parquet file (default `<output_dir>/scores.parquet`).
+    pub output: PathBuf,
+    /// Where to write the per-series states (optional).
+    pub state: Option<PathBuf>,
+    /// Scoring settings.
+    pub config: ScoreConfig,
+}
+
+/// `[forecast]`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ForecastSpec {
+    /// Output Parquet file (default `<output_dir>/forecast.parquet`).
+    pub output: PathBuf,
+    /// Forecast settings.
+    pub config: ForecastConfig,
+}
+
+/// `[evaluate]`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct EvaluateSpec {
+    /// Seasonality for MASE / MSIS.
+    pub season: usize,
+    /// Actuals to score against; the held-out tail of the input when absent.
+    pub actuals: Option<InputSpec>,
+    /// Metrics JSON (default `<output_dir>/metrics.json`).
+    pub output: PathBuf,
+}
+
+/// A parsed pipeline file.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PipelineSpec {
+    /// The file.
+    pub file: PathBuf,
+    /// Folder for outputs (default `<file folder>/out/<file stem>`).
+    pub output_dir: PathBuf,
+    /// The data.
+    pub input: InputSpec,
+    /// Training, if asked.
+    pub train: Option<TrainSpec>,
+    /// Scoring, if asked.
+    pub score: Option<ScoreSpec>,
+    /// Forecasting, if asked.
+    pub forecast: Option<ForecastSpec>,
+    /// Evaluation, if asked.
+    pub evaluate: Option<EvaluateSpec>,
+}
+
+type Table = toml::map::Map<String, toml::Value>;
+
+fn bad(file: &Path, msg: String) -> Error {
+    Error::Spec {
+        file: file.to_path_buf(),
+        message: msg,
+    }
+}
+
+/// Takes `key` out of a table.
+fn take<T: DeserializeOwned>(
+    t: &mut Table,
+    key: &str,
+    section: &str,
+    file: &Path,
+) -> Result<Option<T>, Error> {
+    match t.remove(key) {
+        None => Ok(None),
+        Some(v) => v.try_into().map(Some).map_err(|e| {
+            bad(
+                file,
+                format!("[{section}] {key}: {}", first_line(&e.to_string())),
+            )
+        }),
+    }
+}
+
+fn first_line(s: &str) -> String {
+    s.lines()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or(s)
+        .trim()
+        .to_string()
+}
+
+/// Deserialises the rest of a section into a settings struct (which rejects unknown keys).
+fn rest<T: DeserializeOwned>(t: Table, section: &str, file: &Path) -> Result<T, Error> {
+    toml::Value::Table(t)
+        .try_into()
+        .map_err(|e| bad(file, format!("[{section}] {}", first_line(&e.to_string()))))
+}
+
+fn resolve(base: &Path, p: &str) -> PathBuf {
+    let p = Path::new(p);
+    if p.is_absolute() {
+        p.to_path_buf()
+    } else {
+        base.join(p)
+    }
+}
+
+fn input(mut t: Table, section: &str, base: &Path, file: &Path) -> Result<InputSpec, Error> {
+    let path: String = take(&mut t, "path", section, file)?
+        .ok_or_else(|| bad(file, format!("[{section}] needs `path`")))?;
+    let mut options: IngestOptions = rest(t, section, file)?;
+    if let Some(d) = &options.spill_dir {
+        options.spill_dir = Some(resolve(base, &d.to_string_lossy()));
+    }
+    Ok(InputSpec {
+        path: resolve(base, &path).to_string_lossy().into_owned(),
+        options,
+    })
+}
+
+fn section(root: &mut Table, name: &str, file: &Path) -> Result<Option<Table>, Error> {
+    match root.remove(name) {
+        None => Ok(None),
+        Some(toml::Value::Table(t)) => Ok(Some(t)),
+        Some(_) => Err(bad(file, format!("`{name}` must be a section ([{name}])"))),
+    }
+}
+
+impl PipelineSpec {
+    /// Reads and checks a pipeline file.
+    pub fn load(file: &Path) -> Result<PipelineSpec, Error> {
+        let text = std::fs::read_to_string(file).map_err(|e| Error::Io {
+            path: file.to_path_buf(),
+            source: e,
+        })?;
+        Self::parse(&text, file)
+    }
+
+    /// Parses pipeline text; `file` names it in messages and anchors relative paths.
+    pub fn parse(text: &str, file: &Path) -> Result<PipelineSpec, Error> {
+        let base = file.parent().map(Path::to_path_buf).unwrap_or_default();
+        let mut root: Table =
+            toml::from_str(text).map_err(|e| bad(file, first_line(&e.to_string())))?;
+        let output_dir = match take::<String>(&mut root, "output_dir", "top level", file)? {
+            Some(d) => resolve(&base, &d),
+            None => base.join("out").join(file.file_stem().unwrap_or_default()),
+        };
+        let input_t = section(&mut root, "input", file)?
+            .ok_or_else(|| bad(file, "missing [input] section".into()))?;
+        let input_spec = input(input_t, "input", &base, file)?;
+        let train = match section(&mut root, "train", file)? {
+            None => None,
+            Some(mut t) => {
+                let model = take::<String>(&mut t, "model", "train", file)?
+                    .map(|m| resolve(&base, &m))
+                    .unwrap_or_else(|| output_dir.join("model"));
+                let holdout = take::<usize>(&mut t, "holdout", "train", file)?.unwrap_or(0);
+                let resume = take::<bool>(&mut t, "resume", "train", file)?.unwrap_or(false);
+                Some(TrainSpec {
+                    model,
+                    holdout,
+                    resume,
+                    config: rest(t, "train", file)?,
+                })
+            }
+        };
+        let score = match section(&mut root, "score", file)? {
+            None => None,
+            Some(mut t) => Some(ScoreSpec {
+                output: take::<String>(&mut t, "output", "score", file)?
+                    .map(|p| resolve(&base, &p))
+                    .unwrap_or_else(|| output_dir.join("scores.parquet")),
+                state: take::<String>(&mut t, "state", "score", file)?.map(|p| resolve(&base, &p)),
+                config: rest(t, "score", file)?,
+            }),
+        };
+        let forecast = match section(&mut root, "forecast", file)? {
+            None => None,
+            Some(mut t) => Some(ForecastSpec {
+                output: take::<String>(&mut t, "output", "forecast", file)?
+                    .map(|p| resolve(&base, &p))
+                    .unwrap_or_else(|| output_dir.join("forecast.parquet")),
+                config: rest(t, "forecast", file)?,
+            }),
+        };
+        let evaluate = match section(&mut root, "evaluate", file)? {
+            None => None,
+            Some(mut t) => {
+                let season = take::<usize>(&mut t, "season", "evaluate", file)?.unwrap_or(1);
+                let output = take::<String>(&mut t, "output", "evaluate", file)?
+                    .map(|p| resolve(&base, &p))
+                    .unwrap_or_else(|| output_dir.join("metrics.json"));
+                let actuals = match t.remove("actuals") {
+                    None => None,
+                    Some(toml::Value::Table(a)) => Some(input(a, "evaluate.actuals", &base, file)?),
+                    Some(_) => return Err(bad(file, "[evaluate] actuals must be a table".into())),
+                };
+                if let Some(k) = t.keys().next() {
+                    return Err(bad(
+                        file,
+                        format!("[evaluate] unknown key `{k}` (expected season, output, actuals)"),
+                    ));
+                }
+                Some(EvaluateSpec {
+                    season,
+                    actuals,
+                    output,
+                })
+            }
+        };
+        if let Some(k) = root.keys().next() {
+            return Err(bad(
+                file,
+                format!("unknown key or section `{k}` (expected output_dir, [input], [train], [score], [forecast], [evaluate])"),
+            ));
+        }
+        if evaluate.is_some() && forecast.is_none() {
+            return Err(bad(file, "[evaluate] needs a [forecast] section".into()));
+        }
+        Ok(PipelineSpec {
+            file: file.to_path_buf(),
+            output_dir,
+            input: input_spec,
+            train,
+            score,
+            forecast,
+            evaluate,
+        })
+    }
+
+    /// The model directory the stages use.
+    pub fn model_dir(&self) -> PathBuf {
+        self.train
+            .as_ref()
+            .map(|t| t.model.clone())
+            .unwrap_or_else(|| self.output_dir.join("model"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_and_resolves_paths() {
+        let text = r#"
+            output_dir = "out"
+            [input]
+            path = "data.csv"
+            time_col = "timestamp"
+            [train]
+            holdout = 24
+            hidden = 16
+            [forecast]
+            horizon = 24
+            [evaluate]
+            season = 24
+        "#;
+        let s = PipelineSpec::parse(text, Path::new("/p/q.toml")).unwrap();
+        assert_eq!(s.input.path, "/p/data.csv");
+        assert_eq!(s.input.options.time_col, "timestamp");
+        assert_eq!(s.output_dir, PathBuf::from("/p/out"));
+        let t = s.train.unwrap();
+        assert_eq!((t.holdout, t.config.hidden), (24, 16));
+        assert_eq!(t.model, PathBuf::from("/p/out/model"));
+        assert_eq!(
+            s.forecast.unwrap().output,
+            PathBuf::from("/p/out/forecast.parquet")
+        );
+    }
+
+    #[test]
+    fn unknown_keys_and_wrong_types_are_named() {
+        let e = PipelineSpec::parse(
+            "[input]\npath = \"x.csv\"\n[train]\nhiden = 3\n",
+            Path::new("a.toml"),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("hiden"), "{e}");
+        let e = PipelineSpec::parse(
+            "[input]\npath = \"x.csv\"\n[train]\nhidden = \"many\"\n",
+            Path::new("a.toml"),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("[train]") && e.contains("invalid type"), "{e}");
+        let e = PipelineSpec::parse("[train]\nhidden = 3\n", Path::new("a.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("missing [input]"), "{e}");
+        let e = PipelineSpec::parse("[input]\ntime_col = \"t\"\n", Path::new("a.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("needs `path`"), "{e}");
+        let e = PipelineSpec::parse("[input]\npath = \"x\"\n[scor]\n", Path::new("a.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("`scor`"), "{e}");
+    }
+}
