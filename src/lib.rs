@@ -25,6 +25,7 @@
 #![deny(missing_docs)]
 
 mod error;
+pub mod frames;
 pub mod run;
 pub mod spec;
 

@@ -59,7 +59,20 @@ pub fn run_pipeline(spec: &PipelineSpec, reporter: &mut dyn Reporter) -> Result<
     let model = match &spec.train {
         Some(t) => {
             let mut train_data = data.clone();
-            train_data.series = train_series.clone();
+            train_data.series = match t.train_fraction {
+                // Only each series' first part (NAB's probation period): the model never sees
+                // what it will score after that.
+                Some(f) => train_series
+                    .iter()
+                    .map(|s| {
+                        let n = ((s.len() as f64 * f).floor() as usize)
+                            .min(t.train_max_steps.unwrap_or(usize::MAX))
+                            .max(1);
+                        s.head(n)
+                    })
+                    .collect(),
+                None => train_series.clone(),
+            };
             let m = train(
                 &train_data,
                 &spec.input.options,
@@ -114,6 +127,11 @@ pub fn run_pipeline(spec: &PipelineSpec, reporter: &mut dyn Reporter) -> Result<
                 Some(a) => Some(Dataset::read(Source::Path(a.path.clone()), &a.options)?),
                 None => None,
             };
+            // Wide actuals (M4's test file) restart their step counter: match steps by position.
+            let positional = e
+                .actuals
+                .as_ref()
+                .is_some_and(|a| a.options.layout == particast_ingest::Layout::Wide);
             let mut evals = Vec::new();
             for (fc, hist) in forecasts.iter().zip(&train_series) {
                 let full = match &actuals {
@@ -125,11 +143,14 @@ pub fn run_pipeline(spec: &PipelineSpec, reporter: &mut dyn Reporter) -> Result<
                 let actual: Vec<f64> = fc
                     .steps
                     .iter()
-                    .map(|st| {
-                        (0..full.len())
-                            .find(|&t| full.timestamp(t as i64) == st.ds)
-                            .and_then(|t| full.value(t as i64, 0))
-                            .unwrap_or(f64::NAN)
+                    .enumerate()
+                    .map(|(k, st)| {
+                        let t = if positional {
+                            Some(k)
+                        } else {
+                            (0..full.len()).find(|&t| full.timestamp(t as i64) == st.ds)
+                        };
+                        t.and_then(|t| full.value(t as i64, 0)).unwrap_or(f64::NAN)
                     })
                     .collect();
                 let history = (0..hist.len())

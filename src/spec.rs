@@ -28,6 +28,10 @@ pub struct TrainSpec {
     pub holdout: usize,
     /// Continue from a checkpoint in the model directory.
     pub resume: bool,
+    /// Train only on the first fraction of every series (NAB's probation period: 0.15).
+    pub train_fraction: Option<f64>,
+    /// At most this many leading steps of every series when `train_fraction` is set.
+    pub train_max_steps: Option<usize>,
     /// Training settings.
     pub config: TrainConfig,
 }
@@ -184,10 +188,22 @@ impl PipelineSpec {
                     .unwrap_or_else(|| output_dir.join("model"));
                 let holdout = take::<usize>(&mut t, "holdout", "train", file)?.unwrap_or(0);
                 let resume = take::<bool>(&mut t, "resume", "train", file)?.unwrap_or(false);
+                let train_fraction = take::<f64>(&mut t, "train_fraction", "train", file)?;
+                if let Some(f) = train_fraction {
+                    if !(f > 0.0 && f <= 1.0) {
+                        return Err(bad(
+                            file,
+                            format!("[train] train_fraction must be in (0, 1], not {f}"),
+                        ));
+                    }
+                }
+                let train_max_steps = take::<usize>(&mut t, "train_max_steps", "train", file)?;
                 Some(TrainSpec {
                     model,
                     holdout,
                     resume,
+                    train_fraction,
+                    train_max_steps,
                     config: rest(t, "train", file)?,
                 })
             }

@@ -20,7 +20,7 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{PipelineError, Result};
-use crate::inputs::KernelBatch;
+use crate::inputs::{KernelBatch, INPUT_CLAMP};
 use crate::mixture::{self, Component};
 use crate::model_dir::TrainedModel;
 
@@ -170,7 +170,7 @@ fn step_inputs(
                 } else {
                     s.value(src, dd).map(|v| v / scale[dd])
                 };
-                out.push(v.unwrap_or(0.0) as f32);
+                out.push((v.unwrap_or(0.0) as f32).clamp(-INPUT_CLAMP, INPUT_CLAMP));
                 masks.push(if v.is_some() { 1.0 } else { 0.0 });
             }
         }

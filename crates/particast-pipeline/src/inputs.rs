@@ -8,6 +8,12 @@
 //! 4. the calendar features and covariates of step t (F values).
 //!
 //! Targets are `y[t] / scale`. The scale of a window is computed from its context steps only.
+//! Scaled lag inputs are clamped to `[-INPUT_CLAMP, INPUT_CLAMP]` so that a value far outside
+//! the context's range (a spike after a flat start) cannot saturate the network's state; targets
+//! are never clamped, so likelihoods stay exact.
+
+/// Bound of the scaled lag inputs (in units of the window's scale).
+pub const INPUT_CLAMP: f32 = 100.0;
 
 use arrow_array::cast::AsArray;
 use arrow_array::types::{Float32Type, UInt8Type};
@@ -50,9 +56,10 @@ impl Scaling {
         }
         (0..d)
             .map(|k| {
-                if n[k] > 0 {
+                if n[k] > 0 && sum[k] > 0.0 {
                     (sum[k] / n[k] as f64).max(floor)
                 } else {
+                    // Nothing observed, or only zeros: work in the data's own units.
                     1.0
                 }
             })
@@ -130,7 +137,8 @@ impl InputSpec {
         let log1p: Vec<f32> = scale.iter().map(|s| s.ln_1p() as f32).collect();
         for t in 0..steps {
             for j in 0..k * d {
-                out.inputs.push(w.lags[t * k * d + j] * inv[j % d]);
+                let v = w.lags[t * k * d + j] * inv[j % d];
+                out.inputs.push(v.clamp(-INPUT_CLAMP, INPUT_CLAMP));
             }
             for j in 0..k * d {
                 out.inputs.push(w.lag_mask[t * k * d + j] as f32);

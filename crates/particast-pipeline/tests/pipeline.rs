@@ -233,10 +233,8 @@ fn incremental_scoring_matches_one_pass() {
     assert_eq!(joined.len(), whole.nll.len());
     for (t, (a, b)) in joined.iter().zip(&whole.nll).enumerate() {
         let (a, b) = (a.unwrap(), b.unwrap());
-        assert!(
-            (a - b).abs() <= 1e-4 * (1.0 + b.abs()),
-            "step {t}: {a} vs {b}"
-        );
+        // The same operations in the same order: identical, not merely close.
+        assert_eq!(a.to_bits(), b.to_bits(), "step {t}: {a} vs {b}");
     }
     let an: Vec<Option<f64>> = first
         .anomaly
@@ -244,9 +242,7 @@ fn incremental_scoring_matches_one_pass() {
         .chain(second.anomaly.iter())
         .copied()
         .collect();
-    for (a, b) in an.iter().zip(&whole.anomaly) {
-        assert!((a.unwrap() - b.unwrap()).abs() < 1e-4);
-    }
+    assert_eq!(an, whole.anomaly);
 }
 
 #[test]

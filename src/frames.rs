@@ -1,0 +1,154 @@
+//! A polars-native API: frames in, frames out, no Arrow by hand.
+//!
+//! ```
+//! use particast::frames::{fit, Config};
+//! use particast::polars::prelude::*;
+//!
+//! // Two hourly series with a daily cycle.
+//! let n = 24 * 20;
+//! let ids: Vec<&str> = (0..2 * n).map(|i| if i < n { "a" } else { "b" }).collect();
+//! let ds: Vec<i64> = (0..2 * n).map(|i| (i % n) as i64).collect();
+//! let y: Vec<f64> = (0..2 * n)
+//!     .map(|i| 10.0 + ((i % n) as f64 * std::f64::consts::TAU / 24.0).sin())
+//!     .collect();
+//! let lf = df!("unique_id" => ids, "ds" => ds, "y" => y).unwrap().lazy();
+//!
+//! let mut config = Config::default();
+//! config.train.context = 48;
+//! config.train.horizon = 24;
+//! config.train.epochs = 2;
+//! config.train.batches_per_epoch = 5;
+//! let dir = tempfile::tempdir().unwrap();
+//! let model = fit(lf.clone(), &config, dir.path()).unwrap();
+//!
+//! // Scores: the input rows with four columns appended.
+//! let scored = model.score(lf.clone()).unwrap().collect().unwrap();
+//! assert_eq!(scored.height(), 2 * n);
+//! assert!(scored.column("particast-anomaly").is_ok());
+//!
+//! // Forecasts: one row per series and step.
+//! let fc = model.forecast(lf, 12).unwrap();
+//! assert_eq!(fc.height(), 2 * 12);
+//! assert!(fc.column("particast-lo-95").is_ok());
+//! ```
+
+use particast_ingest::polars::prelude::*;
+use particast_ingest::{Dataset, IngestOptions, Source};
+use particast_kernels::Head;
+use particast_pipeline::output::{forecast_batch, scores_batch, to_dataframe};
+use particast_pipeline::{
+    forecast_series, score_series, train, ForecastConfig, ScoreConfig, Silent, TrainConfig,
+    TrainedModel,
+};
+use std::path::Path;
+
+use crate::error::Error;
+
+/// How to read the frames and train.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Config {
+    /// Column names and features (the frame's layout).
+    pub ingest: IngestOptions,
+    /// Training settings.
+    pub train: TrainConfig,
+}
+
+/// A trained model, used on polars frames.
+#[derive(Clone, Debug)]
+pub struct Model {
+    /// The model and its metadata.
+    pub trained: TrainedModel,
+}
+
+/// Trains a model on a frame and saves it in `dir`.
+pub fn fit(lf: LazyFrame, config: &Config, dir: &Path) -> Result<Model, Error> {
+    let data = Dataset::read(Source::lazy(lf), &config.ingest)?;
+    let trained = train(
+        &data,
+        &config.ingest,
+        &config.train,
+        dir,
+        false,
+        &mut Silent,
+    )?;
+    Ok(Model { trained })
+}
+
+impl Model {
+    /// Loads a model directory.
+    pub fn load(dir: &Path) -> Result<Model, Error> {
+        Ok(Model {
+            trained: TrainedModel::load(dir)?,
+        })
+    }
+
+    fn read(&self, lf: LazyFrame) -> Result<Dataset, Error> {
+        let data = Dataset::read(Source::lazy(lf), &self.trained.meta.ingest)?;
+        self.trained.check_schema(&data.schema)?;
+        Ok(data)
+    }
+
+    /// The input rows with `particast-nll`, `particast-pit`, `particast-anomaly` and
+    /// `particast-flag` appended (default scoring settings).
+    pub fn score(&self, lf: LazyFrame) -> Result<LazyFrame, Error> {
+        self.score_with(lf, &ScoreConfig::default())
+    }
+
+    /// [`Model::score`] with settings.
+    pub fn score_with(&self, lf: LazyFrame, cfg: &ScoreConfig) -> Result<LazyFrame, Error> {
+        let data = self.read(lf.clone())?;
+        let scores: Vec<_> = score_series(&self.trained, &data.series, cfg)?
+            .into_iter()
+            .map(|(s, _)| s)
+            .collect();
+        let batch = scores_batch(&scores, &data.schema)?;
+        let df = to_dataframe(&batch, &data.schema.time_kind)?;
+        let opts = &self.trained.meta.ingest;
+        let key = "__particast_key";
+        let scores = df.lazy().select([
+            col("unique_id").alias(key),
+            col("ds").alias(opts.time_col.as_str()),
+            col("particast-nll"),
+            col("particast-pit"),
+            col("particast-anomaly"),
+            col("particast-flag"),
+        ]);
+        let joined = lf
+            .with_column(col(opts.id_col.as_str()).cast(DataType::String).alias(key))
+            .join(
+                scores,
+                [col(key), col(opts.time_col.as_str())],
+                [col(key), col(opts.time_col.as_str())],
+                JoinArgs::new(JoinType::Left),
+            )
+            .drop(by_name([key], true, false));
+        Ok(joined)
+    }
+
+    /// Forecasts `horizon` steps of every series (particle mode, 80 and 95% intervals).
+    pub fn forecast(&self, lf: LazyFrame, horizon: usize) -> Result<DataFrame, Error> {
+        self.forecast_with(
+            lf,
+            &ForecastConfig {
+                horizon,
+                ..Default::default()
+            },
+        )
+    }
+
+    /// [`Model::forecast`] with settings.
+    pub fn forecast_with(&self, lf: LazyFrame, cfg: &ForecastConfig) -> Result<DataFrame, Error> {
+        let data = self.read(lf)?;
+        let fc = forecast_series(&self.trained, &data.series, cfg)?;
+        let c = &self.trained.model.config;
+        let batch = forecast_batch(
+            &fc,
+            &cfg.levels,
+            cfg.mode,
+            c.particles,
+            c.head == Head::StudentT,
+        )?;
+        let df = to_dataframe(&batch, &data.schema.time_kind)?;
+        Ok(df)
+    }
+}
