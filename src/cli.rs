@@ -57,6 +57,12 @@ pub enum Command {
   particast evaluate --forecast forecast.parquet --actuals test.parquet --history train.parquet --season 24
   particast evaluate --forecast f.parquet --actuals test.csv --format wide --history train.csv --season 24 --json")]
     Evaluate(EvaluateArgs),
+    /// Draw a forecast fan chart and/or an anomaly view of one series (PNG or SVG).
+    #[command(after_help = "Examples:
+  particast plot --input data.parquet --model model/ --series s1 --forecast fan.png --horizon 48
+  particast plot --input \"data/nab/*/*.csv\" --id-from-path --time-col timestamp --target-col value --model m/ \\
+      --series realKnownCause/nyc_taxi.csv --anomaly taxi.svg --labels data/nab/labels/combined_windows.json")]
+    Plot(PlotArgs),
     /// Print a model directory's summary.
     #[command(after_help = "Example:
   particast inspect model/")]
@@ -225,6 +231,39 @@ pub struct EvaluateArgs {
     /// Print the metrics as JSON.
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct PlotArgs {
+    #[command(flatten)]
+    pub input: InputArgs,
+    /// Model directory.
+    #[arg(long)]
+    pub model: std::path::PathBuf,
+    /// Series to draw (default: the first).
+    #[arg(long)]
+    pub series: Option<String>,
+    /// Fan chart file (.png or .svg): forecast from the end of the series.
+    #[arg(long)]
+    pub forecast: Option<std::path::PathBuf>,
+    /// Steps ahead for the fan chart.
+    #[arg(long, default_value_t = 48)]
+    pub horizon: usize,
+    /// History steps shown before the forecast.
+    #[arg(long, default_value_t = 336)]
+    pub history: usize,
+    /// Anomaly view file (.png or .svg).
+    #[arg(long)]
+    pub anomaly: Option<std::path::PathBuf>,
+    /// NAB label windows (combined_windows.json) to shade.
+    #[arg(long)]
+    pub labels: Option<std::path::PathBuf>,
+    /// Flag threshold.
+    #[arg(long, default_value_t = 0.999)]
+    pub threshold: f64,
+    /// Smoothing of the anomaly score.
+    #[arg(long, default_value_t = 1)]
+    pub smooth: usize,
 }
 
 #[derive(Args, Debug)]
@@ -423,6 +462,7 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
         Command::Forecast(args) => crate::commands::forecast(args, quiet),
         Command::Evaluate(args) => crate::commands::evaluate(args, quiet),
         Command::Inspect(args) => crate::commands::inspect(args),
+        Command::Plot(args) => crate::commands::plot(args, quiet),
     }
 }
 

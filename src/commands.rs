@@ -597,3 +597,56 @@ pub fn inspect(args: InspectArgs) -> Result<(), Failure> {
     }
     Ok(())
 }
+
+pub fn plot(args: PlotArgs, quiet: bool) -> Result<(), Failure> {
+    if args.forecast.is_none() && args.anomaly.is_none() {
+        return Err(Failure {
+            headline: "nothing to draw: give --forecast FILE and/or --anomaly FILE".into(),
+            detail: None,
+            code: 2,
+        });
+    }
+    let model = TrainedModel::load(&args.model)?;
+    let (data, _) = read(&args.input, model.meta.ingest.clone())?;
+    model.check_schema(&data.schema)?;
+    let series = match &args.series {
+        Some(id) => data.get(id).ok_or_else(|| Failure {
+            headline: format!("series `{id}` is not in {}", args.input.input),
+            detail: None,
+            code: 2,
+        })?,
+        None => data.series.first().ok_or_else(|| Failure {
+            headline: "the input has no series".into(),
+            detail: None,
+            code: 2,
+        })?,
+    };
+    if let Some(path) = &args.forecast {
+        let cfg = ForecastConfig {
+            horizon: args.horizon,
+            ..Default::default()
+        };
+        let fc = forecast_series(&model, std::slice::from_ref(series), &cfg)?;
+        particast::plot::forecast_chart(series, &fc[0], args.history, path)?;
+        if !quiet {
+            println!("fan chart  {}", path.display());
+        }
+    }
+    if let Some(path) = &args.anomaly {
+        let cfg = ScoreConfig {
+            threshold: args.threshold,
+            smooth: args.smooth,
+            ..Default::default()
+        };
+        let (scores, _) = score_series(&model, std::slice::from_ref(series), &cfg)?.remove(0);
+        let windows = match &args.labels {
+            Some(l) => particast::plot::nab_windows(l, &series.id, &series.axis.kind)?,
+            None => Vec::new(),
+        };
+        particast::plot::anomaly_chart(&scores, &series.axis.kind, &windows, args.threshold, path)?;
+        if !quiet {
+            println!("anomaly    {}", path.display());
+        }
+    }
+    Ok(())
+}

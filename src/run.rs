@@ -88,10 +88,38 @@ pub fn run_pipeline(spec: &PipelineSpec, reporter: &mut dyn Reporter) -> Result<
         None => TrainedModel::load(&model_dir)?,
     };
     model.check_schema(&data.schema)?;
+    let plot_id = spec.plot.as_ref().and_then(|p| p.series.clone());
+    let plot_index = match &plot_id {
+        Some(id) => data
+            .series
+            .iter()
+            .position(|s| &s.id == id)
+            .ok_or_else(|| Error::Spec {
+                file: spec.file.clone(),
+                message: format!("[plot] series `{id}` is not in the input"),
+            })?,
+        None => 0,
+    };
     if let Some(s) = &spec.score {
         let _s = info_span!("score").entered();
         let results = score_series(&model, &data.series, &s.config)?;
         let (scores, states): (Vec<_>, Vec<_>) = results.into_iter().unzip();
+        if let (Some(p), Some(sc)) = (&spec.plot, scores.get(plot_index)) {
+            if let Some(path) = &p.anomaly {
+                let windows = match &p.labels {
+                    Some(l) => crate::plot::nab_windows(l, &sc.id, &data.schema.time_kind)?,
+                    None => Vec::new(),
+                };
+                crate::plot::anomaly_chart(
+                    sc,
+                    &data.schema.time_kind,
+                    &windows,
+                    s.config.threshold,
+                    path,
+                )?;
+                report.outputs.push(("anomaly view".into(), path.clone()));
+            }
+        }
         let batch = scores_batch(&scores, &data.schema)?;
         let mut df = to_dataframe(&batch, &data.schema.time_kind)?;
         let flagged = scores
@@ -110,6 +138,17 @@ pub fn run_pipeline(spec: &PipelineSpec, reporter: &mut dyn Reporter) -> Result<
     if let Some(f) = &spec.forecast {
         let _s = info_span!("forecast").entered();
         let forecasts = forecast_series(&model, &train_series, &f.config)?;
+        if let (Some(p), Some(fc)) = (&spec.plot, forecasts.get(plot_index)) {
+            if let Some(path) = &p.forecast {
+                crate::plot::forecast_chart(
+                    &data.series[plot_index],
+                    fc,
+                    p.history + holdout,
+                    path,
+                )?;
+                report.outputs.push(("fan chart".into(), path.clone()));
+            }
+        }
         let batch = forecast_batch(
             &forecasts,
             &f.config.levels,

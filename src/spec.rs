@@ -67,6 +67,21 @@ pub struct EvaluateSpec {
     pub output: PathBuf,
 }
 
+/// `[plot]`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PlotSpec {
+    /// Fan chart file (.png or .svg), drawn when forecasting.
+    pub forecast: Option<PathBuf>,
+    /// Anomaly view file, drawn when scoring.
+    pub anomaly: Option<PathBuf>,
+    /// Series to draw (default: the first).
+    pub series: Option<String>,
+    /// NAB label windows to shade in the anomaly view.
+    pub labels: Option<PathBuf>,
+    /// History steps shown before the forecast.
+    pub history: usize,
+}
+
 /// A parsed pipeline file.
 #[derive(Clone, Debug, PartialEq)]
 pub struct PipelineSpec {
@@ -84,6 +99,8 @@ pub struct PipelineSpec {
     pub forecast: Option<ForecastSpec>,
     /// Evaluation, if asked.
     pub evaluate: Option<EvaluateSpec>,
+    /// Pictures, if asked.
+    pub plot: Option<PlotSpec>,
 }
 
 type Table = toml::map::Map<String, toml::Value>;
@@ -252,10 +269,33 @@ impl PipelineSpec {
                 })
             }
         };
+        let plot = match section(&mut root, "plot", file)? {
+            None => None,
+            Some(mut t) => {
+                let path = |t: &mut Table, k: &str| -> Result<Option<PathBuf>, Error> {
+                    Ok(take::<String>(t, k, "plot", file)?.map(|p| resolve(&output_dir, &p)))
+                };
+                let spec = PlotSpec {
+                    forecast: path(&mut t, "forecast")?,
+                    anomaly: path(&mut t, "anomaly")?,
+                    series: take::<String>(&mut t, "series", "plot", file)?,
+                    labels: take::<String>(&mut t, "labels", "plot", file)?
+                        .map(|p| resolve(&base, &p)),
+                    history: take::<usize>(&mut t, "history", "plot", file)?.unwrap_or(336),
+                };
+                if let Some(k) = t.keys().next() {
+                    return Err(bad(
+                        file,
+                        format!("[plot] unknown key `{k}` (expected forecast, anomaly, series, labels, history)"),
+                    ));
+                }
+                Some(spec)
+            }
+        };
         if let Some(k) = root.keys().next() {
             return Err(bad(
                 file,
-                format!("unknown key or section `{k}` (expected output_dir, [input], [train], [score], [forecast], [evaluate])"),
+                format!("unknown key or section `{k}` (expected output_dir, [input], [train], [score], [forecast], [evaluate], [plot])"),
             ));
         }
         if evaluate.is_some() && forecast.is_none() {
@@ -269,6 +309,7 @@ impl PipelineSpec {
             score,
             forecast,
             evaluate,
+            plot,
         })
     }
 

@@ -133,6 +133,23 @@ fn train_inspect_score_forecast_evaluate() {
     ]));
     ok(&particast().args(&args).output().unwrap());
 
+    let fan = dir.path().join("fan.svg");
+    let view = dir.path().join("view.png");
+    let mut args = vec!["plot".to_string()];
+    args.extend(taxi_input(&[
+        "--model",
+        m,
+        "--forecast",
+        fan.to_str().unwrap(),
+        "--anomaly",
+        view.to_str().unwrap(),
+        "--labels",
+        "data/nab/labels/combined_windows.json",
+    ]));
+    ok(&particast().args(&args).output().unwrap());
+    assert!(std::fs::read_to_string(&fan).unwrap().contains("<svg"));
+    assert_eq!(&std::fs::read(&view).unwrap()[1..4], b"PNG");
+
     // Evaluating the forecast against the input itself: no timestamps overlap the future, so
     // every actual is unknown and the table says so with zero observations.
     let out = run(&[

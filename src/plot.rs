@@ -1,0 +1,335 @@
+//! Pictures: a forecast fan chart and an anomaly view, as PNG or SVG (by the file extension).
+//!
+//! Text is drawn with the bundled DejaVu Sans (`assets/fonts`, Bitstream Vera licence), so no
+//! system fonts are needed.
+
+use particast_ingest::{PreparedSeries, TimeKind};
+use particast_pipeline::{SeriesForecast, SeriesScores};
+use plotters::coord::Shift;
+use plotters::prelude::*;
+use std::path::Path;
+use std::sync::Once;
+
+use crate::error::Error;
+
+static FONT: &[u8] = include_bytes!("../assets/fonts/DejaVuSans.ttf");
+static REGISTER: Once = Once::new();
+
+fn register_font() {
+    REGISTER.call_once(|| {
+        // The bundled font is valid; a failure would only mean text is not drawn.
+        let _ = plotters::style::register_font("sans-serif", FontStyle::Normal, FONT);
+    });
+}
+
+fn plot_err(path: &Path, e: impl std::fmt::Display) -> Error {
+    Error::Io {
+        path: path.to_path_buf(),
+        source: std::io::Error::other(e.to_string()),
+    }
+}
+
+/// Anomaly windows (NAB labels) for one series: `(start, end)` physical timestamps.
+pub type Windows = Vec<(i64, i64)>;
+
+/// Reads NAB's `combined_windows.json` and returns the windows of `id` in `kind` units.
+pub fn nab_windows(path: &Path, id: &str, kind: &TimeKind) -> Result<Windows, Error> {
+    let text = std::fs::read_to_string(path).map_err(|e| Error::Io {
+        path: path.to_path_buf(),
+        source: e,
+    })?;
+    let all: std::collections::HashMap<String, Vec<Vec<String>>> = serde_json::from_str(&text)
+        .map_err(|e| Error::Spec {
+            file: path.to_path_buf(),
+            message: format!("not a NAB windows file: {e}"),
+        })?;
+    let parse = |s: &str| {
+        chrono::NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S%.f")
+            .ok()
+            .and_then(|d| kind.from_datetime(d))
+    };
+    // Label keys are NAB's relative paths; a series read from one file is named by its file name.
+    let suffix = format!("/{id}");
+    let found = all.get(id).or_else(|| {
+        all.iter()
+            .find(|(k, _)| k.ends_with(&suffix))
+            .map(|(_, v)| v)
+    });
+    Ok(found
+        .map(|ws| {
+            ws.iter()
+                .filter_map(|w| Some((parse(w.first()?)?, parse(w.get(1)?)?)))
+                .collect()
+        })
+        .unwrap_or_default())
+}
+
+fn seconds(kind: &TimeKind, v: i64) -> f64 {
+    match kind {
+        TimeKind::Datetime { unit, .. } => v as f64 / unit.per_second() as f64,
+        TimeKind::Date => v as f64 * 86_400.0,
+        TimeKind::Integer => v as f64,
+    }
+}
+
+fn label(kind: &TimeKind, secs: f64) -> String {
+    match kind {
+        TimeKind::Integer => format!("{secs:.0}"),
+        _ => chrono::DateTime::from_timestamp(secs as i64, 0)
+            .map(|d| d.format("%Y-%m-%d %H:%M").to_string())
+            .unwrap_or_default(),
+    }
+}
+
+fn with_backend(
+    path: &Path,
+    size: (u32, u32),
+    draw: impl FnOnce(DrawingArea<BitMapBackend<'_>, Shift>) -> Result<(), String>,
+    draw_svg: impl FnOnce(DrawingArea<SVGBackend<'_>, Shift>) -> Result<(), String>,
+) -> Result<(), Error> {
+    register_font();
+    let ext = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .map(str::to_ascii_lowercase)
+        .unwrap_or_default();
+    // The image encoder goes by the extension, so the temporary file keeps it.
+    let name = path
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = path.with_file_name(format!(".{name}.partial.{ext}"));
+    let result = match ext.as_str() {
+        "png" => draw(BitMapBackend::new(&tmp, size).into_drawing_area()),
+        "svg" => draw_svg(SVGBackend::new(&tmp, size).into_drawing_area()),
+        other => {
+            return Err(plot_err(
+                path,
+                format!("unknown picture type `{other}` (use .png or .svg)"),
+            ))
+        }
+    };
+    if let Err(e) = result {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(plot_err(path, e));
+    }
+    std::fs::rename(&tmp, path).map_err(|e| Error::Io {
+        path: path.to_path_buf(),
+        source: e,
+    })
+}
+
+/// A fan chart: the last `history` steps, the median, the 80/95% (or configured) bands and, for
+/// particle-mode forecasts, each particle's mean.
+pub fn forecast_chart(
+    series: &PreparedSeries,
+    forecast: &SeriesForecast,
+    history: usize,
+    path: &Path,
+) -> Result<(), Error> {
+    let kind = series.axis.kind.clone();
+    let from = series.len().saturating_sub(history);
+    let hist: Vec<(f64, f64)> = (from..series.len())
+        .filter_map(|t| {
+            series
+                .value(t as i64, 0)
+                .map(|v| (seconds(&kind, series.timestamp(t as i64)), v))
+        })
+        .collect();
+    let steps = &forecast.steps;
+    let xs: Vec<f64> = steps.iter().map(|s| seconds(&kind, s.ds)).collect();
+    let mut lo = f64::INFINITY;
+    let mut hi = f64::NEG_INFINITY;
+    for (_, v) in &hist {
+        lo = lo.min(*v);
+        hi = hi.max(*v);
+    }
+    for s in steps {
+        for (a, b) in &s.intervals {
+            lo = lo.min(*a);
+            hi = hi.max(*b);
+        }
+        lo = lo.min(s.median);
+        hi = hi.max(s.median);
+    }
+    if !lo.is_finite() || !hi.is_finite() {
+        return Err(plot_err(path, "nothing to draw"));
+    }
+    let pad = (hi - lo).max(1e-9) * 0.05;
+    let x0 = hist
+        .first()
+        .map(|p| p.0)
+        .or(xs.first().copied())
+        .unwrap_or(0.0);
+    let x1 = xs.last().copied().unwrap_or(x0 + 1.0).max(x0 + 1.0);
+    let title = format!("{}: forecast", forecast.id);
+    macro_rules! draw_fan {
+        ($root:expr) => {{
+            let root = $root;
+            root.fill(&WHITE).map_err(|e| e.to_string())?;
+            let mut chart = ChartBuilder::on(&root)
+                .caption(&title, ("sans-serif", 22))
+                .margin(12)
+                .x_label_area_size(40)
+                .y_label_area_size(70)
+                .build_cartesian_2d(x0..x1, (lo - pad)..(hi + pad))
+                .map_err(|e| e.to_string())?;
+            chart
+                .configure_mesh()
+                .x_labels(6)
+                .x_label_formatter(&|x| label(&kind, *x))
+                .draw()
+                .map_err(|e| e.to_string())?;
+            let colors = [RGBColor(160, 190, 235), RGBColor(100, 150, 220)];
+            for k in (0..steps.first().map(|s| s.intervals.len()).unwrap_or(0)).rev() {
+                let mut poly: Vec<(f64, f64)> = xs
+                    .iter()
+                    .zip(steps)
+                    .map(|(x, s)| (*x, s.intervals[k].1))
+                    .collect();
+                poly.extend(
+                    xs.iter()
+                        .zip(steps)
+                        .rev()
+                        .map(|(x, s)| (*x, s.intervals[k].0)),
+                );
+                let c = colors[k.min(1)];
+                chart
+                    .draw_series(std::iter::once(Polygon::new(poly, c.mix(0.6).filled())))
+                    .map_err(|e| e.to_string())?;
+            }
+            let particles = steps.first().map(|s| s.mixture.len()).unwrap_or(0);
+            for p in 0..particles {
+                chart
+                    .draw_series(LineSeries::new(
+                        xs.iter().zip(steps).map(|(x, s)| (*x, s.mixture[p].mu)),
+                        RGBColor(120, 120, 120).mix(0.5).stroke_width(1),
+                    ))
+                    .map_err(|e| e.to_string())?;
+            }
+            chart
+                .draw_series(LineSeries::new(hist.iter().copied(), BLACK.stroke_width(1)))
+                .map_err(|e| e.to_string())?
+                .label("history")
+                .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], BLACK));
+            chart
+                .draw_series(LineSeries::new(
+                    xs.iter().zip(steps).map(|(x, s)| (*x, s.median)),
+                    RGBColor(20, 60, 160).stroke_width(2),
+                ))
+                .map_err(|e| e.to_string())?
+                .label("median (bands: intervals; grey: particle means)")
+                .legend(|(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 16, y)], RGBColor(20, 60, 160))
+                });
+            chart
+                .configure_series_labels()
+                .position(SeriesLabelPosition::UpperLeft)
+                .background_style(WHITE.mix(0.8))
+                .border_style(BLACK)
+                .draw()
+                .map_err(|e| e.to_string())?;
+            root.present().map_err(|e| e.to_string())
+        }};
+    }
+    with_backend(path, (1200, 600), |r| draw_fan!(r), |r| draw_fan!(r))
+}
+
+/// The anomaly view: the series with flagged points, labelled windows shaded, and the anomaly
+/// score below.
+pub fn anomaly_chart(
+    scores: &SeriesScores,
+    kind: &TimeKind,
+    windows: &Windows,
+    threshold: f64,
+    path: &Path,
+) -> Result<(), Error> {
+    let n = scores.ds.len();
+    let xs: Vec<f64> = scores.ds.iter().map(|&d| seconds(kind, d)).collect();
+    let ys: Vec<Option<f64>> = (0..n).map(|t| scores.y.get(t).copied().flatten()).collect();
+    let (mut lo, mut hi) = (f64::INFINITY, f64::NEG_INFINITY);
+    for v in ys.iter().flatten() {
+        lo = lo.min(*v);
+        hi = hi.max(*v);
+    }
+    if n == 0 || !lo.is_finite() {
+        return Err(plot_err(path, "nothing to draw"));
+    }
+    let pad = (hi - lo).max(1e-9) * 0.05;
+    let (x0, x1) = (xs[0], xs[n - 1].max(xs[0] + 1.0));
+    let title = format!("{}: anomaly scores", scores.id);
+    let wins: Vec<(f64, f64)> = windows
+        .iter()
+        .map(|(a, b)| (seconds(kind, *a), seconds(kind, *b)))
+        .collect();
+    macro_rules! draw_view {
+        ($root:expr) => {{
+            let root = $root;
+            root.fill(&WHITE).map_err(|e| e.to_string())?;
+            let (top, bottom) = root.split_vertically(420);
+            let mut chart = ChartBuilder::on(&top)
+                .caption(&title, ("sans-serif", 22))
+                .margin(12)
+                .x_label_area_size(30)
+                .y_label_area_size(70)
+                .build_cartesian_2d(x0..x1, (lo - pad)..(hi + pad))
+                .map_err(|e| e.to_string())?;
+            chart
+                .configure_mesh()
+                .x_labels(6)
+                .x_label_formatter(&|x| label(kind, *x))
+                .draw()
+                .map_err(|e| e.to_string())?;
+            for (a, b) in &wins {
+                chart
+                    .draw_series(std::iter::once(Rectangle::new(
+                        [(*a, lo - pad), (*b, hi + pad)],
+                        RGBColor(250, 210, 120).mix(0.5).filled(),
+                    )))
+                    .map_err(|e| e.to_string())?;
+            }
+            chart
+                .draw_series(LineSeries::new(
+                    xs.iter().zip(&ys).filter_map(|(x, y)| y.map(|y| (*x, y))),
+                    BLACK.stroke_width(1),
+                ))
+                .map_err(|e| e.to_string())?;
+            chart
+                .draw_series(
+                    (0..n)
+                        .filter(|&t| scores.flag[t] == Some(true))
+                        .filter_map(|t| ys[t].map(|y| Circle::new((xs[t], y), 3, RED.filled()))),
+                )
+                .map_err(|e| e.to_string())?;
+            let mut lower = ChartBuilder::on(&bottom)
+                .margin(12)
+                .x_label_area_size(40)
+                .y_label_area_size(70)
+                .build_cartesian_2d(x0..x1, 0.0..1.0f64)
+                .map_err(|e| e.to_string())?;
+            lower
+                .configure_mesh()
+                .x_labels(6)
+                .y_desc("anomaly score")
+                .x_label_formatter(&|x| label(kind, *x))
+                .draw()
+                .map_err(|e| e.to_string())?;
+            lower
+                .draw_series(LineSeries::new(
+                    xs.iter()
+                        .zip(&scores.anomaly)
+                        .filter_map(|(x, a)| a.map(|a| (*x, a))),
+                    RGBColor(180, 40, 40).stroke_width(1),
+                ))
+                .map_err(|e| e.to_string())?;
+            lower
+                .draw_series(LineSeries::new(
+                    vec![(x0, threshold), (x1, threshold)],
+                    BLUE.mix(0.6),
+                ))
+                .map_err(|e| e.to_string())?;
+            root.present().map_err(|e| e.to_string())
+        }};
+    }
+    with_backend(path, (1400, 700), |r| draw_view!(r), |r| draw_view!(r))
+}
