@@ -4,7 +4,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use particast::ingest::polars::prelude::*;
 use particast::ingest::{Dataset, IngestOptions, Layout, Source};
 use particast::kernels::{Cell, Gate, Head};
-use particast::pipeline::evaluate::eval_series;
+use particast::pipeline::evaluate::{actuals_for, eval_series, history_of};
 use particast::pipeline::metrics::{evaluate as compute_metrics, Metrics};
 use particast::pipeline::mixture::Component;
 use particast::pipeline::output::{forecast_batch, scores_batch, to_dataframe, write_parquet};
@@ -501,27 +501,11 @@ pub fn evaluate(args: EvaluateArgs, quiet: bool) -> Result<(), Failure> {
         let Some(a) = actuals.get(&f.id) else {
             continue;
         };
-        let actual: Vec<f64> = f
-            .steps
-            .iter()
-            .enumerate()
-            .map(|(k, st)| {
-                let t = if positional {
-                    Some(k)
-                } else {
-                    (0..a.len()).find(|&t| a.timestamp(t as i64) == st.ds)
-                };
-                t.and_then(|t| a.value(t as i64, 0)).unwrap_or(f64::NAN)
-            })
-            .collect();
+        let actual = actuals_for(f, a, positional);
         let hist = history
             .as_ref()
             .and_then(|h| h.get(&f.id))
-            .map(|h| {
-                (0..h.len())
-                    .map(|t| h.value(t as i64, 0).unwrap_or(f64::NAN))
-                    .collect()
-            })
+            .map(history_of)
             .unwrap_or_default();
         evals.push(eval_series(f, &actual, hist, &levels));
     }

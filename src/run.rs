@@ -2,7 +2,7 @@
 
 use particast_ingest::{Dataset, PreparedSeries, Source};
 use particast_kernels::Head;
-use particast_pipeline::evaluate::eval_series;
+use particast_pipeline::evaluate::{actuals_for, eval_series, history_of};
 use particast_pipeline::metrics::{evaluate, Metrics};
 use particast_pipeline::output::{forecast_batch, scores_batch, to_dataframe, write_parquet};
 use particast_pipeline::{
@@ -178,23 +178,8 @@ pub fn run_pipeline(spec: &PipelineSpec, reporter: &mut dyn Reporter) -> Result<
                     None => data.get(&fc.id),
                 };
                 let Some(full) = full else { continue };
-                // Actuals by timestamp: the forecast's steps looked up in the outcome series.
-                let actual: Vec<f64> = fc
-                    .steps
-                    .iter()
-                    .enumerate()
-                    .map(|(k, st)| {
-                        let t = if positional {
-                            Some(k)
-                        } else {
-                            (0..full.len()).find(|&t| full.timestamp(t as i64) == st.ds)
-                        };
-                        t.and_then(|t| full.value(t as i64, 0)).unwrap_or(f64::NAN)
-                    })
-                    .collect();
-                let history = (0..hist.len())
-                    .map(|t| hist.value(t as i64, 0).unwrap_or(f64::NAN))
-                    .collect();
+                let actual = actuals_for(fc, full, positional);
+                let history = history_of(hist);
                 evals.push(eval_series(fc, &actual, history, &f.config.levels));
             }
             let metrics = evaluate(&evals, e.season);

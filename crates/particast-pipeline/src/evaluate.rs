@@ -1,16 +1,42 @@
 //! From forecasts and outcomes to [`EvalSeries`](crate::metrics::EvalSeries): quantiles, CRPS
 //! and NLL computed from the predictive distribution itself.
 
-use crate::forecast::{SeriesForecast, StepForecast};
+use particast_ingest::PreparedSeries;
+
+use crate::forecast::{empirical_quantile, SeriesForecast, StepForecast};
 use crate::metrics::EvalSeries;
 use crate::mixture;
 
-fn empirical_quantile(sorted: &[f64], q: f64) -> f64 {
-    let n = sorted.len();
-    let h = (n - 1) as f64 * q;
-    let lo = h.floor() as usize;
-    let hi = (lo + 1).min(n - 1);
-    sorted[lo] + (h - lo as f64) * (sorted[hi] - sorted[lo])
+/// The outcome of every forecast step, looked up in `outcome` by timestamp, or by position when
+/// `positional` (wide files whose step counter restarts, like M4's test set); NaN where unknown.
+pub fn actuals_for(f: &SeriesForecast, outcome: &PreparedSeries, positional: bool) -> Vec<f64> {
+    let index: std::collections::HashMap<i64, usize> = if positional {
+        Default::default()
+    } else {
+        (0..outcome.len())
+            .map(|t| (outcome.timestamp(t as i64), t))
+            .collect()
+    };
+    f.steps
+        .iter()
+        .enumerate()
+        .map(|(k, st)| {
+            let t = if positional {
+                Some(k)
+            } else {
+                index.get(&st.ds).copied()
+            };
+            t.and_then(|t| outcome.value(t as i64, 0))
+                .unwrap_or(f64::NAN)
+        })
+        .collect()
+}
+
+/// The first target of a series as a vector (NaN where missing), for MASE / MSIS scales.
+pub fn history_of(s: &PreparedSeries) -> Vec<f64> {
+    (0..s.len())
+        .map(|t| s.value(t as i64, 0).unwrap_or(f64::NAN))
+        .collect()
 }
 
 /// CRPS of a step's predictive at y: closed form for Gaussian mixtures, the sample estimator for

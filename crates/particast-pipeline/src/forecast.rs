@@ -238,8 +238,8 @@ fn forecast_particle(
     })
 }
 
-fn empirical_quantile(sorted: &[f64], q: f64) -> f64 {
-    // Linear interpolation between order statistics (type 7).
+/// The q-quantile of sorted samples, interpolating between order statistics (type 7).
+pub(crate) fn empirical_quantile(sorted: &[f64], q: f64) -> f64 {
     let n = sorted.len();
     let h = (n - 1) as f64 * q;
     let lo = h.floor() as usize;
