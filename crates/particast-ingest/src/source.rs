@@ -60,15 +60,23 @@ pub(crate) fn glob_base(p: &str) -> String {
     }
 }
 
-fn format_of(path: &str, opt: InputFormat) -> Result<InputFormat> {
-    if opt != InputFormat::Auto {
-        return Ok(opt);
+/// The concrete format of a file.
+enum FileKind {
+    Csv,
+    Parquet,
+}
+
+fn format_of(path: &str, opt: InputFormat) -> Result<FileKind> {
+    match opt {
+        InputFormat::Csv => return Ok(FileKind::Csv),
+        InputFormat::Parquet => return Ok(FileKind::Parquet),
+        InputFormat::Auto => {}
     }
     let lower = path.to_ascii_lowercase();
     if lower.ends_with(".csv") || lower.ends_with(".csv.gz") || lower.ends_with(".tsv") {
-        Ok(InputFormat::Csv)
+        Ok(FileKind::Csv)
     } else if lower.ends_with(".parquet") || lower.ends_with(".pq") {
-        Ok(InputFormat::Parquet)
+        Ok(FileKind::Parquet)
     } else {
         Err(IngestError::UnknownFormat {
             source_name: path.into(),
@@ -174,21 +182,20 @@ pub(crate) fn scan(source: &Source, opts: &IngestOptions) -> Result<Vec<Input>> 
             let mut inputs = Vec::new();
             for file in expand(p)? {
                 let lf = match format_of(&file, opts.format)? {
-                    InputFormat::Csv => LazyCsvReader::new(PlRefPath::new(file.as_str()))
+                    FileKind::Csv => LazyCsvReader::new(PlRefPath::new(file.as_str()))
                         .with_has_header(true)
                         .with_separator(sep)
                         .with_try_parse_dates(true)
                         .with_infer_schema_length(Some(10_000))
                         .with_glob(false)
                         .finish(),
-                    InputFormat::Parquet => LazyFrame::scan_parquet(
+                    FileKind::Parquet => LazyFrame::scan_parquet(
                         PlRefPath::new(file.as_str()),
                         ScanArgsParquet {
                             glob: false,
                             ..Default::default()
                         },
                     ),
-                    InputFormat::Auto => unreachable!("format_of never returns Auto"),
                 }
                 .map_err(|e| IngestError::read(&file, e))?;
                 let path_id = opts.id_from_path.then(|| {
