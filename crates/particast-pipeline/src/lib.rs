@@ -16,6 +16,8 @@
 //!   inverting the mixture CDF) or `sample` mode (exact ancestral sampling).
 //! - [`metrics`]: CRPS, wQL, ND, NRMSE, MASE, sMAPE, MSIS, coverage, NLL, with their definitions.
 //! - [`output`]: the stages' Arrow columns and atomic Parquet writing.
+//! - [`nab`]: the Numenta Anomaly Benchmark's scoring (windows, probation, scaled sigmoid,
+//!   profiles, corpus-optimal threshold, normalisation).
 //!
 //! ```no_run
 //! use particast_pipeline::{train, Silent, TrainConfig};
@@ -38,6 +40,7 @@ mod inputs;
 pub mod metrics;
 pub mod mixture;
 mod model_dir;
+pub mod nab;
 pub mod output;
 pub mod score;
 mod train;

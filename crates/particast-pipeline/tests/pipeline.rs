@@ -346,3 +346,70 @@ fn the_scorer_reproduces_the_official_m4_hourly_numbers() {
         assert!((m.mase - mase).abs() < 5e-4, "{file}: MASE {}", m.mase);
     }
 }
+
+/// NAB's scorer checked on the official per-timestamp output of the `numenta` detector: it must
+/// reproduce the official normalised scores (results/final_results.json) to within 0.1.
+#[test]
+fn the_nab_scorer_reproduces_the_official_numenta_scores() {
+    use particast_pipeline::nab::{score_corpus, NabFile, PROFILES};
+    let base = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/nab");
+    if !base.exists() {
+        eprintln!(
+            "skipped: {} not found (the full NAB corpus is not bundled)",
+            base.display()
+        );
+        return;
+    }
+    let windows: std::collections::HashMap<String, Vec<Vec<String>>> = serde_json::from_str(
+        &std::fs::read_to_string(base.join("labels/combined_windows.json")).unwrap(),
+    )
+    .unwrap();
+    let mut files = Vec::new();
+    for (name, wins) in &windows {
+        let (cat, file) = name.split_once('/').unwrap();
+        let path = base
+            .join("results/numenta")
+            .join(cat)
+            .join(format!("numenta_{file}"));
+        let text = std::fs::read_to_string(&path).unwrap();
+        let rows: Vec<(String, f64)> = text
+            .lines()
+            .skip(1)
+            .map(|l| {
+                let c: Vec<&str> = l.split(',').collect();
+                (c[0].to_string(), c[2].parse().unwrap())
+            })
+            .collect();
+        let index = |ts: &str| {
+            let ts = ts.trim_end_matches(".000000");
+            rows.iter()
+                .position(|(t, _)| t == ts)
+                .unwrap_or_else(|| panic!("{name}: {ts} not in the file"))
+        };
+        files.push(NabFile {
+            name: name.clone(),
+            scores: rows.iter().map(|r| r.1).collect(),
+            windows: wins.iter().map(|w| (index(&w[0]), index(&w[1]))).collect(),
+        });
+    }
+    files.sort_by(|a, b| a.name.cmp(&b.name));
+    assert_eq!(files.len(), 58);
+    let official: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(base.join("results/final_results.json")).unwrap(),
+    )
+    .unwrap();
+    for p in &PROFILES {
+        let r = score_corpus(&files, p);
+        let want = official["numenta"][p.name].as_f64().unwrap();
+        eprintln!(
+            "{}: {:.3} (official {want:.3}), threshold {:.4}",
+            p.name, r.normalized, r.threshold
+        );
+        assert!(
+            (r.normalized - want).abs() < 0.1,
+            "{}: {} vs official {want}",
+            p.name,
+            r.normalized
+        );
+    }
+}
