@@ -63,6 +63,10 @@ pub enum Command {
   particast plot --input \"data/nab/*/*.csv\" --id-from-path --time-col timestamp --target-col value --model m/ \\
       --series realKnownCause/nyc_taxi.csv --anomaly taxi.svg --labels data/nab/labels/combined_windows.json")]
     Plot(PlotArgs),
+    /// Score an anomaly-score file the NAB way (three profiles, corpus-optimal threshold).
+    #[command(after_help = "Example:
+  particast nab --scores pipelines/out/nab/scores.parquet --labels ../shared/data/nab/labels/combined_windows.json")]
+    Nab(NabArgs),
     /// Print a model directory's summary.
     #[command(after_help = "Example:
   particast inspect model/")]
@@ -267,6 +271,19 @@ pub struct PlotArgs {
 }
 
 #[derive(Args, Debug)]
+pub struct NabArgs {
+    /// Scores Parquet file with `unique_id` (NAB relative paths), `ds` and `particast-anomaly`.
+    #[arg(long)]
+    pub scores: std::path::PathBuf,
+    /// NAB's `labels/combined_windows.json`.
+    #[arg(long)]
+    pub labels: std::path::PathBuf,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug)]
 pub struct InspectArgs {
     /// Model directory.
     pub model: std::path::PathBuf,
@@ -463,6 +480,7 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
         Command::Evaluate(args) => crate::commands::evaluate(args, quiet),
         Command::Inspect(args) => crate::commands::inspect(args),
         Command::Plot(args) => crate::commands::plot(args, quiet),
+        Command::Nab(args) => crate::commands::nab(args),
     }
 }
 
