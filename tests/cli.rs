@@ -133,6 +133,20 @@ fn train_inspect_score_forecast_evaluate() {
     ]));
     ok(&particast().args(&args).output().unwrap());
 
+    // NAB's scoring of the scores file (one series, five labelled windows).
+    let stdout = ok(&run(&[
+        "nab",
+        "--scores",
+        scores.to_str().unwrap(),
+        "--labels",
+        "data/nab/labels/combined_windows.json",
+        "--json",
+    ]));
+    assert!(
+        stdout.contains("\"reward_low_FN_rate\"") && stdout.contains("\"windows\": 5"),
+        "{stdout}"
+    );
+
     let fan = dir.path().join("fan.svg");
     let view = dir.path().join("view.png");
     let mut args = vec!["plot".to_string()];
