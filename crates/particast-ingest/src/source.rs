@@ -2,6 +2,7 @@
 
 use polars::prelude::*;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use crate::error::{IngestError, Result};
 use crate::options::{IngestOptions, InputFormat};
@@ -179,10 +180,20 @@ pub(crate) fn scan(source: &Source, opts: &IngestOptions) -> Result<Vec<Input>> 
                     opts.separator
                 ))
             })?;
+            // Targets are read as floats, so `nan`, `inf` and `1e300` parse (and are then
+            // counted as missing or kept) instead of turning the column into text.
+            let targets_as_floats = (opts.layout == crate::options::Layout::Long).then(|| {
+                Arc::new(Schema::from_iter(
+                    opts.target_cols
+                        .iter()
+                        .map(|t| Field::new(t.as_str().into(), DataType::Float64)),
+                ))
+            });
             let mut inputs = Vec::new();
             for file in expand(p)? {
                 let lf = match format_of(&file, opts.format)? {
                     FileKind::Csv => LazyCsvReader::new(PlRefPath::new(file.as_str()))
+                        .with_dtype_overwrite(targets_as_floats.clone())
                         .with_has_header(true)
                         .with_separator(sep)
                         .with_try_parse_dates(true)
