@@ -174,6 +174,18 @@ pub struct ScoreArgs {
     /// Average the anomaly score over this many observations [default: 1].
     #[arg(long)]
     pub smooth: Option<usize>,
+    /// Anomaly score recipe: tail probability, or short- vs long-term surprise [default: tail].
+    #[arg(long, value_enum)]
+    pub method: Option<MethodArg>,
+    /// Long window of the likelihood method [default: 1000].
+    #[arg(long)]
+    pub long_window: Option<usize>,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum MethodArg {
+    Tail,
+    Likelihood,
 }
 
 #[derive(Args, Debug)]

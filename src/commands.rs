@@ -249,6 +249,15 @@ pub fn score(args: ScoreArgs, quiet: bool) -> Result<(), Failure> {
     if let Some(s) = args.smooth {
         cfg.smooth = s;
     }
+    if let Some(m) = args.method {
+        cfg.method = match m {
+            MethodArg::Tail => particast::pipeline::AnomalyMethod::Tail,
+            MethodArg::Likelihood => particast::pipeline::AnomalyMethod::Likelihood,
+        };
+    }
+    if let Some(w) = args.long_window {
+        cfg.long_window = w;
+    }
     let mut states: HashMap<String, particast::pipeline::SeriesState> = match &args.state_in {
         Some(p) => load_states(p)?
             .into_iter()

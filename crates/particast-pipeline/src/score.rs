@@ -6,7 +6,10 @@
 //! - `particast-nll`: `-log p(x^t | x^{<t})` in the units of the data;
 //! - `particast-pit`: `F(x^t)` (for D > 1 targets, that of the first target);
 //! - `particast-anomaly`: `1 - p`, with `p = 2 min(F, 1 - F)` the two-sided tail probability
-//!   (for D > 1, `p = min(1, D min_d p_d)`, Bonferroni), averaged over the last `smooth` scores;
+//!   (for D > 1, `p = min(1, D min_d p_d)`, Bonferroni), averaged over the last `smooth` scores
+//!   (method `tail`); or, with method `likelihood` (Numenta's anomaly likelihood on the NLL), the
+//!   Gaussian CDF of `(mean of the last smooth NLLs - mean of the last long_window) / their std`,
+//!   which is high when the recent surprise is unusual for this series;
 //! - `particast-flag`: `particast-anomaly >= threshold`.
 //!
 //! The scale of a series is fixed by its first `context` steps (so every later point is scored
@@ -29,8 +32,13 @@ use crate::model_dir::TrainedModel;
 pub struct ScoreConfig {
     /// Flag observations whose anomaly score reaches this.
     pub threshold: f64,
-    /// Average the anomaly score over this many past observations (1: no smoothing).
+    /// Average the anomaly score over this many past observations (1: no smoothing); for the
+    /// likelihood method, the short window.
     pub smooth: usize,
+    /// How the anomaly score is made from the predictive distribution.
+    pub method: AnomalyMethod,
+    /// The long window of the likelihood method (past observations).
+    pub long_window: usize,
     /// Steps per kernel call (memory does not grow with series length).
     pub chunk: usize,
 }
@@ -40,9 +48,22 @@ impl Default for ScoreConfig {
         ScoreConfig {
             threshold: 0.999,
             smooth: 1,
+            method: AnomalyMethod::Tail,
+            long_window: 1000,
             chunk: 2048,
         }
     }
+}
+
+/// The anomaly score's recipe (see the module docs).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AnomalyMethod {
+    /// One minus the two-sided tail probability of the observation.
+    #[default]
+    Tail,
+    /// Short-term against long-term surprise (NLL), as a probability.
+    Likelihood,
 }
 
 /// Where scoring of one series stands: enough to continue it exactly with new data.
@@ -64,7 +85,7 @@ pub struct SeriesState {
     pub tail_values: Vec<f64>,
     /// Their observed flags.
     pub tail_mask: Vec<u8>,
-    /// The last `smooth - 1` raw anomaly scores.
+    /// The last raw values the anomaly method keeps (tail scores, or NLLs).
     pub recent_scores: Vec<f64>,
 }
 
@@ -191,13 +212,32 @@ fn score_from(
                 n_obs += 1;
             }
             let p = (min_p * n_obs as f64).min(1.0);
-            let raw_score = 1.0 - p;
-            recent.push_back(raw_score);
-            while recent.len() > cfg.smooth.max(1) {
+            let nll = -(so.ll[k] as f64);
+            let (raw_value, keep) = match cfg.method {
+                AnomalyMethod::Tail => (1.0 - p, cfg.smooth.max(1)),
+                AnomalyMethod::Likelihood => (nll, cfg.long_window.max(cfg.smooth).max(2)),
+            };
+            recent.push_back(raw_value);
+            while recent.len() > keep {
                 recent.pop_front();
             }
-            let anomaly = recent.iter().sum::<f64>() / recent.len() as f64;
-            out.nll.push(Some(-(so.ll[k] as f64)));
+            let short = cfg.smooth.max(1).min(recent.len());
+            let short_mean = recent.iter().rev().take(short).sum::<f64>() / short as f64;
+            let anomaly = match cfg.method {
+                AnomalyMethod::Tail => short_mean,
+                AnomalyMethod::Likelihood => {
+                    let n = recent.len() as f64;
+                    if recent.len() < 10 {
+                        0.5
+                    } else {
+                        let mean = recent.iter().sum::<f64>() / n;
+                        let var = recent.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / n;
+                        let sd = var.sqrt().max(1e-9 * (1.0 + mean.abs()));
+                        standard_normal_cdf((short_mean - mean) / sd)
+                    }
+                }
+            };
+            out.nll.push(Some(nll));
             out.pit.push(first_pit);
             out.anomaly.push(Some(anomaly));
             out.flag.push(Some(anomaly >= cfg.threshold));
@@ -221,12 +261,13 @@ fn score_from(
     }
     state.h = pstate.h;
     state.log_w = pstate.log_w;
-    let keep = cfg.smooth.max(1) - 1;
-    while recent.len() > keep {
-        recent.pop_front();
-    }
     state.recent_scores = recent.into_iter().collect();
     Ok(out)
+}
+
+fn standard_normal_cdf(z: f64) -> f64 {
+    use statrs::distribution::{ContinuousCDF, Normal};
+    Normal::new(0.0, 1.0).map(|n| n.cdf(z)).unwrap_or(0.5)
 }
 
 /// A fresh state for a series: particles at their learned start, the scale from its first

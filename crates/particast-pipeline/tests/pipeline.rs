@@ -207,42 +207,52 @@ fn incremental_scoring_matches_one_pass() {
     cfg.epochs = 1;
     cfg.batches_per_epoch = 3;
     let model = train(&data, &opts, &cfg, dir.path(), false, &mut Silent).unwrap();
-    let scfg = ScoreConfig {
-        smooth: 5,
-        chunk: 500,
-        ..Default::default()
-    };
     let s = &data.series[0];
-    let (whole, _) = score_series(&model, std::slice::from_ref(s), &scfg)
-        .unwrap()
-        .remove(0);
-    let cut = 6000;
-    let (first, mut state) = score_series(&model, &[s.head(cut)], &scfg)
-        .unwrap()
-        .remove(0);
-    // The rest of the series as new data.
-    let mut rest = s.clone();
-    rest.values = s.values[cut..].to_vec();
-    rest.mask = s.mask[cut..].to_vec();
-    rest.present = s.present[cut..].to_vec();
-    rest.axis.start = s.timestamp(cut as i64);
-    rest.stats.len = s.len() - cut;
-    rest.stats.first_ds = s.timestamp(cut as i64);
-    let second = score_continued(&model, &mut state, &rest, &scfg).unwrap();
-    let joined: Vec<Option<f64>> = first.nll.iter().chain(second.nll.iter()).copied().collect();
-    assert_eq!(joined.len(), whole.nll.len());
-    for (t, (a, b)) in joined.iter().zip(&whole.nll).enumerate() {
-        let (a, b) = (a.unwrap(), b.unwrap());
-        // The same operations in the same order: identical, not merely close.
-        assert_eq!(a.to_bits(), b.to_bits(), "step {t}: {a} vs {b}");
+    for method in [AnomalyMethod::Tail, AnomalyMethod::Likelihood] {
+        let scfg = ScoreConfig {
+            smooth: 5,
+            chunk: 500,
+            method,
+            long_window: 300,
+            ..Default::default()
+        };
+        let (whole, _) = score_series(&model, std::slice::from_ref(s), &scfg)
+            .unwrap()
+            .remove(0);
+        let cut = 6000;
+        let (first, state) = score_series(&model, &[s.head(cut)], &scfg)
+            .unwrap()
+            .remove(0);
+        // Through a state file and back.
+        let path = dir.path().join("state.parquet");
+        save_states(std::slice::from_ref(&state), &path).unwrap();
+        let mut state = load_states(&path).unwrap().remove(0);
+        check_state(&model, &state).unwrap();
+        // The rest of the series as new data.
+        let mut rest = s.clone();
+        rest.values = s.values[cut..].to_vec();
+        rest.mask = s.mask[cut..].to_vec();
+        rest.present = s.present[cut..].to_vec();
+        rest.axis.start = s.timestamp(cut as i64);
+        rest.stats.len = s.len() - cut;
+        rest.stats.first_ds = s.timestamp(cut as i64);
+        let second = score_continued(&model, &mut state, &rest, &scfg).unwrap();
+        let joined: Vec<Option<f64>> = first.nll.iter().chain(second.nll.iter()).copied().collect();
+        assert_eq!(joined.len(), whole.nll.len());
+        for (t, (a, b)) in joined.iter().zip(&whole.nll).enumerate() {
+            let (a, b) = (a.unwrap(), b.unwrap());
+            // The same operations in the same order: identical, not merely close.
+            assert_eq!(a.to_bits(), b.to_bits(), "{method:?} step {t}: {a} vs {b}");
+        }
+        let an: Vec<Option<f64>> = first
+            .anomaly
+            .iter()
+            .chain(second.anomaly.iter())
+            .copied()
+            .collect();
+        assert_eq!(an, whole.anomaly, "{method:?}");
+        assert!(an.iter().flatten().all(|a| (0.0..=1.0).contains(a)));
     }
-    let an: Vec<Option<f64>> = first
-        .anomaly
-        .iter()
-        .chain(second.anomaly.iter())
-        .copied()
-        .collect();
-    assert_eq!(an, whole.anomaly);
 }
 
 #[test]
