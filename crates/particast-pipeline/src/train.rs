@@ -358,9 +358,8 @@ pub fn train(
     let mut grad = vec![0.0f32; model.params.len()];
     reporter.on_start(cfg.epochs, cfg.batches_per_epoch, progress.epochs_done + 1);
     let mut best_model = if resumed && dir.join(crate::model_dir::WEIGHTS).exists() {
-        TrainedModel::load(dir)
-            .map(|m| m.model)
-            .unwrap_or_else(|_| model.clone())
+        // The best model so far; a damaged one is an error, not a silent restart.
+        TrainedModel::load(dir)?.model
     } else {
         model.clone()
     };
