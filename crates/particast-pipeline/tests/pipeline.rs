@@ -423,3 +423,26 @@ fn the_nab_scorer_reproduces_the_official_numenta_scores() {
         );
     }
 }
+
+#[test]
+fn same_seed_same_bytes_with_one_or_two_threads() {
+    let (data, opts) = taxi();
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = small_config();
+    cfg.epochs = 2;
+    cfg.batches_per_epoch = 4;
+    let run = |name: &str, threads: usize| {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap();
+        let d = dir.path().join(name);
+        pool.install(|| train(&data, &opts, &cfg, &d, false, &mut Silent).unwrap());
+        std::fs::read(d.join("model.safetensors")).unwrap()
+    };
+    let a = run("a", 2);
+    let b = run("b", 2);
+    let c = run("c", 1);
+    assert_eq!(a, b, "same seed, same weights file");
+    assert_eq!(a, c, "one thread or two: the same bytes");
+}
