@@ -430,6 +430,17 @@ pub struct Failure {
     pub code: u8,
 }
 
+impl Failure {
+    /// Bad usage or bad input (exit code 2), with a one-line headline.
+    pub fn input(headline: impl Into<String>) -> Self {
+        Failure {
+            headline: headline.into(),
+            detail: None,
+            code: 2,
+        }
+    }
+}
+
 impl From<particast::Error> for Failure {
     fn from(e: particast::Error) -> Self {
         Failure {

@@ -171,11 +171,8 @@ fn read(input: &InputArgs, base: IngestOptions) -> Result<(Dataset, IngestOption
 pub fn train(args: TrainArgs, quiet: bool) -> Result<(), Failure> {
     let mut cfg = match &args.config {
         Some(path) => {
-            let text = std::fs::read_to_string(path).map_err(|e| Failure {
-                headline: format!("{}: {e}", path.display()),
-                detail: None,
-                code: 2,
-            })?;
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| Failure::input(format!("{}: {e}", path.display())))?;
             toml::from_str::<TrainConfig>(&text).map_err(|e| Failure {
                 headline: format!(
                     "{}: {}",
@@ -350,24 +347,17 @@ pub fn forecast(args: ForecastArgs, quiet: bool) -> Result<(), Failure> {
 }
 
 fn polars_fail(path: &Path, e: PolarsError) -> Failure {
-    Failure {
-        headline: format!(
-            "{}: {}",
-            path.display(),
-            e.to_string().lines().next().unwrap_or("")
-        ),
-        detail: None,
-        code: 2,
-    }
+    Failure::input(format!(
+        "{}: {}",
+        path.display(),
+        e.to_string().lines().next().unwrap_or("")
+    ))
 }
 
 /// Reads a forecast file back into per-series forecasts (mixtures when the columns are there).
 fn read_forecast(path: &Path) -> Result<(Vec<SeriesForecast>, Vec<f64>), Failure> {
-    let f = std::fs::File::open(path).map_err(|e| Failure {
-        headline: format!("{}: {e}", path.display()),
-        detail: None,
-        code: 2,
-    })?;
+    let f = std::fs::File::open(path)
+        .map_err(|e| Failure::input(format!("{}: {e}", path.display())))?;
     let df = ParquetReader::new(f)
         .finish()
         .map_err(|e| polars_fail(path, e))?;
@@ -377,13 +367,11 @@ fn read_forecast(path: &Path) -> Result<(Vec<SeriesForecast>, Vec<f64>), Failure
         .map(|s| s.to_string())
         .collect();
     let need = |c: &str| -> Result<Column, Failure> {
-        df.column(c).cloned().map_err(|_| Failure {
-            headline: format!(
+        df.column(c).cloned().map_err(|_| {
+            Failure::input(format!(
                 "{}: missing column `{c}` (not a particast forecast file?)",
                 path.display()
-            ),
-            detail: None,
-            code: 2,
+            ))
         })
     };
     let f64col = |c: &str| -> Result<Vec<f64>, Failure> {
@@ -593,26 +581,21 @@ pub fn inspect(args: InspectArgs) -> Result<(), Failure> {
 
 pub fn plot(args: PlotArgs, quiet: bool) -> Result<(), Failure> {
     if args.forecast.is_none() && args.anomaly.is_none() {
-        return Err(Failure {
-            headline: "nothing to draw: give --forecast FILE and/or --anomaly FILE".into(),
-            detail: None,
-            code: 2,
-        });
+        return Err(Failure::input(
+            "nothing to draw: give --forecast FILE and/or --anomaly FILE",
+        ));
     }
     let model = TrainedModel::load(&args.model)?;
     let (data, _) = read(&args.input, model.meta.ingest.clone())?;
     model.check_schema(&data.schema)?;
     let series = match &args.series {
-        Some(id) => data.get(id).ok_or_else(|| Failure {
-            headline: format!("series `{id}` is not in {}", args.input.input),
-            detail: None,
-            code: 2,
+        Some(id) => data.get(id).ok_or_else(|| {
+            Failure::input(format!("series `{id}` is not in {}", args.input.input))
         })?,
-        None => data.series.first().ok_or_else(|| Failure {
-            headline: "the input has no series".into(),
-            detail: None,
-            code: 2,
-        })?,
+        None => data
+            .series
+            .first()
+            .ok_or_else(|| Failure::input("the input has no series"))?,
     };
     if let Some(path) = &args.forecast {
         let cfg = ForecastConfig {
@@ -647,20 +630,15 @@ pub fn plot(args: PlotArgs, quiet: bool) -> Result<(), Failure> {
 pub fn nab(args: NabArgs) -> Result<(), Failure> {
     use particast::pipeline::nab::{score_corpus, NabFile, PROFILES};
     let path = &args.scores;
-    let f = std::fs::File::open(path).map_err(|e| Failure {
-        headline: format!("{}: {e}", path.display()),
-        detail: None,
-        code: 2,
-    })?;
+    let f = std::fs::File::open(path)
+        .map_err(|e| Failure::input(format!("{}: {e}", path.display())))?;
     let df = ParquetReader::new(f)
         .finish()
         .map_err(|e| polars_fail(path, e))?;
     let col = |c: &str| {
-        df.column(c).cloned().map_err(|_| Failure {
-            headline: format!("{}: missing column `{c}`", path.display()),
-            detail: None,
-            code: 2,
-        })
+        df.column(c)
+            .cloned()
+            .map_err(|_| Failure::input(format!("{}: missing column `{c}`", path.display())))
     };
     let ids = col("unique_id")?;
     let ids = ids.str().map_err(|e| polars_fail(path, e))?;
@@ -674,11 +652,10 @@ pub fn nab(args: NabArgs) -> Result<(), Failure> {
             tz: None,
         },
         other => {
-            return Err(Failure {
-                headline: format!("{}: `ds` is {other}, expected a datetime", path.display()),
-                detail: None,
-                code: 2,
-            })
+            return Err(Failure::input(format!(
+                "{}: `ds` is {other}, expected a datetime",
+                path.display()
+            )))
         }
     };
     let ds = col("ds")?

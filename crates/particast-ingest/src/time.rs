@@ -127,9 +127,9 @@ impl Frequency {
             _ => None,
         };
         if let Some(m) = months {
-            return kind
-                .seconds_per_tick()
-                .map(|_| Frequency::Months(m * n as u32));
+            // A huge count must not wrap around to a zero step.
+            let months = u32::try_from(n).ok()?.checked_mul(m)?;
+            return kind.seconds_per_tick().map(|_| Frequency::Months(months));
         }
         let seconds: i64 = match unit {
             "s" => 1,
