@@ -162,10 +162,70 @@ pub fn run(args: RunArgs, quiet: bool) -> Result<(), Failure> {
     Ok(())
 }
 
+/// Refuses, before any work, an output path that cannot be written: one that is a folder, or
+/// whose folder is missing or is a file. `folder` is true for a model directory, which is created
+/// when missing (but not under a file).
+fn check_output(path: &Path, folder: bool) -> Result<(), Failure> {
+    let shown = path.display();
+    if folder && path.exists() && !path.is_dir() {
+        return Err(Failure::input(format!(
+            "cannot use {shown} as a model folder: it is a file"
+        )));
+    }
+    if !folder && path.is_dir() {
+        return Err(Failure::input(format!(
+            "cannot write {shown}: it is a folder"
+        )));
+    }
+    let parent_of = |p: &Path| -> Option<std::path::PathBuf> {
+        p.parent().map(|q| {
+            if q.as_os_str().is_empty() {
+                std::path::PathBuf::from(".")
+            } else {
+                q.to_path_buf()
+            }
+        })
+    };
+    let Some(mut p) = parent_of(path) else {
+        return Ok(());
+    };
+    loop {
+        if p.exists() {
+            if p.is_dir() {
+                return Ok(());
+            }
+            return Err(Failure::input(format!(
+                "cannot write {shown}: {} is not a folder",
+                p.display()
+            )));
+        }
+        if !folder {
+            return Err(Failure::input(format!(
+                "cannot write {shown}: the folder {} does not exist",
+                p.display()
+            )));
+        }
+        match parent_of(&p) {
+            Some(q) if q != p => p = q,
+            _ => return Ok(()),
+        }
+    }
+}
+
 fn read(input: &InputArgs, base: IngestOptions) -> Result<(Dataset, IngestOptions), Failure> {
     let opts = input.options(base);
     let data = Dataset::read(Source::Path(input.input.clone()), &opts)?;
     Ok((data, opts))
+}
+
+/// Reads data for a trained model with its reading options; when the data is too short to show
+/// its own step (a single row per series), it is read again at the model's frequency.
+fn read_for_model(input: &InputArgs, model: &TrainedModel) -> Result<Dataset, Failure> {
+    let (data, _) = read(input, model.meta.ingest.clone())?;
+    if data.schema.frequency.is_none() && model.meta.data.frequency.is_some() {
+        return Ok(read(input, model.reading_options())?.0);
+    }
+    Ok(data)
 }
 
 pub fn train(args: TrainArgs, quiet: bool) -> Result<(), Failure> {
@@ -222,6 +282,7 @@ pub fn train(args: TrainArgs, quiet: bool) -> Result<(), Failure> {
     if let Some(v) = args.seed {
         cfg.seed = v;
     }
+    check_output(&args.model, true)?;
     let (data, opts) = read(&args.input, IngestOptions::default())?;
     let mut reporter = BarReporter::new(quiet);
     let model = train_model(&data, &opts, &cfg, &args.model, args.resume, &mut reporter)?;
@@ -236,8 +297,12 @@ pub fn train(args: TrainArgs, quiet: bool) -> Result<(), Failure> {
 }
 
 pub fn score(args: ScoreArgs, quiet: bool) -> Result<(), Failure> {
+    check_output(&args.output, false)?;
+    if let Some(p) = &args.state_out {
+        check_output(p, false)?;
+    }
     let model = TrainedModel::load(&args.model)?;
-    let (data, _) = read(&args.input, model.meta.ingest.clone())?;
+    let data = read_for_model(&args.input, &model)?;
     model.check_schema(&data.schema)?;
     let mut cfg = ScoreConfig::default();
     if let Some(t) = args.threshold {
@@ -311,8 +376,9 @@ pub fn score(args: ScoreArgs, quiet: bool) -> Result<(), Failure> {
 }
 
 pub fn forecast(args: ForecastArgs, quiet: bool) -> Result<(), Failure> {
+    check_output(&args.output, false)?;
     let model = TrainedModel::load(&args.model)?;
-    let (data, _) = read(&args.input, model.meta.ingest.clone())?;
+    let data = read_for_model(&args.input, &model)?;
     model.check_schema(&data.schema)?;
     let cfg = ForecastConfig {
         horizon: args.horizon,
@@ -585,8 +651,11 @@ pub fn plot(args: PlotArgs, quiet: bool) -> Result<(), Failure> {
             "nothing to draw: give --forecast FILE and/or --anomaly FILE",
         ));
     }
+    for p in args.forecast.iter().chain(&args.anomaly) {
+        check_output(p, false)?;
+    }
     let model = TrainedModel::load(&args.model)?;
-    let (data, _) = read(&args.input, model.meta.ingest.clone())?;
+    let data = read_for_model(&args.input, &model)?;
     model.check_schema(&data.schema)?;
     let series = match &args.series {
         Some(id) => data.get(id).ok_or_else(|| {

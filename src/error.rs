@@ -37,7 +37,12 @@ impl Error {
             Error::Pipeline(e) => e.is_bad_input(),
             Error::Ingest(particast_ingest::IngestError::Io { .. }) => false,
             Error::Ingest(_) | Error::Spec { .. } => true,
-            Error::Io { source, .. } => source.kind() == std::io::ErrorKind::NotFound,
+            Error::Io { source, .. } => matches!(
+                source.kind(),
+                std::io::ErrorKind::NotFound
+                    | std::io::ErrorKind::IsADirectory
+                    | std::io::ErrorKind::InvalidData
+            ),
         }
     }
 }

@@ -8,6 +8,10 @@ use clap::Parser;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
+    // A panic is a bug, never the user's fault: say so on one line (exit code 101).
+    std::panic::set_hook(Box::new(|info| {
+        eprintln!("error: internal error, a bug in particast (please report it): {info}");
+    }));
     let args = cli::Cli::parse();
     cli::init_logging(&args.global);
     match cli::run(args) {

@@ -139,10 +139,33 @@ fn first_line(s: &str) -> String {
 }
 
 /// Deserialises the rest of a section into a settings struct (which rejects unknown keys).
+/// A type error names the key: each key is tried on its own (the structs default every field)
+/// and the first that fails alone is reported.
 fn rest<T: DeserializeOwned>(t: Table, section: &str, file: &Path) -> Result<T, Error> {
-    toml::Value::Table(t)
-        .try_into()
-        .map_err(|e| bad(file, format!("[{section}] {}", first_line(&e.to_string()))))
+    toml::Value::Table(t.clone()).try_into().map_err(|e| {
+        let culprit = t.iter().find(|(k, v)| {
+            let mut one = Table::new();
+            one.insert((*k).clone(), (*v).clone());
+            toml::Value::Table(one).try_into::<T>().is_err()
+        });
+        match culprit {
+            Some((k, v)) => {
+                let mut one = Table::new();
+                one.insert(k.clone(), v.clone());
+                let why = toml::Value::Table(one)
+                    .try_into::<T>()
+                    .err()
+                    .map(|e| first_line(&e.to_string()))
+                    .unwrap_or_default();
+                if why.contains("unknown field") {
+                    bad(file, format!("[{section}] {why}"))
+                } else {
+                    bad(file, format!("[{section}] {k}: {why}"))
+                }
+            }
+            None => bad(file, format!("[{section}] {}", first_line(&e.to_string()))),
+        }
+    })
 }
 
 fn resolve(base: &Path, p: &str) -> PathBuf {
@@ -178,10 +201,12 @@ fn section(root: &mut Table, name: &str, file: &Path) -> Result<Option<Table>, E
 impl PipelineSpec {
     /// Reads and checks a pipeline file.
     pub fn load(file: &Path) -> Result<PipelineSpec, Error> {
-        let text = std::fs::read_to_string(file).map_err(|e| Error::Io {
+        let bytes = std::fs::read(file).map_err(|e| Error::Io {
             path: file.to_path_buf(),
             source: e,
         })?;
+        let text = String::from_utf8(bytes)
+            .map_err(|e| bad(file, format!("not a UTF-8 text file ({e})")))?;
         Self::parse(&text, file)
     }
 

@@ -151,6 +151,34 @@ pub enum IngestError {
         /// The window length asked for.
         window: usize,
     },
+    /// A target value in a text file that is not a number.
+    #[error("{source_name}: column `{column}` holds `{value}`, not a number, for series `{series}` at row {row}")]
+    NotANumber {
+        /// The file.
+        source_name: String,
+        /// The target column.
+        column: String,
+        /// The series id (empty when unknown).
+        series: String,
+        /// The row (0-based, data rows).
+        row: u64,
+        /// The text found.
+        value: String,
+    },
+    /// A target value too large for the model to represent (see [`crate::MAX_ABS_VALUE`]).
+    #[error("{source_name}: value {value:e} in `{column}` for series `{series}` at row {row} is beyond +-1e30, the largest magnitude particast models; rescale the column or mark the value missing")]
+    OutOfRange {
+        /// The input.
+        source_name: String,
+        /// The target column.
+        column: String,
+        /// The series id.
+        series: String,
+        /// The row.
+        row: u64,
+        /// The value.
+        value: f64,
+    },
     /// A series has no observed value at all.
     #[error("{source_name}: series `{series}` has no observed (finite, non-null) value")]
     AllMissing {

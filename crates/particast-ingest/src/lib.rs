@@ -74,7 +74,9 @@ mod window;
 pub use error::{IngestError, Result};
 pub use options::{IngestOptions, InputFormat, Irregular, Layout, ShortSeries, WindowSpec};
 pub use reader::{Dataset, SeriesStream};
-pub use series::{DataSchema, FeatureSpec, IngestReport, PreparedSeries, SeriesStats};
+pub use series::{
+    DataSchema, FeatureSpec, IngestReport, PreparedSeries, SeriesStats, MAX_ABS_VALUE,
+};
 pub use source::Source;
 pub use time::{CalendarFeature, Frequency, TimeAxis, TimeKind};
 pub use window::{

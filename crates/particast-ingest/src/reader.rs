@@ -96,6 +96,17 @@ impl SeriesStream {
     /// Opens a source: checks its schema, decides whether to partition, and reads the first
     /// bucket (so that [`SeriesStream::schema`] knows the frequency).
     pub fn open(source: Source, opts: &IngestOptions) -> Result<SeriesStream> {
+        let path = match &source {
+            Source::Path(p) => Some(p.clone()),
+            _ => None,
+        };
+        Self::open_inner(source, opts).map_err(|e| match &path {
+            Some(p) => crate::source::explain_parse_error(e, p, opts),
+            None => e,
+        })
+    }
+
+    fn open_inner(source: Source, opts: &IngestOptions) -> Result<SeriesStream> {
         let source_name = source.name();
         let span = info_span!("ingest.open", source = %source_name);
         let _g = span.enter();
@@ -266,6 +277,7 @@ impl SeriesStream {
                 id_col: &self.info.id_col,
                 time_kind: &self.info.time_kind,
                 n_targets: self.n_targets,
+                target_cols: &self.schema.target_cols,
                 n_covariates: self.info.covariate_cols.len(),
                 sort: self.opts.sort,
                 sequence: self.opts.irregular == Irregular::Sequence,

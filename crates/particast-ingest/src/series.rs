@@ -202,7 +202,8 @@ pub struct FeatureSpec {
 impl FeatureSpec {
     /// Features per step in the `covariates` column: calendar features then covariates.
     pub fn n_features(&self) -> usize {
-        self.calendar.len() + self.n_covariates
+        // Saturating: the counts may come from a damaged model file.
+        self.calendar.len().saturating_add(self.n_covariates)
     }
     /// Feature names in column order.
     pub fn feature_names(&self, covariate_cols: &[String]) -> Vec<String> {
@@ -271,6 +272,11 @@ impl IngestReport {
     }
 }
 
+/// Largest magnitude accepted for a target value. The model computes in f32 (largest finite
+/// value 3.4e38); values beyond this bound are almost always sentinels or corrupt data, and
+/// silently treating them as missing would lose data, so they are an error.
+pub const MAX_ABS_VALUE: f64 = 1e30;
+
 /// Context for building series from one canonical batch.
 pub(crate) struct BuildContext<'a> {
     pub source_name: &'a str,
@@ -280,6 +286,8 @@ pub(crate) struct BuildContext<'a> {
     pub id_col: &'a str,
     pub time_kind: &'a TimeKind,
     pub n_targets: usize,
+    /// Target column names (for messages).
+    pub target_cols: &'a [String],
     pub n_covariates: usize,
     pub sort: bool,
     pub sequence: bool,
@@ -468,6 +476,7 @@ fn build_one(
             id,
             source_name,
             &idx,
+            rows,
             positions,
             frequency,
             true,
@@ -540,6 +549,7 @@ fn build_one(
         id,
         source_name,
         &idx,
+        rows,
         positions,
         frequency,
         false,
@@ -556,6 +566,7 @@ fn fill_values(
     id: &str,
     source_name: &str,
     idx: &[u32],
+    rows: &[u64],
     positions: Vec<i64>,
     frequency: Option<Frequency>,
     keep_timestamps: bool,
@@ -587,6 +598,15 @@ fn fill_values(
             if !v.is_finite() {
                 non_finite += 1;
                 continue;
+            }
+            if v.abs() > MAX_ABS_VALUE {
+                return Err(IngestError::OutOfRange {
+                    source_name: source_name.into(),
+                    column: ctx.target_cols.get(d).cloned().unwrap_or_default(),
+                    series: id.into(),
+                    row: rows[i as usize],
+                    value: v,
+                });
             }
             values[t * d_n + d] = v;
             mask[t * d_n + d] = 1;

@@ -146,6 +146,75 @@ fn expand(p: &str) -> Result<Vec<String>> {
     Ok(files)
 }
 
+/// Turns polars' "could not parse" error on a CSV target column into one that names the file,
+/// column, series and row of the first value that is not a number. Other errors pass through.
+pub(crate) fn explain_parse_error(
+    err: IngestError,
+    path: &str,
+    opts: &IngestOptions,
+) -> IngestError {
+    let IngestError::Read { message, .. } = &err else {
+        return err;
+    };
+    if !message.contains("could not parse") {
+        return err;
+    }
+    let Ok(files) = expand(path) else {
+        return err;
+    };
+    let is_number = |v: &str| {
+        let v = v.trim();
+        v.is_empty() || v.parse::<f64>().is_ok()
+    };
+    for file in files {
+        if !matches!(format_of(&file, opts.format), Ok(FileKind::Csv)) {
+            continue;
+        }
+        let Ok(sep) = u8::try_from(opts.separator) else {
+            return err;
+        };
+        let df = LazyCsvReader::new(PlRefPath::new(file.as_str()))
+            .with_has_header(true)
+            .with_separator(sep)
+            .with_infer_schema_length(Some(0))
+            .with_glob(false)
+            .finish()
+            .and_then(|lf| lf.collect());
+        let Ok(df) = df else { continue };
+        for target in &opts.target_cols {
+            let Some(col) = df.column(target).ok().and_then(|c| c.str().ok().cloned()) else {
+                continue;
+            };
+            let Some((row, value)) = col
+                .iter()
+                .enumerate()
+                .find_map(|(i, v)| v.filter(|v| !is_number(v)).map(|v| (i, v.to_string())))
+            else {
+                continue;
+            };
+            let series = if opts.id_from_path {
+                file.strip_prefix(glob_base(path).as_str())
+                    .unwrap_or(&file)
+                    .trim_start_matches('/')
+                    .to_string()
+            } else {
+                df.column(&opts.id_col)
+                    .ok()
+                    .and_then(|c| c.str().ok().and_then(|s| s.get(row).map(str::to_string)))
+                    .unwrap_or_default()
+            };
+            return IngestError::NotANumber {
+                source_name: file.clone(),
+                column: target.clone(),
+                series,
+                row: row as u64,
+                value,
+            };
+        }
+    }
+    err
+}
+
 /// One input frame: a file (or the caller's frame) and its lazy scan.
 pub(crate) struct Input {
     /// Name for messages.

@@ -138,7 +138,7 @@ mod tests {
     #[test]
     fn raw_gradients_match_finite_differences() {
         for head in [Head::Gaussian, Head::StudentT] {
-            let raw = vec![0.2f64, -1.3, 0.4, 0.9, 0.1, -0.5];
+            let raw = [0.2f64, -1.3, 0.4, 0.9, 0.1, -0.5];
             let y = [0.7, -2.0];
             let mask = [1.0, 1.0];
             let p = head.outputs_per_dim() * 2;

@@ -137,7 +137,61 @@ impl ModelConfig {
         if !(self.h0_init_std >= 0.0 && self.h0_init_std.is_finite()) {
             return bad("h0_init_std must be finite and non-negative");
         }
-        Ok(())
+        for (name, v) in [
+            ("hidden", self.hidden),
+            ("particles", self.particles),
+            ("embedding", self.embedding),
+            ("inputs", self.inputs),
+            ("targets", self.targets),
+        ] {
+            if v > Self::MAX_DIM {
+                return Err(KernelError::Config(format!(
+                    "{name} = {v} is above the limit of {}",
+                    Self::MAX_DIM
+                )));
+            }
+        }
+        match self.parameter_count() {
+            Some(n) if n <= Self::MAX_PARAMETERS => Ok(()),
+            _ => Err(KernelError::Config(format!(
+                "the network would have more than {} parameters",
+                Self::MAX_PARAMETERS
+            ))),
+        }
+    }
+
+    /// Largest size accepted for any one dimension (hidden, particles, embedding, inputs,
+    /// targets): far beyond any useful model, small enough that sizes cannot overflow.
+    pub const MAX_DIM: usize = 1 << 20;
+    /// Largest number of parameters accepted (2^31 f32 values, 8 GiB).
+    pub const MAX_PARAMETERS: u64 = 1 << 31;
+
+    /// The number of scalars in the parameter buffer, computed without overflow (`None` when it
+    /// does not fit in a `u64`). Equals [`ParamLayout::new`]`(self).total` when that fits.
+    pub fn parameter_count(&self) -> Option<u64> {
+        let h = self.hidden as u64;
+        let g = match self.cell {
+            Cell::Gru => h.checked_mul(3)?,
+            Cell::Tanh => h,
+        };
+        let p = (self.head.outputs_per_dim() as u64).checked_mul(self.targets as u64)?;
+        let l = self.particles as u64;
+        let e = self.embedding as u64;
+        let c = self.inputs as u64;
+        let terms = [
+            g.checked_mul(c)?,
+            g,
+            g.checked_mul(h)?,
+            g,
+            g.checked_mul(e)?,
+            l.checked_mul(h)?,
+            l.checked_mul(e)?,
+            p.checked_mul(h)?,
+            p,
+            u64::from(self.gate == Gate::FixedShare),
+            if self.noise { h } else { 0 },
+        ];
+        terms.iter().try_fold(0u64, |acc, &t| acc.checked_add(t))
     }
 }
 

@@ -2,6 +2,8 @@
 //! independent likelihood computations, gate limits, chunked scoring, and the note's central
 //! claim on a bimodal series.
 
+#![allow(clippy::needless_range_loop)] // index loops mirror the maths in these checks
+
 use particast_kernels::real::{logsumexp, softplus};
 use particast_kernels::*;
 use rand::{Rng, SeedableRng};
@@ -583,4 +585,46 @@ fn particles_capture_a_bimodal_future_that_one_state_cannot() {
     // give ~ -1.3.
     assert!(one > 1.3, "L=1 {one}");
     assert!(eight < one - 0.5, "L=8 {eight} vs L=1 {one}");
+}
+
+#[test]
+fn parameter_count_matches_the_layout_and_absurd_sizes_are_refused() {
+    for cell in [Cell::Gru, Cell::Tanh] {
+        for head in [Head::Gaussian, Head::StudentT] {
+            for gate in [Gate::Uniform, Gate::Bayes, Gate::FixedShare] {
+                for noise in [false, true] {
+                    let cfg = ModelConfig {
+                        cell,
+                        head,
+                        gate,
+                        noise,
+                        hidden: 7,
+                        particles: 3,
+                        embedding: 2,
+                        inputs: 5,
+                        targets: 2,
+                        ..Default::default()
+                    };
+                    let total = particast_kernels::ParamLayout::new(&cfg).total as u64;
+                    assert_eq!(cfg.parameter_count(), Some(total), "{cfg:?}");
+                    assert!(cfg.validate().is_ok());
+                }
+            }
+        }
+    }
+    // Sizes from a damaged config: refused with a message, never an overflow or an allocation.
+    for (hidden, particles) in [(usize::MAX, 1), (1 << 21, 1), (1 << 20, 1 << 20)] {
+        let cfg = ModelConfig {
+            hidden,
+            particles,
+            ..Default::default()
+        };
+        let err = cfg.validate().unwrap_err().to_string();
+        assert!(err.contains("limit") || err.contains("parameters"), "{err}");
+    }
+    let huge = ModelConfig {
+        hidden: usize::MAX,
+        ..Default::default()
+    };
+    assert_eq!(huge.parameter_count(), None);
 }

@@ -20,7 +20,7 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{PipelineError, Result};
-use crate::inputs::{KernelBatch, INPUT_CLAMP};
+use crate::inputs::{Affine, KernelBatch, INPUT_CLAMP};
 use crate::mixture::{self, Component};
 use crate::model_dir::TrainedModel;
 
@@ -114,18 +114,18 @@ fn condition(
     tm: &TrainedModel,
     s: &PreparedSeries,
     windows: usize,
-) -> Result<(ParticleState<f32>, Vec<f64>)> {
+) -> Result<(ParticleState<f32>, Affine)> {
     let spec = &tm.meta.inputs;
     let d = spec.features.n_targets;
     let ctx = tm.meta.context;
     let start = s.len() as i64 - ctx as i64;
     let w = WindowData::of(s, start, ctx, &spec.features);
-    let scale = spec.scaling.scale(&w.values, &w.mask, d, ctx);
+    let affine = spec.scaling.affine(&w.values, &w.mask, d, ctx);
     let mut kb = KernelBatch::default();
-    spec.push_window(&w, ctx, &scale, &mut kb);
+    spec.push_window(&w, ctx, &affine, &mut kb);
     let mut state = ParticleState::new(&tm.model, 1);
     score(&tm.model, &mut state, &kb.view(0), false)?;
-    Ok((state.select(&vec![0; windows]), scale))
+    Ok((state.select(&vec![0; windows]), affine))
 }
 
 /// Builds the step inputs of R rows from each row's own recent values.
@@ -138,7 +138,7 @@ fn step_inputs(
     s: &PreparedSeries,
     at: i64,
     rows: usize,
-    scale: &[f64],
+    affine: &Affine,
     path: &[Vec<f64>],
     origin: usize,
     out: &mut Vec<f32>,
@@ -158,7 +158,7 @@ fn step_inputs(
             }
         })
         .collect();
-    let log1p: Vec<f32> = scale.iter().map(|x| x.ln_1p() as f32).collect();
+    let log1p: Vec<f32> = affine.scale.iter().map(|x| x.ln_1p() as f32).collect();
     out.clear();
     for row in 0..rows {
         let mut masks = Vec::with_capacity(lags.len() * d);
@@ -168,7 +168,7 @@ fn step_inputs(
                 let v = if src >= origin as i64 {
                     Some(path[row][(src as usize - origin) * d + dd])
                 } else {
-                    s.value(src, dd).map(|v| v / scale[dd])
+                    s.value(src, dd).map(|v| affine.to_scaled(dd, v))
                 };
                 out.push((v.unwrap_or(0.0) as f32).clamp(-INPUT_CLAMP, INPUT_CLAMP));
                 masks.push(if v.is_some() { 1.0 } else { 0.0 });
@@ -194,7 +194,7 @@ fn forecast_particle(
 ) -> Result<SeriesForecast> {
     let mc = &tm.model.config;
     let (l, p, d) = (mc.particles, mc.head_width(), mc.targets);
-    let (mut state, scale) = condition(tm, s, 1)?;
+    let (mut state, affine) = condition(tm, s, 1)?;
     let origin = s.len();
     // Each particle is a row with its own path of means.
     let mut paths: Vec<Vec<f64>> = vec![Vec::with_capacity(cfg.horizon * d); l];
@@ -205,7 +205,7 @@ fn forecast_particle(
     let log_w = state.log_w.clone();
     for k in 0..cfg.horizon {
         let at = (origin + k) as i64;
-        step_inputs(tm, s, at, l, &scale, &paths, origin, &mut inputs);
+        step_inputs(tm, s, at, l, &affine, &paths, origin, &mut inputs);
         step(&tm.model, &mut state, &inputs, &mut raw, false)?;
         for (li, path) in paths.iter_mut().enumerate() {
             for dd in 0..d {
@@ -219,7 +219,7 @@ fn forecast_particle(
                 path.push(e.mu as f64);
             }
         }
-        let comps = crate::score::components(tm, &log_w, &raw, 0, &scale);
+        let comps = crate::score::components(tm, &log_w, &raw, 0, &affine);
         steps.push(StepForecast {
             ds: s.timestamp(at),
             mean: mixture::mean(&comps),
@@ -255,7 +255,7 @@ fn forecast_sample(
     let mc = &tm.model.config;
     let (l, p, d) = (mc.particles, mc.head_width(), mc.targets);
     let n = cfg.samples;
-    let (mut state, scale) = condition(tm, s, n)?;
+    let (mut state, affine) = condition(tm, s, n)?;
     let origin = s.len();
     let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed);
     rng.set_stream(s.index as u64);
@@ -271,7 +271,7 @@ fn forecast_sample(
         for (r, rp) in row_paths.iter_mut().enumerate() {
             rp.clone_from(&paths[r / l]);
         }
-        step_inputs(tm, s, at, n * l, &scale, &row_paths, origin, &mut inputs);
+        step_inputs(tm, s, at, n * l, &affine, &row_paths, origin, &mut inputs);
         step(&tm.model, &mut state, &inputs, &mut raw, false)?;
         let mut ys = vec![0.0f32; n * d];
         for path in 0..n {
@@ -308,7 +308,9 @@ fn forecast_sample(
         }
         let mask = vec![1.0f32; n * d];
         observe(&tm.model, &mut state, &raw, &ys, &mask)?;
-        let mut first: Vec<f64> = (0..n).map(|path| paths[path][k * d] * scale[0]).collect();
+        let mut first: Vec<f64> = (0..n)
+            .map(|path| affine.to_original(0, paths[path][k * d]))
+            .collect();
         let mean = first.iter().sum::<f64>() / n as f64;
         first.sort_by(|a, b| a.total_cmp(b));
         steps.push(StepForecast {

@@ -7,7 +7,12 @@
 //! 3. `ln(1 + scale)` per dimension (D values), so the model knows the level it works at;
 //! 4. the calendar features and covariates of step t (F values).
 //!
-//! Targets are `y[t] / scale`. The scale of a window is computed from its context steps only.
+//! Targets are `(y[t] - loc) / scale`, an affine map per target dimension ([`Affine`]) computed
+//! from the window's context steps only: `loc = 0` and `scale = mean |y|` for the default
+//! [`Scaling::MeanAbs`] (DeepAR's rule), or `loc = mean y` and `scale = mean |y[t] - y[t - m]|`
+//! for [`Scaling::SeasonalDiff`] (the MASE denominator of the context), which resolves the small
+//! seasonal changes of smooth series that mean scaling leaves far below the emission floor.
+//! Likelihoods stay exact in original units: the log-Jacobian is `ln scale` per observation.
 //! Scaled lag inputs are clamped to `[-INPUT_CLAMP, INPUT_CLAMP]` so that a value far outside
 //! the context's range (a spike after a flat start) cannot saturate the network's state; targets
 //! are never clamped, so likelihoods stay exact.
@@ -27,11 +32,47 @@ use crate::error::{PipelineError, Result};
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "rule", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Scaling {
-    /// DeepAR's rule: the mean |y| of the observed context values, floored at `floor`.
+    /// DeepAR's rule: the mean |y| of the observed context values, floored at `floor`; no shift.
     MeanAbs {
         /// Smallest scale.
         floor: f64,
     },
+    /// Centre on the mean of the observed context values and divide by the mean absolute
+    /// seasonal difference `|y[t] - y[t - season]|` over the context (lag 1 when the context
+    /// holds no such pair), floored at `floor` times the mean |y| (and at 1e-12).
+    SeasonalDiff {
+        /// Season m in steps (24 for hourly data with a daily cycle).
+        season: usize,
+        /// Smallest scale, relative to the mean |y| of the context.
+        floor: f64,
+    },
+}
+
+/// The affine map of one window or series, per target dimension: `scaled = (y - loc) / scale`.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Affine {
+    /// Location per dimension (0 under [`Scaling::MeanAbs`]).
+    pub loc: Vec<f64>,
+    /// Scale per dimension (positive).
+    pub scale: Vec<f64>,
+}
+
+impl Affine {
+    /// The identity map for `d` dimensions.
+    pub fn identity(d: usize) -> Self {
+        Affine {
+            loc: vec![0.0; d],
+            scale: vec![1.0; d],
+        }
+    }
+    /// `y` in model units.
+    pub fn to_scaled(&self, d: usize, y: f64) -> f64 {
+        (y - self.loc[d]) / self.scale[d]
+    }
+    /// A model-unit value `z` back in original units.
+    pub fn to_original(&self, d: usize, z: f64) -> f64 {
+        z * self.scale[d] + self.loc[d]
+    }
 }
 
 impl Default for Scaling {
@@ -41,29 +82,61 @@ impl Default for Scaling {
 }
 
 impl Scaling {
-    /// The scale per dimension from `T x D` values and mask, looking at the first `steps`.
-    pub fn scale(&self, values: &[f32], mask: &[u8], d: usize, steps: usize) -> Vec<f64> {
-        let Scaling::MeanAbs { floor } = *self;
-        let mut sum = vec![0.0f64; d];
-        let mut n = vec![0usize; d];
-        for t in 0..steps.min(values.len() / d.max(1)) {
-            for k in 0..d {
-                if mask[t * d + k] == 1 {
-                    sum[k] += (values[t * d + k] as f64).abs();
-                    n[k] += 1;
+    /// The affine map per dimension from `T x D` values and mask, looking at the first `steps`.
+    pub fn affine(&self, values: &[f32], mask: &[u8], d: usize, steps: usize) -> Affine {
+        let steps = steps.min(values.len() / d.max(1));
+        let obs = |t: usize, k: usize| (mask[t * d + k] == 1).then(|| values[t * d + k] as f64);
+        let mut out = Affine::identity(d);
+        for k in 0..d {
+            let seen: Vec<f64> = (0..steps).filter_map(|t| obs(t, k)).collect();
+            if seen.is_empty() {
+                continue; // nothing observed: work in the data's own units
+            }
+            let n = seen.len() as f64;
+            let mean_abs = seen.iter().map(|v| v.abs()).sum::<f64>() / n;
+            match *self {
+                Scaling::MeanAbs { floor } => {
+                    if mean_abs > 0.0 {
+                        out.scale[k] = mean_abs.max(floor);
+                    }
+                }
+                Scaling::SeasonalDiff { season, floor } => {
+                    let mean = seen.iter().sum::<f64>() / n;
+                    let spread = |lag: usize| {
+                        let diffs: Vec<f64> = (lag..steps)
+                            .filter_map(|t| Some((obs(t, k)? - obs(t - lag, k)?).abs()))
+                            .collect();
+                        (!diffs.is_empty()).then(|| diffs.iter().sum::<f64>() / diffs.len() as f64)
+                    };
+                    let spread = spread(season.max(1))
+                        .or_else(|| spread(1))
+                        .unwrap_or_else(|| seen.iter().map(|v| (v - mean).abs()).sum::<f64>() / n);
+                    let scale = spread.max(floor * mean_abs).max(1e-12);
+                    out.loc[k] = mean;
+                    out.scale[k] = scale;
                 }
             }
         }
-        (0..d)
-            .map(|k| {
-                if n[k] > 0 && sum[k] > 0.0 {
-                    (sum[k] / n[k] as f64).max(floor)
-                } else {
-                    // Nothing observed, or only zeros: work in the data's own units.
-                    1.0
-                }
-            })
-            .collect()
+        out
+    }
+
+    /// Checks the parameters.
+    pub fn validate(&self) -> Result<()> {
+        let (floor, ok_season) = match *self {
+            Scaling::MeanAbs { floor } => (floor, true),
+            Scaling::SeasonalDiff { season, floor } => (floor, season >= 1),
+        };
+        if !(floor.is_finite() && floor >= 0.0) {
+            return Err(PipelineError::Config(format!(
+                "scaling floor must be finite and non-negative, got {floor}"
+            )));
+        }
+        if !ok_season {
+            return Err(PipelineError::Config(
+                "seasonal_diff scaling needs season >= 1".into(),
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -93,6 +166,8 @@ pub struct KernelBatch {
     pub log_scale: Vec<f32>,
     /// `[B][D]` scale.
     pub scale: Vec<f64>,
+    /// `[B][D]` location.
+    pub loc: Vec<f64>,
 }
 
 impl KernelBatch {
@@ -124,20 +199,39 @@ impl InputSpec {
 
     /// Inputs per step C.
     pub fn n_inputs(&self) -> usize {
+        // Saturating: the counts may come from a damaged model file (which then fails the
+        // check against the network's input count).
         let d = self.features.n_targets;
-        2 * self.features.lags.len() * d + d + self.features.n_features()
+        self.features
+            .lags
+            .len()
+            .saturating_mul(d)
+            .saturating_mul(2)
+            .saturating_add(d)
+            .saturating_add(self.features.n_features())
     }
 
-    /// Appends one window's inputs, targets and mask (scaled by `scale`) to `out`.
-    pub fn push_window(&self, w: &WindowData, steps: usize, scale: &[f64], out: &mut KernelBatch) {
+    /// Appends one window's inputs, targets and mask (mapped by `affine`) to `out`.
+    pub fn push_window(
+        &self,
+        w: &WindowData,
+        steps: usize,
+        affine: &Affine,
+        out: &mut KernelBatch,
+    ) {
         let d = self.features.n_targets;
         let k = self.features.lags.len();
         let f = self.features.n_features();
-        let inv: Vec<f32> = scale.iter().map(|s| (1.0 / s) as f32).collect();
+        let scale = &affine.scale;
         let log1p: Vec<f32> = scale.iter().map(|s| s.ln_1p() as f32).collect();
         for t in 0..steps {
             for j in 0..k * d {
-                let v = w.lags[t * k * d + j] * inv[j % d];
+                // A missing lag is 0 in model units (the location), flagged by its mask.
+                let v = if w.lag_mask[t * k * d + j] == 1 {
+                    affine.to_scaled(j % d, w.lags[t * k * d + j] as f64) as f32
+                } else {
+                    0.0
+                };
                 out.inputs.push(v.clamp(-INPUT_CLAMP, INPUT_CLAMP));
             }
             for j in 0..k * d {
@@ -147,12 +241,18 @@ impl InputSpec {
             out.inputs
                 .extend_from_slice(&w.covariates[t * f..(t + 1) * f]);
             for j in 0..d {
-                out.targets.push(w.values[t * d + j] * inv[j]);
-                out.mask.push(w.mask[t * d + j] as f32);
+                let observed = w.mask[t * d + j] == 1;
+                out.targets.push(if observed {
+                    affine.to_scaled(j, w.values[t * d + j] as f64) as f32
+                } else {
+                    0.0
+                });
+                out.mask.push(f32::from(u8::from(observed)));
             }
         }
         out.log_scale.extend(scale.iter().map(|s| s.ln() as f32));
         out.scale.extend_from_slice(scale);
+        out.loc.extend_from_slice(&affine.loc);
         out.windows += 1;
         out.steps = steps;
     }
@@ -192,8 +292,8 @@ impl InputSpec {
                 lags: f32s(lags, r),
                 lag_mask: u8s(lag_mask, r),
             };
-            let scale = self.scaling.scale(&w.values, &w.mask, d, context);
-            self.push_window(&w, steps, &scale, &mut out);
+            let affine = self.scaling.affine(&w.values, &w.mask, d, context);
+            self.push_window(&w, steps, &affine, &mut out);
         }
         out.steps = steps;
         Ok(out)
@@ -223,10 +323,16 @@ mod tests {
             lags: vec![1.0, 0.0, 2.0, 1.0],
             lag_mask: vec![1, 0, 1, 1],
         };
-        let scale = spec.scaling.scale(&w.values, &w.mask, 1, 1);
-        assert_eq!(scale, vec![2.0]);
+        let affine = spec.scaling.affine(&w.values, &w.mask, 1, 1);
+        assert_eq!(
+            affine,
+            Affine {
+                loc: vec![0.0],
+                scale: vec![2.0]
+            }
+        );
         let mut b = KernelBatch::default();
-        spec.push_window(&w, 2, &scale, &mut b);
+        spec.push_window(&w, 2, &affine, &mut b);
         let ln = 3f64.ln() as f32;
         assert_eq!(
             b.inputs,
@@ -234,5 +340,29 @@ mod tests {
         );
         assert_eq!(b.targets, vec![1.0, 2.0]);
         assert_eq!(b.log_scale, vec![2f32.ln()]);
+    }
+
+    #[test]
+    fn seasonal_difference_scaling_by_hand() {
+        // Season 2: pairs (t, t-2) over 6 steps; step 3 missing.
+        let values = [10.0f32, 20.0, 12.0, 0.0, 13.0, 25.0];
+        let mask = [1u8, 1, 1, 0, 1, 1];
+        let rule = Scaling::SeasonalDiff {
+            season: 2,
+            floor: 1e-3,
+        };
+        let a = rule.affine(&values, &mask, 1, 6);
+        let mean = (10.0 + 20.0 + 12.0 + 13.0 + 25.0) / 5.0;
+        // |12-10|, |13-12| (t=4 vs t=2); t=3 and t=5 (vs t=3) have a missing side.
+        assert_eq!(a.loc, vec![mean]);
+        assert_eq!(a.scale, vec![(2.0 + 1.0) / 2.0]);
+        assert!((a.to_original(0, a.to_scaled(0, 17.5)) - 17.5).abs() < 1e-12);
+        // No seasonal pair in a short context: lag 1; a constant context: the relative floor.
+        let a = rule.affine(&[4.0, 6.0], &[1, 1], 1, 2);
+        assert_eq!(a.scale, vec![2.0]);
+        let a = rule.affine(&[5.0; 8], &[1; 8], 1, 8);
+        assert_eq!((a.loc[0], a.scale[0]), (5.0, 5e-3));
+        // Nothing observed: the identity.
+        assert_eq!(rule.affine(&[0.0; 3], &[0; 3], 1, 3), Affine::identity(1));
     }
 }

@@ -47,7 +47,7 @@ mod train;
 
 pub use error::{PipelineError, Result};
 pub use forecast::{forecast_series, ForecastConfig, Mode, SeriesForecast, StepForecast};
-pub use inputs::{InputSpec, KernelBatch, Scaling};
+pub use inputs::{Affine, InputSpec, KernelBatch, Scaling};
 pub use model_dir::{write_atomic, ModelMeta, TrainedModel, FORMAT_VERSION};
 pub use score::{
     check_state, load_states, save_states, score_continued, score_series, AnomalyMethod,

@@ -257,7 +257,6 @@ mod tests {
             quantiles: vec![vec![1.0, 5.0]; 9],
             crps: vec![0.5, 0.25],
             nll: vec![1.0, 2.0],
-            ..Default::default()
         };
         let m = evaluate(&[s], 1);
         assert!((m.wql - 2.0 / 6.0).abs() < 1e-12);

@@ -76,6 +76,14 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
 pub(crate) fn tensors_to_bytes(
     tensors: &[(String, Vec<usize>, TensorData<'_>)],
 ) -> Result<Vec<u8>> {
+    tensors_to_bytes_with(tensors, None)
+}
+
+/// [`tensors_to_bytes`] with string metadata in the safetensors header.
+pub(crate) fn tensors_to_bytes_with(
+    tensors: &[(String, Vec<usize>, TensorData<'_>)],
+    metadata: Option<std::collections::HashMap<String, String>>,
+) -> Result<Vec<u8>> {
     let bytes: Vec<(String, Vec<usize>, Dtype, Vec<u8>)> = tensors
         .iter()
         .map(|(name, shape, data)| {
@@ -98,7 +106,7 @@ pub(crate) fn tensors_to_bytes(
                 .map_err(|e| PipelineError::Config(format!("tensor {name}: {e}")))
         })
         .collect::<Result<_>>()?;
-    safetensors::tensor::serialize(views, None)
+    safetensors::tensor::serialize(views, metadata)
         .map_err(|e| PipelineError::Config(format!("serialising tensors: {e}")))
 }
 
@@ -201,7 +209,22 @@ impl TrainedModel {
             ));
         }
         let raw = read_file(&config_path)?;
-        let value: serde_json::Value = serde_json::from_slice(&raw)
+        let weights_path = dir.join(WEIGHTS);
+        let bytes = match read_file(&weights_path) {
+            Ok(b) => b,
+            Err(e) => {
+                // A damaged config is the first thing to report.
+                Self::parse_meta(&raw, dir)?;
+                return Err(e);
+            }
+        };
+        Self::from_bytes(&raw, &bytes, dir)
+    }
+
+    /// Parses and checks `config.json` (format version, network sizes, inputs).
+    fn parse_meta(config: &[u8], dir: &Path) -> Result<ModelMeta> {
+        let config_path = dir.join(CONFIG);
+        let value: serde_json::Value = serde_json::from_slice(config)
             .map_err(|e| PipelineError::format(&config_path, format!("not valid JSON: {e}")))?;
         let version = value.get("format_version").and_then(|v| v.as_u64());
         if version != Some(FORMAT_VERSION as u64) {
@@ -218,9 +241,35 @@ impl TrainedModel {
         meta.model
             .validate()
             .map_err(|e| PipelineError::format(&config_path, e.to_string()))?;
+        if meta.inputs.n_inputs() != meta.model.inputs {
+            return Err(PipelineError::format(
+                &config_path,
+                "the input spec and the network disagree on the number of inputs",
+            ));
+        }
+        Ok(meta)
+    }
+
+    /// Builds a model from the bytes of `config.json` and `model.safetensors`, with the checks
+    /// of [`TrainedModel::load`]; `dir` only names the files in messages. Sizes in the config
+    /// are checked against the weights before anything is allocated, so a damaged or hostile
+    /// config cannot ask for an absurd amount of memory.
+    pub fn from_bytes(config: &[u8], weights: &[u8], dir: &Path) -> Result<TrainedModel> {
         let weights_path = dir.join(WEIGHTS);
-        let bytes = read_file(&weights_path)?;
-        let st = SafeTensors::deserialize(&bytes).map_err(|e| {
+        let meta = Self::parse_meta(config, dir)?;
+        // Every parameter takes at least 4 bytes in the weights file: a config that needs more
+        // than the file holds is refused before the buffer is allocated.
+        let needed = meta.model.parameter_count().unwrap_or(u64::MAX);
+        if needed.saturating_mul(4) > weights.len() as u64 {
+            return Err(PipelineError::format(
+                &weights_path,
+                format!(
+                    "the config needs {needed} parameters but the file holds only {} bytes (truncated, or the config belongs to another model)",
+                    weights.len()
+                ),
+            ));
+        }
+        let st = SafeTensors::deserialize(weights).map_err(|e| {
             PipelineError::format(&weights_path, format!("not a safetensors file: {e}"))
         })?;
         let mut model = Model::<f32>::new(meta.model.clone(), 0)?;
@@ -231,13 +280,20 @@ impl TrainedModel {
                 *dst = v as f32;
             }
         }
-        if meta.inputs.n_inputs() != meta.model.inputs {
-            return Err(PipelineError::format(
-                &config_path,
-                "the input spec and the network disagree on the number of inputs",
-            ));
-        }
         Ok(TrainedModel { meta, model })
+    }
+
+    /// The options to read data for this model: the ones it was trained with, with the trained
+    /// frequency filled in when none was set, so that a short series (one row, or rows too few
+    /// to infer a step) still gets the model's frequency and calendar features.
+    pub fn reading_options(&self) -> IngestOptions {
+        let mut o = self.meta.ingest.clone();
+        if o.frequency.is_none() {
+            if let Some(f) = self.meta.data.frequency {
+                o.frequency = Some(f.describe(&self.meta.data.time_kind));
+            }
+        }
+        o
     }
 
     /// Checks that data read for scoring or forecasting has the schema the model was trained on.
@@ -277,15 +333,13 @@ impl TrainedModel {
     }
 }
 
-/// Tensor names and JSON metadata of a training checkpoint.
+/// Tensor names and JSON metadata of a training checkpoint. The checkpoint's tensors file also
+/// carries the training progress in its header (key [`CHECKPOINT_PROGRESS_KEY`]), so tensors and
+/// progress are replaced together by one atomic rename; `checkpoint.json` is a readable copy.
 pub(crate) const CHECKPOINT_WEIGHTS: &str = "checkpoint.safetensors";
+/// Header key of the progress JSON in the checkpoint's tensors file.
+pub(crate) const CHECKPOINT_PROGRESS_KEY: &str = "progress";
 pub(crate) const CHECKPOINT_STATE: &str = "checkpoint.json";
-
-/// Reads an optional JSON file into a map (for small state files).
-pub(crate) fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T> {
-    let raw = read_file(path)?;
-    serde_json::from_slice(&raw).map_err(|e| PipelineError::format(path, format!("bad JSON: {e}")))
-}
 
 /// Writes JSON atomically.
 pub(crate) fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<()> {

@@ -22,7 +22,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::VecDeque;
 
 use crate::error::{PipelineError, Result};
-use crate::inputs::KernelBatch;
+use crate::inputs::{Affine, KernelBatch};
 use crate::mixture::{self, Component};
 use crate::model_dir::TrainedModel;
 
@@ -77,6 +77,8 @@ pub struct SeriesState {
     pub last_ds: i64,
     /// Scale per target dimension.
     pub scale: Vec<f64>,
+    /// Location per target dimension (0 under mean-|y| scaling).
+    pub loc: Vec<f64>,
     /// `[L][H]` particle states.
     pub h: Vec<f32>,
     /// `[L]` log-weights for the next step.
@@ -87,6 +89,16 @@ pub struct SeriesState {
     pub tail_mask: Vec<u8>,
     /// The last raw values the anomaly method keeps (tail scores, or NLLs).
     pub recent_scores: Vec<f64>,
+}
+
+impl SeriesState {
+    /// The series' affine map (its scale and location).
+    pub fn affine(&self) -> Affine {
+        Affine {
+            loc: self.loc.clone(),
+            scale: self.scale.clone(),
+        }
+    }
 }
 
 /// Scores of one series, one entry per step from where scoring started.
@@ -116,7 +128,7 @@ pub(crate) fn components(
     log_w: &[f32],
     raw: &[f32],
     d: usize,
-    scale: &[f64],
+    affine: &Affine,
 ) -> Vec<Component> {
     let cfg = &tm.model.config;
     let (l, p, dims) = (cfg.particles, cfg.head_width(), cfg.targets);
@@ -131,8 +143,8 @@ pub(crate) fn components(
             );
             Component {
                 weight: (log_w[li] as f64).exp(),
-                mu: e.mu as f64 * scale[d],
-                sigma: e.sigma as f64 * scale[d],
+                mu: affine.to_original(d, e.mu as f64),
+                sigma: e.sigma as f64 * affine.scale[d],
                 nu: e.nu as f64,
             }
         })
@@ -173,13 +185,14 @@ fn score_from(
         ..Default::default()
     };
     let mut recent: VecDeque<f64> = state.recent_scores.iter().copied().collect();
+    let affine = state.affine();
     let chunk = cfg.chunk.max(1);
     let mut t0 = start;
     while t0 < s.len() {
         let n = chunk.min(s.len() - t0);
         let w = WindowData::of(s, t0 as i64, n, &spec.features);
         let mut kb = KernelBatch::default();
-        spec.push_window(&w, n, &state.scale, &mut kb);
+        spec.push_window(&w, n, &affine, &mut kb);
         let so = score(&tm.model, &mut pstate, &kb.view(0), false)?;
         let pw = l * tm.model.config.head_width();
         for k in 0..n {
@@ -205,7 +218,7 @@ fn score_from(
                 let Some(y) = s.value(t as i64, dd) else {
                     continue;
                 };
-                let comps = components(tm, log_w, raw, dd, &state.scale);
+                let comps = components(tm, log_w, raw, dd, &affine);
                 let f = mixture::cdf(&comps, y);
                 first_pit.get_or_insert(f);
                 min_p = min_p.min(2.0 * f.min(1.0 - f));
@@ -276,17 +289,18 @@ pub fn initial_state(tm: &TrainedModel, s: &PreparedSeries) -> SeriesState {
     let d = s.n_targets;
     let ctx = tm.meta.context.min(s.len());
     let values: Vec<f32> = s.values[..ctx * d].iter().map(|&v| v as f32).collect();
-    let scale = tm
+    let Affine { loc, scale } = tm
         .meta
         .inputs
         .scaling
-        .scale(&values, &s.mask[..ctx * d], d, ctx);
+        .affine(&values, &s.mask[..ctx * d], d, ctx);
     let fresh = ParticleState::new(&tm.model, 1);
     SeriesState {
         id: s.id.clone(),
         steps: 0,
         last_ds: s.stats.first_ds,
         scale,
+        loc,
         h: fresh.h,
         log_w: fresh.log_w,
         tail_values: Vec::new(),
@@ -385,7 +399,7 @@ fn list_f32(name: &str, rows: impl Iterator<Item = Vec<f32>>) -> polars::prelude
 }
 
 /// Writes per-series scoring states as a Parquet file (atomically): one row per series with its
-/// id, steps, last timestamp, and list columns for the scale, particle states, log-weights, the
+/// id, steps, last timestamp, and list columns for the scale, location, particle states, log-weights, the
 /// lag history and the recent anomaly scores.
 pub fn save_states(states: &[SeriesState], path: &std::path::Path) -> Result<()> {
     use polars::prelude::*;
@@ -404,6 +418,7 @@ pub fn save_states(states: &[SeriesState], path: &std::path::Path) -> Result<()>
             states.iter().map(|s| s.last_ds).collect::<Vec<_>>(),
         ),
         list_f64("scale", states.iter().map(|s| s.scale.clone())),
+        list_f64("loc", states.iter().map(|s| s.loc.clone())),
         list_f32("h", states.iter().map(|s| s.h.clone())),
         list_f32("log_w", states.iter().map(|s| s.log_w.clone())),
         list_f64("tail_values", states.iter().map(|s| s.tail_values.clone())),
@@ -457,6 +472,8 @@ pub fn load_states(path: &std::path::Path) -> Result<Vec<SeriesState>> {
         lists("tail_mask")?,
         lists("recent_scores")?,
     );
+    // State files written before locations existed have no `loc` column: location 0.
+    let loc = df.column("loc").ok().and_then(|c| c.list().ok().cloned());
     let f64s = |l: &ListChunked, i: usize| -> Result<Vec<f64>> {
         let s = l
             .get_as_series(i)
@@ -479,6 +496,10 @@ pub fn load_states(path: &std::path::Path) -> Result<Vec<SeriesState>> {
                     .get(i)
                     .ok_or_else(|| bad(format!("row {i}: null last_ds")))?,
                 scale: f64s(&scale, i)?,
+                loc: match &loc {
+                    Some(l) => f64s(l, i)?,
+                    None => vec![0.0; f64s(&scale, i)?.len()],
+                },
                 h: f64s(&h, i)?.into_iter().map(|v| v as f32).collect(),
                 log_w: f64s(&log_w, i)?.into_iter().map(|v| v as f32).collect(),
                 tail_values: f64s(&tv, i)?,
@@ -498,6 +519,9 @@ pub fn check_state(tm: &TrainedModel, state: &SeriesState) -> Result<()> {
     if state.h.len() != c.particles * c.hidden
         || state.log_w.len() != c.particles
         || state.scale.len() != c.targets
+        || state.loc.len() != c.targets
+        || state.scale.iter().any(|s| !(s.is_finite() && *s > 0.0))
+        || state.loc.iter().any(|l| !l.is_finite())
     {
         return Err(PipelineError::SchemaMismatch(format!(
             "the state of series `{}` does not fit the model (L={}, H={}, D={})",

@@ -19,8 +19,8 @@ use tracing::{info, info_span, warn};
 use crate::error::{PipelineError, Result};
 use crate::inputs::{InputSpec, KernelBatch, Scaling};
 use crate::model_dir::{
-    read_file, read_json, read_tensor, tensors_to_bytes, write_atomic, write_json, ModelMeta,
-    TensorData, TrainedModel, CHECKPOINT_STATE, CHECKPOINT_WEIGHTS, FORMAT_VERSION,
+    read_file, read_tensor, tensors_to_bytes_with, write_json, ModelMeta, TensorData, TrainedModel,
+    CHECKPOINT_PROGRESS_KEY, CHECKPOINT_STATE, CHECKPOINT_WEIGHTS, FORMAT_VERSION,
 };
 
 /// Training settings (all with defaults; the same struct serves the CLI, pipeline files and Rust).
@@ -206,7 +206,7 @@ impl TrainConfig {
         if !(self.lr_decay > 0.0 && self.lr_decay <= 1.0) {
             return bad("lr_decay must be in (0, 1]");
         }
-        Ok(())
+        self.scaling.validate()
     }
 
     fn model_config(&self, spec: &InputSpec) -> ModelConfig {
@@ -253,6 +253,26 @@ fn validation_batch(
     spec.from_record_batch(&batch, cfg.context)
 }
 
+/// Removes the temporary files of atomic writes that a killed process left in `dir` (they are
+/// never the only copy of anything: the rename that would have published them did not happen).
+fn remove_stale_temporaries(dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let name = e.file_name();
+        let name = name.to_string_lossy();
+        if name.starts_with(".particast-") && name.ends_with(".tmp") {
+            match std::fs::remove_file(e.path()) {
+                Ok(()) => info!(file = %e.path().display(), "removed a stale temporary file"),
+                Err(err) => {
+                    warn!(file = %e.path().display(), %err, "cannot remove a stale temporary file")
+                }
+            }
+        }
+    }
+}
+
 /// Trains a model on `data` and writes it to `dir` (resuming from a checkpoint there when
 /// `resume` is set and one exists).
 pub fn train(
@@ -288,6 +308,7 @@ pub fn train(
     }
     let val = validation_batch(&data.series, &spec, cfg)?;
     std::fs::create_dir_all(dir).map_err(|e| PipelineError::io(dir, e))?;
+    remove_stale_temporaries(dir);
 
     let mut model = Model::<f32>::new(model_cfg.clone(), cfg.seed)?;
     let mut adam = Adam::new(
@@ -310,8 +331,23 @@ pub fn train(
         history: Vec::new(),
     };
     let mut resumed = false;
-    if resume && dir.join(CHECKPOINT_STATE).exists() {
-        let saved: Progress = read_json(&dir.join(CHECKPOINT_STATE))?;
+    if resume && dir.join(CHECKPOINT_WEIGHTS).exists() {
+        // Tensors and progress come from one file, written by one rename: a kill at any
+        // moment leaves either the previous checkpoint or the new one, never a mix.
+        let path = dir.join(CHECKPOINT_WEIGHTS);
+        let bytes = read_file(&path)?;
+        let (_, header) = SafeTensors::read_metadata(&bytes)
+            .map_err(|e| PipelineError::format(&path, format!("not a safetensors file: {e}")))?;
+        let saved: Progress = header
+            .metadata()
+            .as_ref()
+            .and_then(|m| m.get(CHECKPOINT_PROGRESS_KEY))
+            .ok_or_else(|| PipelineError::format(&path, "the checkpoint has no training progress"))
+            .and_then(|json| {
+                serde_json::from_str(json).map_err(|e| {
+                    PipelineError::format(&path, format!("bad training progress: {e}"))
+                })
+            })?;
         // The stopping rules may change on resume (train longer); nothing else may.
         let comparable = |c: &TrainConfig| TrainConfig {
             epochs: 0,
@@ -321,11 +357,9 @@ pub fn train(
         if comparable(&saved.config) != comparable(cfg) {
             return Err(PipelineError::Config(format!(
                 "{} was written with other training settings; train into a new folder or without resume",
-                dir.join(CHECKPOINT_STATE).display()
+                path.display()
             )));
         }
-        let path = dir.join(CHECKPOINT_WEIGHTS);
-        let bytes = read_file(&path)?;
         let st = SafeTensors::deserialize(&bytes)
             .map_err(|e| PipelineError::format(&path, format!("not a safetensors file: {e}")))?;
         let n = model.params.len();
@@ -455,14 +489,20 @@ pub fn train(
         progress.history.push(report);
         progress.epochs_done = epoch;
         progress.adam_t = adam.t;
-        // Checkpoint: tensors first, then the progress that points at them.
+        // Checkpoint: tensors and progress in one file (one atomic rename), then a readable
+        // copy of the progress.
         let n = model.params.len();
-        let bytes = tensors_to_bytes(&[
-            ("params".into(), vec![n], TensorData::F32(&model.params)),
-            ("adam.m".into(), vec![n], TensorData::F64(&adam.m)),
-            ("adam.v".into(), vec![n], TensorData::F64(&adam.v)),
-        ])?;
-        write_atomic(&dir.join(CHECKPOINT_WEIGHTS), &bytes)?;
+        let progress_json = serde_json::to_string(&progress)
+            .map_err(|e| PipelineError::Config(format!("serialising progress: {e}")))?;
+        let bytes = tensors_to_bytes_with(
+            &[
+                ("params".into(), vec![n], TensorData::F32(&model.params)),
+                ("adam.m".into(), vec![n], TensorData::F64(&adam.m)),
+                ("adam.v".into(), vec![n], TensorData::F64(&adam.v)),
+            ],
+            Some([(CHECKPOINT_PROGRESS_KEY.to_string(), progress_json)].into()),
+        )?;
+        crate::model_dir::write_atomic(&dir.join(CHECKPOINT_WEIGHTS), &bytes)?;
         write_json(&dir.join(CHECKPOINT_STATE), &progress)?;
     }
 

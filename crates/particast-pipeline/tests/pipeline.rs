@@ -424,6 +424,19 @@ fn the_nab_scorer_reproduces_the_official_numenta_scores() {
     }
 }
 
+/// The config with its wall-clock fields (training time, batches per second) removed: the only
+/// parts of a model directory that depend on the machine rather than on the seed and data.
+fn config_without_timings(dir: &std::path::Path) -> serde_json::Value {
+    let mut v: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("config.json")).unwrap()).unwrap();
+    let t = v["training"].as_object_mut().unwrap();
+    t.remove("wall_seconds");
+    for e in t["history"].as_array_mut().unwrap() {
+        e.as_object_mut().unwrap().remove("batches_per_second");
+    }
+    v
+}
+
 #[test]
 fn same_seed_same_bytes_with_one_or_two_threads() {
     let (data, opts) = taxi();
@@ -431,18 +444,238 @@ fn same_seed_same_bytes_with_one_or_two_threads() {
     let mut cfg = small_config();
     cfg.epochs = 2;
     cfg.batches_per_epoch = 4;
-    let run = |name: &str, threads: usize| {
-        let pool = rayon::ThreadPoolBuilder::new()
+    let pool = |threads: usize| {
+        rayon::ThreadPoolBuilder::new()
             .num_threads(threads)
             .build()
-            .unwrap();
-        let d = dir.path().join(name);
-        pool.install(|| train(&data, &opts, &cfg, &d, false, &mut Silent).unwrap());
-        std::fs::read(d.join("model.safetensors")).unwrap()
+            .unwrap()
+    };
+    // Everything a user gets out: weights, config, scores, both kinds of forecast, as bytes.
+    let run = |name: &str, threads: usize| {
+        pool(threads).install(|| {
+            let d = dir.path().join(name);
+            let model = train(&data, &opts, &cfg, &d, false, &mut Silent).unwrap();
+            let scores: Vec<_> = score_series(&model, &data.series, &ScoreConfig::default())
+                .unwrap()
+                .into_iter()
+                .map(|(s, _)| s)
+                .collect();
+            let b = scores_batch(&scores, &data.schema).unwrap();
+            let mut df = to_dataframe(&b, &data.schema.time_kind).unwrap();
+            write_parquet(&mut df, &d.join("scores.parquet")).unwrap();
+            for (mode, file) in [
+                (Mode::Particle, "particle.parquet"),
+                (Mode::Sample, "sample.parquet"),
+            ] {
+                let fc = ForecastConfig {
+                    horizon: 48,
+                    mode,
+                    samples: 64,
+                    seed: 3,
+                    ..Default::default()
+                };
+                let f = forecast_series(&model, &data.series, &fc).unwrap();
+                let b = forecast_batch(&f, &fc.levels, mode, cfg.particles, false).unwrap();
+                let mut df = to_dataframe(&b, &data.schema.time_kind).unwrap();
+                write_parquet(&mut df, &d.join(file)).unwrap();
+            }
+            let files = [
+                "model.safetensors",
+                "scores.parquet",
+                "particle.parquet",
+                "sample.parquet",
+            ];
+            let bytes: Vec<Vec<u8>> = files
+                .iter()
+                .map(|f| std::fs::read(d.join(f)).unwrap())
+                .collect();
+            (bytes, config_without_timings(&d))
+        })
     };
     let a = run("a", 2);
     let b = run("b", 2);
     let c = run("c", 1);
-    assert_eq!(a, b, "same seed, same weights file");
+    assert_eq!(a, b, "same seed, same bytes");
     assert_eq!(a, c, "one thread or two: the same bytes");
+}
+
+/// Trains `cfg` on `data`, scores every series and forecasts 24 steps; asserts every loss, NLL,
+/// PIT, anomaly score and forecast number is finite. Returns the number of scored observations.
+fn train_score_forecast_finite(
+    name: &str,
+    data: &Dataset,
+    opts: &IngestOptions,
+    cfg: &TrainConfig,
+) -> usize {
+    let dir = tempfile::tempdir().unwrap();
+    let model = train(data, opts, cfg, dir.path(), false, &mut Silent)
+        .unwrap_or_else(|e| panic!("{name}: training failed: {e}"));
+    let summary = model.meta.training.clone().unwrap();
+    for e in &summary.history {
+        assert!(e.train_nll.is_finite(), "{name}: train NLL {}", e.train_nll);
+        assert!(
+            e.val_nll.is_none_or(f64::is_finite),
+            "{name}: validation NLL {:?}",
+            e.val_nll
+        );
+    }
+    let mut scored = 0;
+    for (s, _) in score_series(&model, &data.series, &ScoreConfig::default()).unwrap() {
+        for ((nll, pit), a) in s.nll.iter().zip(&s.pit).zip(&s.anomaly) {
+            if let Some(v) = nll {
+                assert!(v.is_finite(), "{name} {}: NLL {v}", s.id);
+                scored += 1;
+            }
+            assert!(
+                pit.is_none_or(|p| (0.0..=1.0).contains(&p)),
+                "{name}: PIT {pit:?}"
+            );
+            assert!(
+                a.is_none_or(|p| (0.0..=1.0).contains(&p)),
+                "{name}: anomaly {a:?}"
+            );
+        }
+    }
+    let fc = ForecastConfig {
+        horizon: 24,
+        ..Default::default()
+    };
+    for f in forecast_series(&model, &data.series, &fc).unwrap() {
+        for st in &f.steps {
+            assert!(
+                st.mean.is_finite()
+                    && st.median.is_finite()
+                    && st
+                        .intervals
+                        .iter()
+                        .all(|(lo, hi)| lo.is_finite() && hi.is_finite() && lo <= hi),
+                "{name} {}: forecast {:?}",
+                f.id,
+                (st.mean, st.median, &st.intervals)
+            );
+        }
+    }
+    scored
+}
+
+fn tiny_config() -> TrainConfig {
+    TrainConfig {
+        hidden: 8,
+        particles: 4,
+        context: 48,
+        horizon: 24,
+        batch_size: 16,
+        batches_per_epoch: 8,
+        epochs: 2,
+        seed: 5,
+        ..Default::default()
+    }
+}
+
+#[test]
+fn extreme_inputs_keep_finite_losses_nlls_and_forecasts() {
+    use particast_ingest::polars::prelude::*;
+    let n = 800usize;
+    let mut ids = Vec::new();
+    let mut ds = Vec::new();
+    let mut y = Vec::new();
+    let mut push = |id: &str, f: &dyn Fn(usize) -> f64| {
+        for t in 0..n {
+            ids.push(id.to_string());
+            ds.push(t as i64);
+            y.push(f(t));
+        }
+    };
+    // Around 1e12 with small wiggles (relative changes of 1e-9).
+    push("huge", &|t| 1e12 + 1e3 * ((t as f64) * 0.3).sin());
+    push("negative-huge", &|t| -1e12 - 5e2 * (t % 7) as f64);
+    // A long constant run, one spike, constant again.
+    push("constant-then-spike", &|t| if t == 600 { 1e6 } else { 5.0 });
+    // Exactly zero throughout, then one value.
+    push("zeros-then-one", &|t| if t == 700 { 1.0 } else { 0.0 });
+    // Tiny values.
+    push("tiny", &|t| 1e-12 * (1.0 + (t % 5) as f64));
+    // Near the largest accepted magnitude.
+    push("near-limit", &|t| 1e29 * (1.0 + 0.01 * (t % 3) as f64));
+    let df = df!("unique_id" => ids, "ds" => ds, "y" => y).unwrap();
+    let opts = IngestOptions::default();
+    let data = Dataset::read(Source::Frame(df), &opts).unwrap();
+    for head in [
+        particast_kernels::Head::Gaussian,
+        particast_kernels::Head::StudentT,
+    ] {
+        let cfg = TrainConfig {
+            head,
+            ..tiny_config()
+        };
+        let scored = train_score_forecast_finite("extreme", &data, &opts, &cfg);
+        assert_eq!(scored, 6 * n);
+    }
+}
+
+/// Training on every file of the NAB corpus (one small model per file, on its probation period
+/// as NAB allows) and on the whole M4 Hourly training set never gives a non-finite loss, NLL or
+/// forecast. Skipped when the workplace data is absent.
+#[test]
+fn training_on_every_nab_file_and_on_m4_hourly_stays_finite() {
+    let shared = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data");
+    if !shared.join("nab/data").exists() || !shared.join("m4-hourly").exists() {
+        eprintln!("skipped: {} not found", shared.display());
+        return;
+    }
+    let pattern = shared.join("nab/data/*/*.csv");
+    let files: Vec<_> = glob::glob(pattern.to_str().unwrap())
+        .unwrap()
+        .filter_map(|p| p.ok())
+        .collect();
+    assert_eq!(files.len(), 58);
+    let opts = IngestOptions {
+        id_from_path: true,
+        time_col: "timestamp".into(),
+        target_cols: vec!["value".into()],
+        irregular: particast_ingest::Irregular::Sequence,
+        sort: true,
+        ..Default::default()
+    };
+    let mut scored = 0;
+    for f in &files {
+        let data = Dataset::read(Source::path(f), &opts).unwrap();
+        // The probation period (first 15%) for training, every row for scoring.
+        let mut probation = data.clone();
+        probation.series = data
+            .series
+            .iter()
+            .map(|s| s.head(particast_pipeline::nab::probation(s.len()).max(100)))
+            .collect();
+        let dir = tempfile::tempdir().unwrap();
+        let model = train(
+            &probation,
+            &opts,
+            &tiny_config(),
+            dir.path(),
+            false,
+            &mut Silent,
+        )
+        .unwrap_or_else(|e| panic!("{}: {e}", f.display()));
+        for (s, _) in score_series(&model, &data.series, &ScoreConfig::default()).unwrap() {
+            for v in s.nll.iter().flatten() {
+                assert!(v.is_finite(), "{}: NLL {v}", f.display());
+                scored += 1;
+            }
+        }
+    }
+    assert_eq!(scored, 365_558, "every NAB row scored");
+
+    let m4 = IngestOptions {
+        layout: particast_ingest::Layout::Wide,
+        lags: vec![24, 168],
+        ..Default::default()
+    };
+    let data = Dataset::read(Source::path(shared.join("m4-hourly/Hourly-train.csv")), &m4).unwrap();
+    assert_eq!(data.series.len(), 414);
+    let cfg = TrainConfig {
+        batches_per_epoch: 30,
+        ..tiny_config()
+    };
+    train_score_forecast_finite("M4 Hourly", &data, &m4, &cfg);
 }

@@ -1,0 +1,187 @@
+//! M4 Hourly accuracy over several seeds: `pipelines/m4-hourly.toml` run once per scaling rule and
+//! seed (train on the 414 training series, forecast 48 hours, score against the official test set
+//! with the M4 definitions), next to the official reference points.
+//!
+//! Run: `cargo bench --bench m4`. Prints one row per run, the mean and standard deviation per
+//! variant, and writes `benches/results/m4.json`. OWA is relative to the official Naive2
+//! (sMAPE 18.383, MASE 2.395). Environment: `PARTICAST_M4_SEEDS` (default `1,2,3`),
+//! `PARTICAST_M4_VARIANTS` (any of `mean_abs`, `seasonal_diff`; default both),
+//! `PARTICAST_M4_PARTICLES` (default: the pipeline's). Needs the M4 data where the pipeline file
+//! points (`../shared/data/m4-hourly`).
+
+use particast::pipeline::{Scaling, Silent};
+use particast::run::run_pipeline;
+use particast::spec::PipelineSpec;
+use std::path::PathBuf;
+use std::time::Instant;
+
+const NAIVE2: (f64, f64) = (18.383, 2.395);
+
+fn env_list(name: &str, default: &str) -> Vec<String> {
+    std::env::var(name)
+        .unwrap_or_else(|_| default.into())
+        .split(',')
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .collect()
+}
+
+fn mean_sd(v: &[f64]) -> (f64, f64) {
+    let n = v.len() as f64;
+    let m = v.iter().sum::<f64>() / n;
+    let var = if v.len() > 1 {
+        v.iter().map(|x| (x - m).powi(2)).sum::<f64>() / (n - 1.0)
+    } else {
+        0.0
+    };
+    (m, var.sqrt())
+}
+
+fn main() {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let file = root.join("pipelines/m4-hourly.toml");
+    let base = PipelineSpec::load(&file).expect("pipelines/m4-hourly.toml");
+    let data_path = PathBuf::from(&base.input.path);
+    if !data_path.exists() {
+        eprintln!("skipped: {} not found", data_path.display());
+        return;
+    }
+    let seeds: Vec<u64> = env_list("PARTICAST_M4_SEEDS", "1,2,3")
+        .iter()
+        .map(|s| s.parse().expect("seed"))
+        .collect();
+    let variants = env_list("PARTICAST_M4_VARIANTS", "mean_abs,seasonal_diff");
+    let particles: Option<usize> = std::env::var("PARTICAST_M4_PARTICLES")
+        .ok()
+        .and_then(|s| s.parse().ok());
+    let tmp = tempfile::tempdir().expect("temp dir");
+
+    println!(
+        "{:<14} {:>4} {:>3} {:>8} {:>7} {:>6} {:>7} {:>6} {:>7} {:>8} {:>8}",
+        "scaling",
+        "seed",
+        "L",
+        "sMAPE",
+        "MASE",
+        "OWA",
+        "MSIS",
+        "cov95",
+        "epochs",
+        "train s",
+        "total s"
+    );
+    let mut runs = Vec::new();
+    for variant in &variants {
+        for &seed in &seeds {
+            let mut spec = base.clone();
+            let out = tmp.path().join(format!("{variant}-{seed}"));
+            spec.output_dir = out.clone();
+            let train = spec.train.as_mut().expect("[train]");
+            train.model = out.join("model");
+            train.config.seed = seed;
+            if let Some(l) = particles {
+                train.config.particles = l;
+            }
+            train.config.scaling = match variant.as_str() {
+                "mean_abs" => Scaling::MeanAbs { floor: 1e-6 },
+                "seasonal_diff" => Scaling::SeasonalDiff {
+                    season: 24,
+                    floor: 1e-4,
+                },
+                other => panic!("unknown variant {other}"),
+            };
+            let l = train.config.particles;
+            if let Some(f) = spec.forecast.as_mut() {
+                f.output = out.join("forecast.parquet");
+            }
+            if let Some(e) = spec.evaluate.as_mut() {
+                e.output = out.join("metrics.json");
+            }
+            let t = Instant::now();
+            let report = run_pipeline(&spec, &mut Silent).expect("pipeline run");
+            let total = t.elapsed().as_secs_f64();
+            let m = report.metrics.expect("metrics");
+            let tr = report.training.expect("training");
+            let owa = 0.5 * (m.smape / NAIVE2.0 + m.mase / NAIVE2.1);
+            let cov95 = m
+                .coverage
+                .iter()
+                .find(|(lvl, _)| (*lvl - 95.0).abs() < 1e-9)
+                .map(|c| c.1)
+                .unwrap_or(f64::NAN);
+            println!(
+                "{:<14} {:>4} {:>3} {:>8.3} {:>7.3} {:>6.3} {:>7.2} {:>6.3} {:>7} {:>8.1} {:>8.1}",
+                variant,
+                seed,
+                l,
+                m.smape,
+                m.mase,
+                owa,
+                m.msis,
+                cov95,
+                tr.epochs,
+                tr.wall_seconds,
+                total
+            );
+            runs.push(serde_json::json!({
+                "scaling": variant, "seed": seed, "particles": l,
+                "smape": m.smape, "mase": m.mase, "owa": owa, "msis": m.msis, "coverage95": cov95,
+                "crps": m.crps, "wcrps": m.wcrps, "nll": m.nll,
+                "epochs": tr.epochs, "train_seconds": tr.wall_seconds, "total_seconds": total,
+            }));
+        }
+    }
+    println!();
+    println!(
+        "{:<14} {:>16} {:>16} {:>14} {:>14} {:>10}",
+        "scaling", "sMAPE", "MASE", "OWA", "MSIS", "train s"
+    );
+    let mut summary = Vec::new();
+    for variant in &variants {
+        let of = |k: &str| -> Vec<f64> {
+            runs.iter()
+                .filter(|r| r["scaling"] == variant.as_str())
+                .map(|r| r[k].as_f64().unwrap_or(f64::NAN))
+                .collect()
+        };
+        let (s, m, o, ms, t) = (
+            mean_sd(&of("smape")),
+            mean_sd(&of("mase")),
+            mean_sd(&of("owa")),
+            mean_sd(&of("msis")),
+            mean_sd(&of("train_seconds")),
+        );
+        println!(
+            "{:<14} {:>8.3} ± {:<5.3} {:>8.3} ± {:<5.3} {:>6.3} ± {:<5.3} {:>6.2} ± {:<5.2} {:>10.0}",
+            variant, s.0, s.1, m.0, m.1, o.0, o.1, ms.0, ms.1, t.0
+        );
+        summary.push(serde_json::json!({
+            "scaling": variant, "seeds": seeds.len(),
+            "smape": [s.0, s.1], "mase": [m.0, m.1], "owa": [o.0, o.1], "msis": [ms.0, ms.1],
+            "train_seconds": t.0,
+        }));
+    }
+    println!("reference: seasonal naive 13.912 / 1.193 (OWA 0.627), Naive2 18.383 / 2.395 (1.000), ES-RNN 9.328 / 0.893, best 8.913 / 0.801 / 0.410");
+    let json = serde_json::json!({
+        "command": "cargo bench --bench m4",
+        "pipeline": "pipelines/m4-hourly.toml",
+        "reference": {
+            "seasonal_naive": {"smape": 13.912, "mase": 1.193},
+            "naive2": {"smape": 18.383, "mase": 2.395},
+            "es_rnn_winner": {"smape": 9.328, "mase": 0.893},
+            "best_hourly": {"smape": 8.913, "mase": 0.801, "owa": 0.410}
+        },
+        "runs": runs,
+        "summary": summary,
+    });
+    let dir = root.join("benches/results");
+    std::fs::create_dir_all(&dir).expect("results folder");
+    let tmp_file = dir.join("m4.json.tmp");
+    std::fs::write(
+        &tmp_file,
+        serde_json::to_string_pretty(&json).expect("json") + "\n",
+    )
+    .expect("write");
+    std::fs::rename(&tmp_file, dir.join("m4.json")).expect("rename");
+    println!("wrote benches/results/m4.json");
+}

@@ -1,0 +1,819 @@
+//! The bad-input suite: every hostile or broken input we could think of, each through the Rust
+//! API and through the `particast` binary, with the outcome it must have.
+//!
+//! For every case: the API returns an error whose text contains the expected words (or succeeds,
+//! for inputs that are valid but odd); the binary exits with the expected code (2 for bad input,
+//! 1 for runtime failures such as an unwritable output) and a first stderr line `error: ...`
+//! containing the same words; nothing panics (exit code 101 would); and a command that fails
+//! leaves an existing output and the model directory byte-for-byte as they were, with no
+//! temporary files behind.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use particast::ingest::{Dataset, IngestOptions, Source};
+use particast::pipeline::TrainedModel;
+use particast::polars::prelude::*;
+use particast::spec::PipelineSpec;
+
+fn particast(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_particast"))
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+/// What a command or call must do.
+#[derive(Clone, Copy, Debug)]
+enum Expect {
+    /// Succeed, printing this on stdout (CLI) or nothing in particular (API).
+    Ok(&'static str),
+    /// Fail with this exit code and these words on the first stderr line (and in the API error).
+    Fail(u8, &'static str),
+}
+
+fn check_cli(case: &str, out: &Output, expect: Expect) {
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_ne!(
+        out.status.code(),
+        Some(101),
+        "{case}: the binary panicked\n{stderr}"
+    );
+    assert!(
+        !stderr.contains("panicked"),
+        "{case}: the binary panicked\n{stderr}"
+    );
+    match expect {
+        Expect::Ok(needle) => {
+            assert!(out.status.success(), "{case}: expected success\n{stderr}");
+            assert!(
+                stdout.contains(needle),
+                "{case}: expected `{needle}` on stdout\n{stdout}"
+            );
+        }
+        Expect::Fail(code, needle) => {
+            assert_eq!(
+                out.status.code(),
+                Some(code as i32),
+                "{case}: exit code\n{stderr}"
+            );
+            let first = stderr.lines().next().unwrap_or_default();
+            assert!(
+                first.starts_with("error: ") && first.contains(needle),
+                "{case}: expected `error: ...{needle}...` as the first line, got\n{stderr}"
+            );
+        }
+    }
+}
+
+fn check_api<T>(case: &str, result: Result<T, impl std::fmt::Display>, expect: Expect) {
+    match (result, expect) {
+        (Ok(_), Expect::Ok(_)) => {}
+        (Err(e), Expect::Fail(_, needle)) => {
+            let text = e.to_string();
+            assert!(
+                text.contains(needle),
+                "{case}: API error should contain `{needle}`: {text}"
+            );
+        }
+        (Ok(_), Expect::Fail(_, needle)) => panic!("{case}: API accepted it (expected `{needle}`)"),
+        (Err(e), Expect::Ok(_)) => panic!("{case}: API refused it: {e}"),
+    }
+}
+
+/// Files in `dir` whose names mark them as temporaries of an atomic write.
+fn leftovers(dir: &Path) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".tmp") || n.starts_with(".particast-"))
+        .collect()
+}
+
+/// The bytes of every file of a folder, to prove a failed command left it alone.
+fn snapshot(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut v: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.path().is_file())
+        .map(|e| {
+            (
+                e.file_name().to_string_lossy().into_owned(),
+                std::fs::read(e.path()).unwrap(),
+            )
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+/// `n` hourly rows of series `id` starting at 2020-01-01 00:00, values from `f`.
+fn hourly(id: &str, n: usize, f: impl Fn(usize) -> String) -> String {
+    (0..n)
+        .map(|h| {
+            format!(
+                "{id},2020-01-{:02} {:02}:00:00,{}\n",
+                h / 24 + 1,
+                h % 24,
+                f(h)
+            )
+        })
+        .collect()
+}
+
+const HEADER: &str = "unique_id,ds,y\n";
+
+fn clean_csv() -> String {
+    let mut s = HEADER.to_string();
+    s += &hourly("a", 120, |h| format!("{}", 10.0 + (h % 24) as f64));
+    s += &hourly("b", 120, |h| format!("{}", 50.0 - (h % 12) as f64));
+    s
+}
+
+/// A small model on the clean data (one target, hourly, unique_id/ds/y).
+fn train_model(dir: &Path) -> PathBuf {
+    let data = dir.join("clean.csv");
+    std::fs::write(&data, clean_csv()).unwrap();
+    let cfg = dir.join("small.toml");
+    std::fs::write(&cfg, "batches_per_epoch = 3\nbatch_size = 8\n").unwrap();
+    let model = dir.join("model");
+    let out = particast(&[
+        "train",
+        "--input",
+        data.to_str().unwrap(),
+        "--model",
+        model.to_str().unwrap(),
+        "--config",
+        cfg.to_str().unwrap(),
+        "--hidden",
+        "4",
+        "--particles",
+        "2",
+        "--context",
+        "24",
+        "--horizon",
+        "12",
+        "--epochs",
+        "1",
+        "-q",
+    ]);
+    check_cli("training the suite's model", &out, Expect::Ok(""));
+    model
+}
+
+fn parquet_bytes(mut df: DataFrame) -> Vec<u8> {
+    let mut buf = Vec::new();
+    ParquetWriter::new(&mut buf).finish(&mut df).unwrap();
+    buf
+}
+
+/// One data file and what reading it, and scoring it with the suite's model, must do.
+struct DataCase {
+    name: &'static str,
+    /// File name (its extension picks the reader).
+    file: &'static str,
+    bytes: Vec<u8>,
+    /// Reading it (API `Dataset::read` and `particast ingest`).
+    read: Expect,
+    /// Scoring it with the suite's model (`particast score`, output written over an existing file).
+    score: Expect,
+}
+
+fn data_cases() -> Vec<DataCase> {
+    let csv = |name, body: String, read, score| DataCase {
+        name,
+        file: "input.csv",
+        bytes: body.into_bytes(),
+        read,
+        score,
+    };
+    let bad = |words| Expect::Fail(2, words);
+    let with = |f: &dyn Fn(usize) -> String| format!("{HEADER}{}", hourly("a", 48, f));
+    let good_parquet = parquet_bytes(
+        df!(
+            "unique_id" => ["a"; 48],
+            "ds" => (0..48i64).map(|h| 1_577_836_800_000_000 + h * 3_600_000_000).collect::<Vec<_>>(),
+            "y" => (0..48).map(|h| h as f64).collect::<Vec<_>>(),
+        )
+        .unwrap()
+        .lazy()
+        .with_column(col("ds").cast(DataType::Datetime(TimeUnit::Microseconds, None)))
+        .collect()
+        .unwrap(),
+    );
+    let zero_rows = parquet_bytes(
+        df!(
+            "unique_id" => Vec::<String>::new(),
+            "ds" => Vec::<i64>::new(),
+            "y" => Vec::<f64>::new(),
+        )
+        .unwrap(),
+    );
+    let mut non_utf8 = HEADER.as_bytes().to_vec();
+    non_utf8.extend_from_slice(b"caf\xe9,2020-01-01 00:00:00,1\ncaf\xe9,2020-01-01 01:00:00,2\n");
+    vec![
+        csv("empty file", String::new(), bad("empty"), bad("empty")),
+        csv(
+            "header only",
+            HEADER.into(),
+            bad("empty"),
+            bad("empty"),
+        ),
+        DataCase {
+            name: "zero rows (Parquet)",
+            file: "input.parquet",
+            bytes: zero_rows,
+            read: bad("empty"),
+            score: bad("empty"),
+        },
+        csv(
+            "missing id column",
+            "ds,y\n2020-01-01 00:00:00,1\n".into(),
+            bad("missing column `unique_id`"),
+            bad("missing column `unique_id`"),
+        ),
+        csv(
+            "missing time column",
+            "unique_id,y\na,1\n".into(),
+            bad("missing column `ds`"),
+            bad("missing column `ds`"),
+        ),
+        csv(
+            "missing target column",
+            "unique_id,ds\na,2020-01-01 00:00:00\n".into(),
+            bad("missing column `y`"),
+            bad("missing column `y`"),
+        ),
+        csv(
+            "target column of strings",
+            with(&|h| format!("v{h}")),
+            bad("`y`"),
+            bad("`y`"),
+        ),
+        csv(
+            "mixed numbers and strings",
+            with(&|h| if h == 30 { "oops".into() } else { h.to_string() }),
+            bad("`y`"),
+            bad("`y`"),
+        ),
+        csv(
+            "NaN, +inf and -inf values",
+            with(&|h| match h % 10 {
+                3 => "NaN".into(),
+                5 => "inf".into(),
+                7 => "-inf".into(),
+                _ => h.to_string(),
+            }),
+            Expect::Ok("15 non-finite values masked"),
+            Expect::Ok("scored     48 observations"),
+        ),
+        csv(
+            "1e300",
+            with(&|h| if h == 20 { "1e300".into() } else { h.to_string() }),
+            bad("1e300"),
+            bad("1e300"),
+        ),
+        csv(
+            "-1e300",
+            with(&|h| if h == 20 { "-1e300".into() } else { h.to_string() }),
+            bad("-1e300"),
+            bad("-1e300"),
+        ),
+        csv(
+            "all-missing series",
+            format!(
+                "{HEADER}{}{}",
+                hourly("a", 48, |h| h.to_string()),
+                hourly("b", 48, |_| String::new())
+            ),
+            bad("series `b` has no observed"),
+            bad("series `b` has no observed"),
+        ),
+        csv(
+            "constant series",
+            with(&|_| "7".into()),
+            Expect::Ok("1 series"),
+            Expect::Ok("scored     48 observations"),
+        ),
+        csv(
+            "series of length 1",
+            format!("{HEADER}a,2020-01-01 00:00:00,3\n"),
+            Expect::Ok("1 series"),
+            Expect::Ok("scored     1 observations"),
+        ),
+        csv(
+            "unsorted timestamps",
+            format!(
+                "{HEADER}a,2020-01-01 00:00:00,1\na,2020-01-01 02:00:00,2\na,2020-01-01 01:00:00,3\n"
+            ),
+            bad("not sorted"),
+            bad("not sorted"),
+        ),
+        csv(
+            "duplicate timestamps",
+            format!(
+                "{HEADER}a,2020-01-01 00:00:00,1\na,2020-01-01 01:00:00,2\na,2020-01-01 01:00:00,3\n"
+            ),
+            bad("duplicate timestamp"),
+            bad("duplicate timestamp"),
+        ),
+        csv(
+            "irregular steps",
+            format!(
+                "{HEADER}a,2020-01-01 00:00:00,1\na,2020-01-01 01:00:00,2\na,2020-01-01 02:00:00,3\na,2020-01-01 02:25:00,4\n"
+            ),
+            bad("irregular step"),
+            bad("irregular step"),
+        ),
+        // Different UTC offsets are instants: read as UTC (00:00, 01:00, 02:00, hourly); a model
+        // trained on naive timestamps scores them on the UTC wall clock.
+        csv(
+            "mixed UTC offsets",
+            format!(
+                "{HEADER}a,2020-01-01T00:00:00+00:00,1\na,2020-01-01T02:00:00+01:00,2\na,2020-01-01T02:00:00Z,3\n"
+            ),
+            Expect::Ok("frequency=1h"),
+            Expect::Ok("scored     3 observations"),
+        ),
+        csv(
+            "time zone on some rows only",
+            format!("{HEADER}a,2020-01-01T00:00:00+00:00,1\na,2020-01-01 02:00:00,2\n"),
+            bad("`ds`"),
+            bad("`ds`"),
+        ),
+        csv(
+            "datetime out of range",
+            format!("{HEADER}a,2020-01-01 00:00:00,1\na,2020-13-45 99:00:00,2\n"),
+            bad("`ds`"),
+            bad("`ds`"),
+        ),
+        csv(
+            "integer timestamps at the ends of i64",
+            "unique_id,ds,y\na,-9223372036854775807,1\na,9223372036854775807,2\na,0,3\n".into(),
+            bad("not sorted"),
+            bad("not sorted"),
+        ),
+        DataCase {
+            name: "truncated Parquet file",
+            file: "input.parquet",
+            bytes: good_parquet[..good_parquet.len() / 2].to_vec(),
+            read: bad("input.parquet"),
+            score: bad("input.parquet"),
+        },
+        csv(
+            "wrong delimiter",
+            clean_csv().replace(',', ";"),
+            bad("missing column `unique_id`"),
+            bad("missing column `unique_id`"),
+        ),
+        DataCase {
+            name: "non-UTF-8 CSV",
+            file: "input.csv",
+            bytes: non_utf8,
+            read: bad("input.csv"),
+            score: bad("input.csv"),
+        },
+    ]
+}
+
+#[test]
+fn bad_data_through_the_api_and_the_cli() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = train_model(dir.path());
+    let model_before = snapshot(&model);
+    let out_dir = dir.path().join("out");
+    std::fs::create_dir(&out_dir).unwrap();
+    let output = out_dir.join("scores.parquet");
+    let mut table = Vec::new();
+    for case in data_cases() {
+        let case_dir = dir
+            .path()
+            .join(case.name.replace([' ', ',', '(', ')'], "_"));
+        std::fs::create_dir(&case_dir).unwrap();
+        let file = case_dir.join(case.file);
+        std::fs::write(&file, &case.bytes).unwrap();
+        let f = file.to_str().unwrap();
+
+        // The Rust API.
+        let api = Dataset::read(Source::path(&file), &IngestOptions::default());
+        check_api(case.name, api, case.read);
+
+        // particast ingest.
+        let out = particast(&[
+            "ingest",
+            "--input",
+            f,
+            "--context",
+            "1",
+            "--horizon",
+            "1",
+            "--short-series",
+            "pad",
+        ]);
+        check_cli(&format!("{}: ingest", case.name), &out, case.read);
+
+        // particast score over an existing output: replaced only on success.
+        std::fs::write(&output, b"previous output").unwrap();
+        let out = particast(&[
+            "score",
+            "--input",
+            f,
+            "--model",
+            model.to_str().unwrap(),
+            "--output",
+            output.to_str().unwrap(),
+        ]);
+        check_cli(&format!("{}: score", case.name), &out, case.score);
+        let written = std::fs::read(&output).unwrap();
+        match case.score {
+            Expect::Fail(..) => assert_eq!(written, b"previous output", "{}", case.name),
+            Expect::Ok(_) => {
+                assert_eq!(&written[..4], b"PAR1", "{}", case.name);
+                // Every scored observation has a finite NLL.
+                let df = ParquetReader::new(std::io::Cursor::new(written))
+                    .finish()
+                    .unwrap();
+                let nll = df.column("particast-nll").unwrap().f64().unwrap();
+                assert!(
+                    nll.iter().flatten().all(f64::is_finite),
+                    "{}: non-finite NLL",
+                    case.name
+                );
+            }
+        }
+        assert!(leftovers(&out_dir).is_empty(), "{}", case.name);
+        assert_eq!(
+            snapshot(&model),
+            model_before,
+            "{}: model changed",
+            case.name
+        );
+        table.push(format!(
+            "{:<40} read {:?} / score {:?}",
+            case.name, case.read, case.score
+        ));
+    }
+    println!("{}", table.join("\n"));
+}
+
+#[test]
+fn bad_paths_through_the_api_and_the_cli() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = train_model(dir.path());
+    let model_before = snapshot(&model);
+    let clean = dir.path().join("clean.csv");
+    let m = model.to_str().unwrap();
+
+    // A directory instead of a file.
+    let sub = dir.path().join("folder");
+    std::fs::create_dir(&sub).unwrap();
+    let expect = Expect::Fail(2, "is a directory");
+    check_api(
+        "directory",
+        Dataset::read(Source::path(&sub), &IngestOptions::default()),
+        expect,
+    );
+    check_cli(
+        "directory",
+        &particast(&["ingest", "--input", sub.to_str().unwrap()]),
+        expect,
+    );
+
+    // A missing file.
+    let missing = dir.path().join("missing.csv");
+    let expect = Expect::Fail(2, "no such file");
+    check_api(
+        "missing file",
+        Dataset::read(Source::path(&missing), &IngestOptions::default()),
+        expect,
+    );
+    check_cli(
+        "missing file",
+        &particast(&["ingest", "--input", missing.to_str().unwrap()]),
+        expect,
+    );
+
+    // An unreadable file. Permissions do not stop root, so there the case is a file the kernel
+    // refuses to read (`/proc/self/mem` at offset 0 answers EIO).
+    let locked = dir.path().join("locked.csv");
+    std::fs::write(&locked, clean_csv()).unwrap();
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&locked, std::fs::Permissions::from_mode(0o000)).unwrap();
+    }
+    if std::fs::File::open(&locked).is_err() {
+        let expect = Expect::Fail(1, "locked.csv");
+        check_api(
+            "unreadable file",
+            Dataset::read(Source::path(&locked), &IngestOptions::default()),
+            expect,
+        );
+        check_cli(
+            "unreadable file",
+            &particast(&["ingest", "--input", locked.to_str().unwrap()]),
+            expect,
+        );
+    } else {
+        let out = particast(&[
+            "ingest",
+            "--input",
+            "/proc/self/mem",
+            "--input-format",
+            "csv",
+        ]);
+        check_cli("unreadable file", &out, Expect::Fail(2, "/proc/self/mem"));
+    }
+
+    // An unwritable output path: its folder is a file. Refused before any work, exit 2.
+    let blocker = dir.path().join("blocker");
+    std::fs::write(&blocker, b"a file, not a folder").unwrap();
+    let out_path = blocker.join("scores.parquet");
+    let expect = Expect::Fail(2, "blocker");
+    check_cli(
+        "unwritable output",
+        &particast(&[
+            "score",
+            "--input",
+            clean.to_str().unwrap(),
+            "--model",
+            m,
+            "--output",
+            out_path.to_str().unwrap(),
+        ]),
+        expect,
+    );
+    check_cli(
+        "unwritable forecast output",
+        &particast(&[
+            "forecast",
+            "--input",
+            clean.to_str().unwrap(),
+            "--model",
+            m,
+            "--horizon",
+            "4",
+            "--output",
+            out_path.to_str().unwrap(),
+        ]),
+        expect,
+    );
+    check_cli(
+        "unwritable model folder",
+        &particast(&[
+            "train",
+            "--input",
+            clean.to_str().unwrap(),
+            "--model",
+            blocker.join("model").to_str().unwrap(),
+            "--epochs",
+            "1",
+        ]),
+        expect,
+    );
+    assert_eq!(std::fs::read(&blocker).unwrap(), b"a file, not a folder");
+    assert_eq!(snapshot(&model), model_before);
+    assert!(leftovers(dir.path()).is_empty());
+}
+
+#[test]
+fn damaged_models_and_mismatched_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = train_model(dir.path());
+    let clean = dir.path().join("clean.csv");
+    let weights = std::fs::read(model.join("model.safetensors")).unwrap();
+    let config = std::fs::read(model.join("config.json")).unwrap();
+    let output = dir.path().join("scores.parquet");
+
+    let mut flipped = weights.clone();
+    // Past the header: overwrite one f32 with a NaN bit pattern.
+    let at = flipped.len() - 8;
+    flipped[at..at + 4].copy_from_slice(&f32::NAN.to_le_bytes());
+    let config_text = String::from_utf8(config.clone()).unwrap();
+    let cases: Vec<(&str, Vec<u8>, Vec<u8>, Expect)> = vec![
+        (
+            "truncated weights",
+            weights[..weights.len() / 2].to_vec(),
+            config.clone(),
+            Expect::Fail(2, "model.safetensors"),
+        ),
+        (
+            "empty weights",
+            Vec::new(),
+            config.clone(),
+            Expect::Fail(2, "model.safetensors"),
+        ),
+        (
+            "corrupted weights (a NaN)",
+            flipped,
+            config.clone(),
+            Expect::Fail(2, "non-finite"),
+        ),
+        (
+            "truncated config",
+            weights.clone(),
+            config[..config.len() / 2].to_vec(),
+            Expect::Fail(2, "not valid JSON"),
+        ),
+        (
+            "config of another format version",
+            weights.clone(),
+            config_text
+                .replacen("\"format_version\": 1", "\"format_version\": 99", 1)
+                .into_bytes(),
+            Expect::Fail(2, "version 99"),
+        ),
+        (
+            "config asking for a huge network",
+            weights.clone(),
+            config_text
+                .replacen("\"hidden\": 4", "\"hidden\": 1000000", 1)
+                .into_bytes(),
+            Expect::Fail(2, "parameters"),
+        ),
+        (
+            "config with a wrong shape",
+            weights.clone(),
+            config_text
+                .replacen("\"particles\": 2", "\"particles\": 3", 1)
+                .into_bytes(),
+            Expect::Fail(2, "shape"),
+        ),
+    ];
+    for (name, w, c, expect) in cases {
+        let damaged = dir.path().join(name.replace([' ', '(', ')'], "_"));
+        std::fs::create_dir(&damaged).unwrap();
+        std::fs::write(damaged.join("model.safetensors"), &w).unwrap();
+        std::fs::write(damaged.join("config.json"), &c).unwrap();
+        let before = snapshot(&damaged);
+        check_api(name, TrainedModel::load(&damaged), expect);
+        check_cli(
+            &format!("{name}: inspect"),
+            &particast(&["inspect", damaged.to_str().unwrap()]),
+            expect,
+        );
+        std::fs::write(&output, b"previous output").unwrap();
+        check_cli(
+            &format!("{name}: score"),
+            &particast(&[
+                "score",
+                "--input",
+                clean.to_str().unwrap(),
+                "--model",
+                damaged.to_str().unwrap(),
+                "--output",
+                output.to_str().unwrap(),
+            ]),
+            expect,
+        );
+        assert_eq!(
+            std::fs::read(&output).unwrap(),
+            b"previous output",
+            "{name}"
+        );
+        assert_eq!(
+            snapshot(&damaged),
+            before,
+            "{name}: the model folder changed"
+        );
+    }
+
+    // A model trained on D = 1 applied to D = 3 data.
+    let three = dir.path().join("three.csv");
+    let mut text = String::from("unique_id,ds,y,z,w\n");
+    for h in 0..48 {
+        text += &format!("a,2020-01-{:02} {:02}:00:00,{h},1,2\n", h / 24 + 1, h % 24);
+    }
+    std::fs::write(&three, text).unwrap();
+    let expect = Expect::Fail(2, "trained on 1 target(s)");
+    let tm = TrainedModel::load(&model).unwrap();
+    let opts = IngestOptions {
+        target_cols: vec!["y".into(), "z".into(), "w".into()],
+        ..tm.meta.ingest.clone()
+    };
+    let data = Dataset::read(Source::path(&three), &opts).unwrap();
+    check_api(
+        "D=1 model on D=3 data",
+        tm.check_schema(&data.schema),
+        expect,
+    );
+    std::fs::write(&output, b"previous output").unwrap();
+    let out = particast(&[
+        "score",
+        "--input",
+        three.to_str().unwrap(),
+        "--target-col",
+        "y",
+        "--target-col",
+        "z",
+        "--target-col",
+        "w",
+        "--model",
+        model.to_str().unwrap(),
+        "--output",
+        output.to_str().unwrap(),
+    ]);
+    check_cli("D=1 model on D=3 data", &out, expect);
+    assert_eq!(std::fs::read(&output).unwrap(), b"previous output");
+
+    // Training over an existing model with bad data leaves the model as it was.
+    let before = snapshot(&model);
+    let bad = dir.path().join("bad.csv");
+    std::fs::write(&bad, format!("{HEADER}a,2020-01-01 00:00:00,x\n")).unwrap();
+    let out = particast(&[
+        "train",
+        "--input",
+        bad.to_str().unwrap(),
+        "--model",
+        model.to_str().unwrap(),
+    ]);
+    check_cli(
+        "train over a model with bad data",
+        &out,
+        Expect::Fail(2, "`y`"),
+    );
+    assert_eq!(snapshot(&model), before);
+    assert!(leftovers(&model).is_empty());
+    assert!(leftovers(dir.path()).is_empty());
+}
+
+#[test]
+fn bad_pipeline_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("clean.csv");
+    std::fs::write(&data, clean_csv()).unwrap();
+    let good = format!(
+        "output_dir = \"out\"\n[input]\npath = \"{}\"\n[train]\nhidden = 4\nparticles = 2\ncontext = 24\nhorizon = 12\nepochs = 1\nbatches_per_epoch = 2\n",
+        data.display()
+    );
+    let cases: Vec<(&str, String, Expect)> = vec![
+        (
+            "unknown key",
+            good.replace("hidden = 4", "hiden = 4"),
+            Expect::Fail(2, "hiden"),
+        ),
+        (
+            "unknown section",
+            format!("{good}[trian]\nepochs = 1\n"),
+            Expect::Fail(2, "trian"),
+        ),
+        (
+            "wrong type",
+            good.replace("hidden = 4", "hidden = \"four\""),
+            Expect::Fail(2, "hidden"),
+        ),
+        (
+            "negative size",
+            good.replace("hidden = 4", "hidden = -4"),
+            Expect::Fail(2, "hidden"),
+        ),
+        (
+            "missing required key (input.path)",
+            good.replace(&format!("path = \"{}\"\n", data.display()), ""),
+            Expect::Fail(2, "path"),
+        ),
+        (
+            "missing [input] section",
+            "[train]\nepochs = 1\n".into(),
+            Expect::Fail(2, "[input]"),
+        ),
+        (
+            "not TOML",
+            "[input\npath = ".into(),
+            Expect::Fail(2, "bad.toml"),
+        ),
+        ("empty file", String::new(), Expect::Fail(2, "[input]")),
+    ];
+    for (name, text, expect) in cases {
+        let file = dir.path().join("bad.toml");
+        std::fs::write(&file, &text).unwrap();
+        check_api(name, PipelineSpec::parse(&text, &file), expect);
+        check_cli(name, &particast(&["run", file.to_str().unwrap()]), expect);
+        assert!(!dir.path().join("out").exists(), "{name}: output written");
+    }
+    // And a file that is not there, or not text.
+    check_cli(
+        "missing pipeline file",
+        &particast(&["run", dir.path().join("nope.toml").to_str().unwrap()]),
+        Expect::Fail(2, "nope.toml"),
+    );
+    let binary = dir.path().join("binary.toml");
+    std::fs::write(&binary, b"\xff\xfe\x00garbage").unwrap();
+    check_cli(
+        "binary pipeline file",
+        &particast(&["run", binary.to_str().unwrap()]),
+        Expect::Fail(2, "binary.toml"),
+    );
+}
+
+#[test]
+fn a_folder_as_pipeline_file() {
+    let dir = tempfile::tempdir().unwrap();
+    check_cli(
+        "folder as pipeline file",
+        &particast(&["run", dir.path().to_str().unwrap()]),
+        Expect::Fail(2, "Is a directory"),
+    );
+}
