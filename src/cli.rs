@@ -180,6 +180,10 @@ pub struct ScoreArgs {
     /// Long window of the likelihood method [default: 1000].
     #[arg(long)]
     pub long_window: Option<usize>,
+    /// Report only the onset of a run of high scores: 0 unless above every score of this many
+    /// previous observations [default: 0, off].
+    #[arg(long)]
+    pub suppress: Option<usize>,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]

@@ -320,6 +320,9 @@ pub fn score(args: ScoreArgs, quiet: bool) -> Result<(), Failure> {
     if let Some(w) = args.long_window {
         cfg.long_window = w;
     }
+    if let Some(w) = args.suppress {
+        cfg.suppress = w;
+    }
     let mut states: HashMap<String, particast::pipeline::SeriesState> = match &args.state_in {
         Some(p) => load_states(p)?
             .into_iter()

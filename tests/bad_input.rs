@@ -817,3 +817,19 @@ fn a_folder_as_pipeline_file() {
         Expect::Fail(2, "Is a directory"),
     );
 }
+
+/// Outputs are readable like any file the user writes (not tempfile's private 0600).
+#[test]
+fn outputs_get_ordinary_permissions() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let model = train_model(dir.path());
+    for f in ["model.safetensors", "config.json", "checkpoint.safetensors"] {
+        let mode = std::fs::metadata(model.join(f))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777;
+        assert_eq!(mode, 0o644, "{f}: {mode:o}");
+    }
+}

@@ -53,15 +53,27 @@ pub struct TrainedModel {
     pub model: Model<f32>,
 }
 
+/// A temporary-file builder for outputs: hidden `.particast-*` name in the destination folder,
+/// and on Unix mode 0644 (tempfile's default 0600 would leave outputs unreadable to the group
+/// once renamed into place).
+pub(crate) fn output_temp_builder(suffix: &str) -> tempfile::Builder<'_, '_> {
+    let mut b = tempfile::Builder::new();
+    b.prefix(".particast-").suffix(suffix);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        b.permissions(std::fs::Permissions::from_mode(0o644));
+    }
+    b
+}
+
 /// Writes `bytes` to `path` atomically: a temporary file in the same folder, synced, renamed.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let dir = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),
     };
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".particast-")
-        .suffix(".tmp")
+    let mut tmp = output_temp_builder(".tmp")
         .tempfile_in(&dir)
         .map_err(|e| PipelineError::io(&dir, e))?;
     tmp.write_all(bytes)

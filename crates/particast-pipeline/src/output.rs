@@ -204,9 +204,7 @@ pub fn write_parquet(df: &mut DataFrame, path: &Path) -> Result<()> {
             std::io::Error::new(std::io::ErrorKind::NotFound, "output folder does not exist"),
         ));
     }
-    let tmp = tempfile::Builder::new()
-        .prefix(".particast-")
-        .suffix(".parquet.tmp")
+    let tmp = crate::model_dir::output_temp_builder(".parquet.tmp")
         .tempfile_in(&dir)
         .map_err(|e| PipelineError::io(&dir, e))?;
     let file = tmp.reopen().map_err(|e| PipelineError::io(tmp.path(), e))?;

@@ -39,6 +39,10 @@ pub struct ScoreConfig {
     pub method: AnomalyMethod,
     /// The long window of the likelihood method (past observations).
     pub long_window: usize,
+    /// Report only the onset of a run of high scores: a score that does not exceed every score
+    /// of the previous `suppress` observations is reported as 0 (0: off). Causal and
+    /// threshold-free, so a surprise that keeps the score high for several rows raises one flag.
+    pub suppress: usize,
     /// Steps per kernel call (memory does not grow with series length).
     pub chunk: usize,
 }
@@ -50,6 +54,7 @@ impl Default for ScoreConfig {
             smooth: 1,
             method: AnomalyMethod::Tail,
             long_window: 1000,
+            suppress: 0,
             chunk: 2048,
         }
     }
@@ -89,6 +94,8 @@ pub struct SeriesState {
     pub tail_mask: Vec<u8>,
     /// The last raw values the anomaly method keeps (tail scores, or NLLs).
     pub recent_scores: Vec<f64>,
+    /// The last anomaly scores before suppression (for [`ScoreConfig::suppress`]).
+    pub recent_anomaly: Vec<f64>,
 }
 
 impl SeriesState {
@@ -185,6 +192,7 @@ fn score_from(
         ..Default::default()
     };
     let mut recent: VecDeque<f64> = state.recent_scores.iter().copied().collect();
+    let mut recent_anomaly: VecDeque<f64> = state.recent_anomaly.iter().copied().collect();
     let affine = state.affine();
     let chunk = cfg.chunk.max(1);
     let mut t0 = start;
@@ -250,6 +258,21 @@ fn score_from(
                     }
                 }
             };
+            let reported = if cfg.suppress == 0 {
+                anomaly
+            } else {
+                let onset = recent_anomaly.iter().all(|&a| anomaly > a);
+                recent_anomaly.push_back(anomaly);
+                while recent_anomaly.len() > cfg.suppress {
+                    recent_anomaly.pop_front();
+                }
+                if onset {
+                    anomaly
+                } else {
+                    0.0
+                }
+            };
+            let anomaly = reported;
             out.nll.push(Some(nll));
             out.pit.push(first_pit);
             out.anomaly.push(Some(anomaly));
@@ -275,6 +298,7 @@ fn score_from(
     state.h = pstate.h;
     state.log_w = pstate.log_w;
     state.recent_scores = recent.into_iter().collect();
+    state.recent_anomaly = recent_anomaly.into_iter().collect();
     Ok(out)
 }
 
@@ -306,6 +330,7 @@ pub fn initial_state(tm: &TrainedModel, s: &PreparedSeries) -> SeriesState {
         tail_values: Vec::new(),
         tail_mask: Vec::new(),
         recent_scores: Vec::new(),
+        recent_anomaly: Vec::new(),
     }
 }
 
@@ -432,6 +457,10 @@ pub fn save_states(states: &[SeriesState], path: &std::path::Path) -> Result<()>
             "recent_scores",
             states.iter().map(|s| s.recent_scores.clone()),
         ),
+        list_f64(
+            "recent_anomaly",
+            states.iter().map(|s| s.recent_anomaly.clone()),
+        ),
     ];
     let mut df = DataFrame::new(n, columns).map_err(|e| PipelineError::Polars {
         context: "building the state table".into(),
@@ -474,6 +503,10 @@ pub fn load_states(path: &std::path::Path) -> Result<Vec<SeriesState>> {
     );
     // State files written before locations existed have no `loc` column: location 0.
     let loc = df.column("loc").ok().and_then(|c| c.list().ok().cloned());
+    let recent_anomaly = df
+        .column("recent_anomaly")
+        .ok()
+        .and_then(|c| c.list().ok().cloned());
     let f64s = |l: &ListChunked, i: usize| -> Result<Vec<f64>> {
         let s = l
             .get_as_series(i)
@@ -508,6 +541,10 @@ pub fn load_states(path: &std::path::Path) -> Result<Vec<SeriesState>> {
                     .map(|v| u8::from(v != 0.0))
                     .collect(),
                 recent_scores: f64s(&rs, i)?,
+                recent_anomaly: match &recent_anomaly {
+                    Some(l) => f64s(l, i)?,
+                    None => Vec::new(),
+                },
             })
         })
         .collect()

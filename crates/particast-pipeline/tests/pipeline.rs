@@ -208,12 +208,17 @@ fn incremental_scoring_matches_one_pass() {
     cfg.batches_per_epoch = 3;
     let model = train(&data, &opts, &cfg, dir.path(), false, &mut Silent).unwrap();
     let s = &data.series[0];
-    for method in [AnomalyMethod::Tail, AnomalyMethod::Likelihood] {
+    for (method, suppress) in [
+        (AnomalyMethod::Tail, 0),
+        (AnomalyMethod::Likelihood, 0),
+        (AnomalyMethod::Likelihood, 12),
+    ] {
         let scfg = ScoreConfig {
             smooth: 5,
             chunk: 500,
             method,
             long_window: 300,
+            suppress,
             ..Default::default()
         };
         let (whole, _) = score_series(&model, std::slice::from_ref(s), &scfg)
@@ -678,4 +683,46 @@ fn training_on_every_nab_file_and_on_m4_hourly_stays_finite() {
         ..tiny_config()
     };
     train_score_forecast_finite("M4 Hourly", &data, &m4, &cfg);
+}
+
+#[test]
+fn suppression_keeps_only_the_onset_of_a_run() {
+    let (data, opts) = taxi();
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = small_config();
+    cfg.epochs = 1;
+    cfg.batches_per_epoch = 3;
+    let model = train(&data, &opts, &cfg, dir.path(), false, &mut Silent).unwrap();
+    let base = ScoreConfig {
+        method: AnomalyMethod::Likelihood,
+        smooth: 6,
+        ..Default::default()
+    };
+    let w = 10;
+    let plain = &score_series(&model, &data.series, &base).unwrap()[0].0;
+    let sup = &score_series(
+        &model,
+        &data.series,
+        &ScoreConfig {
+            suppress: w,
+            ..base.clone()
+        },
+    )
+    .unwrap()[0]
+        .0;
+    // Recompute the rule from the plain scores by hand.
+    let a: Vec<f64> = plain.anomaly.iter().flatten().copied().collect();
+    let b: Vec<f64> = sup.anomaly.iter().flatten().copied().collect();
+    assert_eq!(a.len(), b.len());
+    let mut zeroed = 0;
+    for t in 0..a.len() {
+        let onset = a[t.saturating_sub(w)..t].iter().all(|&p| a[t] > p);
+        assert_eq!(b[t], if onset { a[t] } else { 0.0 }, "step {t}");
+        zeroed += usize::from(!onset);
+    }
+    assert!(
+        zeroed > a.len() / 2,
+        "most steps are not onsets: {zeroed} of {}",
+        a.len()
+    );
 }
