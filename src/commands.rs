@@ -700,71 +700,8 @@ pub fn plot(args: PlotArgs, quiet: bool) -> Result<(), Failure> {
 }
 
 pub fn nab(args: NabArgs) -> Result<(), Failure> {
-    use particast::pipeline::nab::{score_corpus, NabFile, PROFILES};
-    let path = &args.scores;
-    let f = std::fs::File::open(path)
-        .map_err(|e| Failure::input(format!("{}: {e}", path.display())))?;
-    let df = ParquetReader::new(f)
-        .finish()
-        .map_err(|e| polars_fail(path, e))?;
-    let col = |c: &str| {
-        df.column(c)
-            .cloned()
-            .map_err(|_| Failure::input(format!("{}: missing column `{c}`", path.display())))
-    };
-    let ids = col("unique_id")?;
-    let ids = ids.str().map_err(|e| polars_fail(path, e))?;
-    let kind = match col("ds")?.dtype() {
-        DataType::Datetime(unit, _) => particast::ingest::TimeKind::Datetime {
-            unit: match unit {
-                TimeUnit::Nanoseconds => particast::ingest::time::TimeUnit::Ns,
-                TimeUnit::Microseconds => particast::ingest::time::TimeUnit::Us,
-                TimeUnit::Milliseconds => particast::ingest::time::TimeUnit::Ms,
-            },
-            tz: None,
-        },
-        other => {
-            return Err(Failure::input(format!(
-                "{}: `ds` is {other}, expected a datetime",
-                path.display()
-            )))
-        }
-    };
-    let ds = col("ds")?
-        .cast(&DataType::Int64)
-        .map_err(|e| polars_fail(path, e))?;
-    let ds = ds.i64().map_err(|e| polars_fail(path, e))?;
-    let an = col("particast-anomaly")?;
-    let an = an.f64().map_err(|e| polars_fail(path, e))?;
-    let mut files: Vec<NabFile> = Vec::new();
-    let mut stamps: Vec<Vec<i64>> = Vec::new();
-    for i in 0..df.height() {
-        let id = ids.get(i).unwrap_or("");
-        if files.last().map(|f| f.name != id).unwrap_or(true) {
-            files.push(NabFile {
-                name: id.to_string(),
-                ..Default::default()
-            });
-            stamps.push(Vec::new());
-        }
-        if let (Some(file), Some(st)) = (files.last_mut(), stamps.last_mut()) {
-            file.scores.push(an.get(i).unwrap_or(0.0));
-            st.push(ds.get(i).unwrap_or(i64::MIN));
-        }
-    }
-    for (file, st) in files.iter_mut().zip(&stamps) {
-        let windows = particast::plot::nab_windows(&args.labels, &file.name, &kind)?;
-        for (a, b) in windows {
-            // NAB's windows start and end on rows of the file.
-            let l = st.iter().position(|&t| t >= a);
-            let r = st.iter().rposition(|&t| t <= b);
-            if let (Some(l), Some(r)) = (l, r) {
-                if l <= r {
-                    file.windows.push((l, r));
-                }
-            }
-        }
-    }
+    use particast::pipeline::nab::{score_corpus, PROFILES};
+    let files = particast::nab::read_scores(&args.scores, &args.labels)?;
     let results: Vec<_> = PROFILES.iter().map(|p| score_corpus(&files, p)).collect();
     if args.json {
         println!(

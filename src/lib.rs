@@ -26,6 +26,7 @@
 
 mod error;
 pub mod frames;
+pub mod nab;
 pub mod plot;
 pub mod run;
 pub mod spec;

@@ -50,8 +50,8 @@ pub use forecast::{forecast_series, ForecastConfig, Mode, SeriesForecast, StepFo
 pub use inputs::{Affine, InputSpec, KernelBatch, Scaling};
 pub use model_dir::{write_atomic, ModelMeta, TrainedModel, FORMAT_VERSION};
 pub use score::{
-    check_state, load_states, save_states, score_continued, score_series, AnomalyMethod,
-    ScoreConfig, SeriesScores, SeriesState,
+    check_state, likelihood_score, load_states, save_states, score_continued, score_series,
+    AnomalyMethod, ScoreConfig, SeriesScores, SeriesState,
 };
 pub use train::{train, EpochReport, Reporter, Silent, TrainConfig, TrainSummary};
 

@@ -8,8 +8,10 @@
 //! - `particast-anomaly`: `1 - p`, with `p = 2 min(F, 1 - F)` the two-sided tail probability
 //!   (for D > 1, `p = min(1, D min_d p_d)`, Bonferroni), averaged over the last `smooth` scores
 //!   (method `tail`); or, with method `likelihood` (Numenta's anomaly likelihood on the NLL), the
-//!   Gaussian CDF of `(mean of the last smooth NLLs - mean of the last long_window) / their std`,
-//!   which is high when the recent surprise is unusual for this series;
+//!   Gaussian CDF `1 - q(z)` of `z = (mean of the last smooth NLLs - mean of the last
+//!   long_window) / their std`, which is high when the recent surprise is unusual for this
+//!   series; below `q = 1e-6` the score keeps growing with z instead of rounding to 1
+//!   ([`likelihood_score`]), so that the most extreme surprises still rank above the others;
 //! - `particast-flag`: `particast-anomaly >= threshold`.
 //!
 //! The scale of a series is fixed by its first `context` steps (so every later point is scored
@@ -254,7 +256,7 @@ fn score_from(
                         let mean = recent.iter().sum::<f64>() / n;
                         let var = recent.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / n;
                         let sd = var.sqrt().max(1e-9 * (1.0 + mean.abs()));
-                        standard_normal_cdf((short_mean - mean) / sd)
+                        likelihood_score((short_mean - mean) / sd)
                     }
                 }
             };
@@ -302,9 +304,31 @@ fn score_from(
     Ok(out)
 }
 
-fn standard_normal_cdf(z: f64) -> f64 {
-    use statrs::distribution::{ContinuousCDF, Normal};
-    Normal::new(0.0, 1.0).map(|n| n.cdf(z)).unwrap_or(0.5)
+/// The likelihood method's score of a z-value: `1 - q(z)`, with `q` the upper normal tail
+/// probability, while `q >= 1e-6` (z up to 4.75); beyond, `1 - 1e-6 / (1 + ln(1 + log10(1e-6 / q)))`,
+/// which continues `1 - q` continuously and strictly increases with z without ever reaching 1,
+/// so that ties at 1.0 (Gaussian CDFs round to 1 from z = 8.3) cannot hide the most extreme
+/// surprises from a threshold. `log10 q` is exact (erfc) up to z = 30 and asymptotic beyond.
+pub fn likelihood_score(z: f64) -> f64 {
+    use statrs::function::erf::erfc;
+    const Q0: f64 = 1e-6;
+    if z.is_nan() {
+        return 0.5;
+    }
+    let q = 0.5 * erfc(z / std::f64::consts::SQRT_2);
+    if q >= Q0 {
+        return 1.0 - q;
+    }
+    let log10_q = if z < 30.0 {
+        q.log10()
+    } else {
+        // ln q = -z^2/2 - ln(z sqrt(2 pi)) + O(1/z^2)
+        (-0.5 * z * z - (z * (2.0 * std::f64::consts::PI).sqrt()).ln()) / std::f64::consts::LN_10
+    };
+    if !log10_q.is_finite() {
+        return 1.0 - f64::EPSILON;
+    }
+    1.0 - Q0 / (1.0 + (Q0.log10() - log10_q).ln_1p())
 }
 
 /// A fresh state for a series: particles at their learned start, the scale from its first
@@ -566,4 +590,36 @@ pub fn check_state(tm: &TrainedModel, state: &SeriesState) -> Result<()> {
         )));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::likelihood_score;
+    use statrs::distribution::{ContinuousCDF, Normal};
+
+    #[test]
+    fn the_likelihood_score_is_the_normal_cdf_then_keeps_rising_below_1() {
+        let n = Normal::new(0.0, 1.0).unwrap();
+        for z in [-5.0, -1.0, 0.0, 1.0, 2.5, 4.0, 4.7] {
+            assert!((likelihood_score(z) - n.cdf(z)).abs() < 1e-12, "z = {z}");
+        }
+        let zs: Vec<f64> = (0..4000)
+            .map(|i| -3.0 + i as f64 * 0.05)
+            .chain([1e3, 1e6])
+            .collect();
+        let s: Vec<f64> = zs.iter().map(|&z| likelihood_score(z)).collect();
+        for (w, z) in s.windows(2).zip(&zs[1..]) {
+            assert!(
+                w[1] > w[0],
+                "not increasing at z = {z}: {} then {}",
+                w[0],
+                w[1]
+            );
+            assert!(w[1] < 1.0);
+        }
+        // Continuous where the two pieces meet (q = 1e-6 at z = 4.7534).
+        let (a, b) = (likelihood_score(4.7533), likelihood_score(4.7535));
+        assert!((a - b).abs() < 1e-9, "{a} vs {b}");
+        assert_eq!(likelihood_score(f64::INFINITY), 1.0 - f64::EPSILON);
+    }
 }
