@@ -6,17 +6,37 @@ mod commands;
 
 use clap::Parser;
 use std::process::ExitCode;
+use std::sync::Mutex;
+
+/// The message of the last panic, kept by the hook and printed only when the panic ends the
+/// command (the libraries catch some panics of their dependencies and turn them into errors).
+static LAST_PANIC: Mutex<Option<String>> = Mutex::new(None);
 
 fn main() -> ExitCode {
-    // A panic is a bug, never the user's fault: say so on one line (exit code 101).
     std::panic::set_hook(Box::new(|info| {
-        eprintln!("error: internal error, a bug in particast (please report it): {info}");
+        if let Ok(mut last) = LAST_PANIC.lock() {
+            *last = Some(info.to_string());
+        }
     }));
     let args = cli::Cli::parse();
     cli::init_logging(&args.global);
-    match cli::run(args) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
+    let outcome = std::panic::catch_unwind(|| cli::run(args));
+    match outcome {
+        // A panic is a bug, never the user's fault: say so on one line (exit code 101).
+        Err(_) => {
+            let what = LAST_PANIC
+                .lock()
+                .ok()
+                .and_then(|l| l.clone())
+                .unwrap_or_default();
+            eprintln!(
+                "error: internal error, a bug in particast (please report it): {}",
+                what.lines().collect::<Vec<_>>().join(" ")
+            );
+            ExitCode::from(101)
+        }
+        Ok(Ok(())) => ExitCode::SUCCESS,
+        Ok(Err(e)) => {
             eprintln!("error: {}", e.headline);
             if let Some(detail) = &e.detail {
                 eprintln!("  {detail}");

@@ -363,6 +363,18 @@ fn data_cases() -> Vec<DataCase> {
             read: bad("input.parquet"),
             score: bad("input.parquet"),
         },
+        // Found by the ingest_parquet fuzz target: a damaged page makes polars' reader panic in
+        // a worker thread; it must be a read error naming the file.
+        DataCase {
+            name: "Parquet page that makes polars panic (fuzz find)",
+            file: "input.parquet",
+            bytes: std::fs::read(
+                Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/fuzz-damaged-page.parquet"),
+            )
+            .unwrap(),
+            read: bad("is the file damaged?"),
+            score: bad("is the file damaged?"),
+        },
         csv(
             "wrong delimiter",
             clean_csv().replace(',', ";"),
@@ -832,4 +844,36 @@ fn outputs_get_ordinary_permissions() {
             & 0o777;
         assert_eq!(mode, 0o644, "{f}: {mode:o}");
     }
+}
+
+/// Found by the ingest_csv fuzz target: a wide CSV whose header has a column named like a polars
+/// internal (`__PL_STRUCTFIELDS`) reaches an `unreachable!` in polars' planner. It must be a
+/// read error naming the file, through the API and the CLI.
+#[test]
+fn a_polars_internal_column_name_is_an_error_not_a_crash() {
+    let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/fuzz-reserved-column.csv");
+    let opts = IngestOptions {
+        layout: particast::ingest::Layout::Wide,
+        id_from_path: true,
+        calendar: false,
+        lags: vec![1, 3],
+        target_cols: vec!["y".into(), "z".into()],
+        ..Default::default()
+    };
+    let expect = Expect::Fail(2, "is the file damaged?");
+    check_api(
+        "reserved column",
+        Dataset::read(Source::path(&file), &opts),
+        expect,
+    );
+    let out = particast(&[
+        "ingest",
+        "--input",
+        file.to_str().unwrap(),
+        "--format",
+        "wide",
+        "--short-series",
+        "pad",
+    ]);
+    check_cli("reserved column", &out, expect);
 }

@@ -50,6 +50,27 @@ impl Dataset {
     }
 }
 
+/// Runs polars work, turning a panic inside it into a read error. polars' readers assert on
+/// some damaged files (a corrupt Parquet page can fail a bitmap bounds check in a reader
+/// thread, found by the `ingest_parquet` fuzz target); such a file must give an error that
+/// names it, not bring the caller down.
+fn guard<T>(source_name: &str, f: impl FnOnce() -> Result<T>) -> Result<T> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).unwrap_or_else(|payload| {
+        let what = payload
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "unknown failure".into());
+        Err(IngestError::Read {
+            source_name: source_name.into(),
+            message: format!(
+                "the reader failed on this input; is the file damaged? ({})",
+                what.lines().next().unwrap_or("")
+            ),
+        })
+    })
+}
+
 /// 64-bit FNV-1a: a stable hash so bucket assignment is the same on every run and machine.
 fn fnv1a(bytes: &[u8]) -> u64 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
@@ -100,7 +121,8 @@ impl SeriesStream {
             Source::Path(p) => Some(p.clone()),
             _ => None,
         };
-        Self::open_inner(source, opts).map_err(|e| match &path {
+        let name = source.name();
+        guard(&name, || Self::open_inner(source, opts)).map_err(|e| match &path {
             Some(p) => crate::source::explain_parse_error(e, p, opts),
             None => e,
         })
@@ -301,7 +323,8 @@ impl Iterator for SeriesStream {
         if self.failed {
             return None;
         }
-        if let Err(e) = self.fill() {
+        let name = self.source_name.clone();
+        if let Err(e) = guard(&name, || self.fill()) {
             self.failed = true;
             return Some(Err(e));
         }
