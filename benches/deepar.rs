@@ -15,6 +15,8 @@
 //! (`../shared/data/m4-hourly`, or `PARTICAST_M4_DIR`). `PARTICAST_BENCH_STEPS` sets the number
 //! of gradient steps (default 200).
 
+mod common;
+
 use particast_ingest::{Dataset, IngestOptions, Layout, Source};
 use particast_pipeline::{
     forecast_series, score_series, train, ForecastConfig, Mode, ScoreConfig, Silent, TrainConfig,
@@ -242,14 +244,5 @@ fn main() {
         "deepar_raw": raw,
         "results": rows,
     });
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("benches/results");
-    std::fs::create_dir_all(&dir).expect("results folder");
-    let tmp = dir.join("deepar.json.tmp");
-    std::fs::write(
-        &tmp,
-        serde_json::to_string_pretty(&json).expect("json") + "\n",
-    )
-    .expect("write");
-    std::fs::rename(&tmp, dir.join("deepar.json")).expect("rename");
-    println!("wrote benches/results/deepar.json");
+    common::write_results("deepar", &json);
 }

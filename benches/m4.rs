@@ -9,6 +9,8 @@
 //! `PARTICAST_M4_PARTICLES` (default: the pipeline's). Needs the M4 data where the pipeline file
 //! points (`../shared/data/m4-hourly`).
 
+mod common;
+
 use particast::pipeline::{Scaling, Silent};
 use particast::run::run_pipeline;
 use particast::spec::PipelineSpec;
@@ -24,17 +26,6 @@ fn env_list(name: &str, default: &str) -> Vec<String> {
         .map(|s| s.trim().to_string())
         .filter(|s| !s.is_empty())
         .collect()
-}
-
-fn mean_sd(v: &[f64]) -> (f64, f64) {
-    let n = v.len() as f64;
-    let m = v.iter().sum::<f64>() / n;
-    let var = if v.len() > 1 {
-        v.iter().map(|x| (x - m).powi(2)).sum::<f64>() / (n - 1.0)
-    } else {
-        0.0
-    };
-    (m, var.sqrt())
 }
 
 fn main() {
@@ -145,11 +136,11 @@ fn main() {
                 .collect()
         };
         let (s, m, o, ms, t) = (
-            mean_sd(&of("smape")),
-            mean_sd(&of("mase")),
-            mean_sd(&of("owa")),
-            mean_sd(&of("msis")),
-            mean_sd(&of("train_seconds")),
+            common::mean_sd(&of("smape")),
+            common::mean_sd(&of("mase")),
+            common::mean_sd(&of("owa")),
+            common::mean_sd(&of("msis")),
+            common::mean_sd(&of("train_seconds")),
         );
         println!(
             "{:<14} {:>8.3} ± {:<5.3} {:>8.3} ± {:<5.3} {:>6.3} ± {:<5.3} {:>6.2} ± {:<5.2} {:>10.0}",
@@ -174,14 +165,5 @@ fn main() {
         "runs": runs,
         "summary": summary,
     });
-    let dir = root.join("benches/results");
-    std::fs::create_dir_all(&dir).expect("results folder");
-    let tmp_file = dir.join("m4.json.tmp");
-    std::fs::write(
-        &tmp_file,
-        serde_json::to_string_pretty(&json).expect("json") + "\n",
-    )
-    .expect("write");
-    std::fs::rename(&tmp_file, dir.join("m4.json")).expect("rename");
-    println!("wrote benches/results/m4.json");
+    common::write_results("m4", &json);
 }

@@ -7,6 +7,8 @@
 //! and writes `benches/results/nab.json`. `PARTICAST_NAB_SEEDS` sets the seeds (default `1,2,3`).
 //! Needs NAB where the pipeline file points (`../shared/data/nab`).
 
+mod common;
+
 use particast::pipeline::nab::{score_corpus, PROFILES};
 use particast::pipeline::Silent;
 use particast::run::run_pipeline;
@@ -67,21 +69,11 @@ fn main() {
             "total_seconds": total,
         }));
     }
-    let mean_sd = |v: &[f64]| {
-        let n = v.len() as f64;
-        let m = v.iter().sum::<f64>() / n;
-        let sd = if v.len() > 1 {
-            (v.iter().map(|x| (x - m).powi(2)).sum::<f64>() / (n - 1.0)).sqrt()
-        } else {
-            0.0
-        };
-        (m, sd)
-    };
     let summary: Vec<_> = PROFILES
         .iter()
         .zip(&per_profile)
         .map(|(p, v)| {
-            let (m, sd) = mean_sd(v);
+            let (m, sd) = common::mean_sd(v);
             println!("{:<20} {m:>7.2} ± {sd:.2}", p.name);
             serde_json::json!({ "profile": p.name, "mean": m, "sd": sd })
         })
@@ -96,14 +88,5 @@ fn main() {
         "runs": runs,
         "summary": summary,
     });
-    let dir = root.join("benches/results");
-    std::fs::create_dir_all(&dir).expect("results folder");
-    let tmp_file = dir.join("nab.json.tmp");
-    std::fs::write(
-        &tmp_file,
-        serde_json::to_string_pretty(&json).expect("json") + "\n",
-    )
-    .expect("write");
-    std::fs::rename(&tmp_file, dir.join("nab.json")).expect("rename");
-    println!("wrote benches/results/nab.json");
+    common::write_results("nab", &json);
 }
