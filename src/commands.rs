@@ -218,14 +218,12 @@ fn read(input: &InputArgs, base: IngestOptions) -> Result<(Dataset, IngestOption
     Ok((data, opts))
 }
 
-/// Reads data for a trained model with its reading options; when the data is too short to show
-/// its own step (a single row per series), it is read again at the model's frequency.
+/// Reads data for a trained model: its reading options, with the command line's on top.
 fn read_for_model(input: &InputArgs, model: &TrainedModel) -> Result<Dataset, Failure> {
-    let (data, _) = read(input, model.meta.ingest.clone())?;
-    if data.schema.frequency.is_none() && model.meta.data.frequency.is_some() {
-        return Ok(read(input, model.reading_options())?.0);
-    }
-    Ok(data)
+    Ok(model.read_data(
+        || Source::Path(input.input.clone()),
+        |base| input.options(base),
+    )?)
 }
 
 pub fn train(args: TrainArgs, quiet: bool) -> Result<(), Failure> {

@@ -83,11 +83,7 @@ impl Model {
     }
 
     fn read(&self, lf: LazyFrame) -> Result<Dataset, Error> {
-        let mut data = Dataset::read(Source::lazy(lf.clone()), &self.trained.meta.ingest)?;
-        if data.schema.frequency.is_none() && self.trained.meta.data.frequency.is_some() {
-            // Too short to show its own step: read at the model's frequency.
-            data = Dataset::read(Source::lazy(lf), &self.trained.reading_options())?;
-        }
+        let data = self.trained.read_data(|| Source::lazy(lf.clone()), |o| o)?;
         self.trained.check_schema(&data.schema)?;
         Ok(data)
     }

@@ -84,16 +84,21 @@ impl Default for Scaling {
 impl Scaling {
     /// The affine map per dimension from `T x D` values and mask, looking at the first `steps`.
     pub fn affine(&self, values: &[f32], mask: &[u8], d: usize, steps: usize) -> Affine {
+        // Called once per training window: sums only, no allocation per dimension.
         let steps = steps.min(values.len() / d.max(1));
         let obs = |t: usize, k: usize| (mask[t * d + k] == 1).then(|| values[t * d + k] as f64);
         let mut out = Affine::identity(d);
         for k in 0..d {
-            let seen: Vec<f64> = (0..steps).filter_map(|t| obs(t, k)).collect();
-            if seen.is_empty() {
+            let (mut n, mut sum, mut sum_abs) = (0usize, 0.0f64, 0.0f64);
+            for v in (0..steps).filter_map(|t| obs(t, k)) {
+                n += 1;
+                sum += v;
+                sum_abs += v.abs();
+            }
+            if n == 0 {
                 continue; // nothing observed: work in the data's own units
             }
-            let n = seen.len() as f64;
-            let mean_abs = seen.iter().map(|v| v.abs()).sum::<f64>() / n;
+            let mean_abs = sum_abs / n as f64;
             match *self {
                 Scaling::MeanAbs { floor } => {
                     if mean_abs > 0.0 {
@@ -101,19 +106,28 @@ impl Scaling {
                     }
                 }
                 Scaling::SeasonalDiff { season, floor } => {
-                    let mean = seen.iter().sum::<f64>() / n;
+                    let mean = sum / n as f64;
                     let spread = |lag: usize| {
-                        let diffs: Vec<f64> = (lag..steps)
-                            .filter_map(|t| Some((obs(t, k)? - obs(t - lag, k)?).abs()))
-                            .collect();
-                        (!diffs.is_empty()).then(|| diffs.iter().sum::<f64>() / diffs.len() as f64)
+                        let (mut m, mut s) = (0usize, 0.0f64);
+                        for t in lag..steps {
+                            if let (Some(a), Some(b)) = (obs(t, k), obs(t - lag, k)) {
+                                m += 1;
+                                s += (a - b).abs();
+                            }
+                        }
+                        (m > 0).then(|| s / m as f64)
                     };
                     let spread = spread(season.max(1))
                         .or_else(|| spread(1))
-                        .unwrap_or_else(|| seen.iter().map(|v| (v - mean).abs()).sum::<f64>() / n);
-                    let scale = spread.max(floor * mean_abs).max(1e-12);
+                        .unwrap_or_else(|| {
+                            (0..steps)
+                                .filter_map(|t| obs(t, k))
+                                .map(|v| (v - mean).abs())
+                                .sum::<f64>()
+                                / n as f64
+                        });
                     out.loc[k] = mean;
-                    out.scale[k] = scale;
+                    out.scale[k] = spread.max(floor * mean_abs).max(1e-12);
                 }
             }
         }

@@ -2,7 +2,7 @@
 //! and the scaling rule; checkpoints for resuming. Every file is written atomically (a temporary
 //! file in the same folder, then a rename).
 
-use particast_ingest::{DataSchema, IngestOptions};
+use particast_ingest::{DataSchema, Dataset, IngestOptions, Source};
 use particast_kernels::{Model, ModelConfig};
 use safetensors::tensor::{Dtype, SafeTensors, TensorView};
 use serde::{Deserialize, Serialize};
@@ -295,17 +295,25 @@ impl TrainedModel {
         Ok(TrainedModel { meta, model })
     }
 
-    /// The options to read data for this model: the ones it was trained with, with the trained
-    /// frequency filled in when none was set, so that a short series (one row, or rows too few
-    /// to infer a step) still gets the model's frequency and calendar features.
-    pub fn reading_options(&self) -> IngestOptions {
-        let mut o = self.meta.ingest.clone();
-        if o.frequency.is_none() {
-            if let Some(f) = self.meta.data.frequency {
-                o.frequency = Some(f.describe(&self.meta.data.time_kind));
-            }
+    /// Reads data for this model with the options it was trained with (`adjust` may override
+    /// some, as the CLI's flags do). Data too short to show its own step (a single row per
+    /// series) is read again at the model's frequency, so that it gets the model's calendar
+    /// features instead of failing the schema check.
+    pub fn read_data(
+        &self,
+        source: impl Fn() -> Source,
+        adjust: impl Fn(IngestOptions) -> IngestOptions,
+    ) -> Result<Dataset> {
+        let data = Dataset::read(source(), &adjust(self.meta.ingest.clone()))?;
+        let Some(f) = self.meta.data.frequency else {
+            return Ok(data);
+        };
+        if data.schema.frequency.is_some() {
+            return Ok(data);
         }
-        o
+        let mut opts = self.meta.ingest.clone();
+        opts.frequency = Some(f.describe(&self.meta.data.time_kind));
+        Ok(Dataset::read(source(), &adjust(opts))?)
     }
 
     /// Checks that data read for scoring or forecasting has the schema the model was trained on.

@@ -260,9 +260,10 @@ fn score_from(
                     }
                 }
             };
-            let reported = if cfg.suppress == 0 {
+            let anomaly = if cfg.suppress == 0 {
                 anomaly
             } else {
+                // O(W) per step; W is a few hundred at most, well under the kernel's cost.
                 let onset = recent_anomaly.iter().all(|&a| anomaly > a);
                 recent_anomaly.push_back(anomaly);
                 while recent_anomaly.len() > cfg.suppress {
@@ -274,7 +275,6 @@ fn score_from(
                     0.0
                 }
             };
-            let anomaly = reported;
             out.nll.push(Some(nll));
             out.pit.push(first_pit);
             out.anomaly.push(Some(anomaly));

@@ -199,14 +199,20 @@ fn train_score_forecast_evaluate_on_nyc_taxi() {
     assert!(anomaly.iter().flatten().all(|p| (0.0..=1.0).contains(&p)));
 }
 
-#[test]
-fn incremental_scoring_matches_one_pass() {
+/// nyc_taxi and a model trained for three batches: enough to exercise scoring paths.
+fn quick_taxi_model() -> (Dataset, TrainedModel, tempfile::TempDir) {
     let (data, opts) = taxi();
     let dir = tempfile::tempdir().unwrap();
     let mut cfg = small_config();
     cfg.epochs = 1;
     cfg.batches_per_epoch = 3;
     let model = train(&data, &opts, &cfg, dir.path(), false, &mut Silent).unwrap();
+    (data, model, dir)
+}
+
+#[test]
+fn incremental_scoring_matches_one_pass() {
+    let (data, model, dir) = quick_taxi_model();
     let s = &data.series[0];
     for (method, suppress) in [
         (AnomalyMethod::Tail, 0),
@@ -687,12 +693,7 @@ fn training_on_every_nab_file_and_on_m4_hourly_stays_finite() {
 
 #[test]
 fn suppression_keeps_only_the_onset_of_a_run() {
-    let (data, opts) = taxi();
-    let dir = tempfile::tempdir().unwrap();
-    let mut cfg = small_config();
-    cfg.epochs = 1;
-    cfg.batches_per_epoch = 3;
-    let model = train(&data, &opts, &cfg, dir.path(), false, &mut Silent).unwrap();
+    let (data, model, _dir) = quick_taxi_model();
     let base = ScoreConfig {
         method: AnomalyMethod::Likelihood,
         smooth: 6,
