@@ -5,13 +5,16 @@
 //! Run: `cargo bench --bench m4`. Prints one row per run, the mean and standard deviation per
 //! variant, and writes `benches/results/m4.json`. OWA is relative to the official Naive2
 //! (sMAPE 18.383, MASE 2.395). Environment: `PARTICAST_M4_SEEDS` (default `1,2,3`),
-//! `PARTICAST_M4_VARIANTS` (any of `mean_abs`, `seasonal_diff`; default both),
-//! `PARTICAST_M4_PARTICLES` (default: the pipeline's). Needs the M4 data where the pipeline file
+//! `PARTICAST_M4_VARIANTS` (scaling `mean_abs` or `seasonal_diff`, each optionally prefixed
+//! `change_` for the seasonal-change target; default `mean_abs,seasonal_diff`),
+//! `PARTICAST_M4_PARTICLES` (default: the pipeline's), `PARTICAST_M4_MODE` (`particle` or
+//! `sample`; default: the pipeline's), `PARTICAST_M4_RESULTS` (results file name, default
+//! `m4`). Needs the M4 data where the pipeline file
 //! points (`../shared/data/m4-hourly`).
 
 mod common;
 
-use particast::pipeline::{Scaling, Silent};
+use particast::pipeline::{Mode, Scaling, Silent, Target};
 use particast::run::run_pipeline;
 use particast::spec::PipelineSpec;
 use std::path::PathBuf;
@@ -45,15 +48,36 @@ fn main() {
     let particles: Option<usize> = std::env::var("PARTICAST_M4_PARTICLES")
         .ok()
         .and_then(|s| s.parse().ok());
+    let mode: Option<Mode> = std::env::var("PARTICAST_M4_MODE")
+        .ok()
+        .map(|m| match m.as_str() {
+            "particle" => Mode::Particle,
+            "sample" => Mode::Sample,
+            other => panic!("PARTICAST_M4_MODE: unknown mode {other}"),
+        });
+    let results = std::env::var("PARTICAST_M4_RESULTS").unwrap_or_else(|_| "m4".into());
+    // The command that reproduces this file, with the settings that differ from the defaults.
+    let command = [
+        "PARTICAST_M4_SEEDS",
+        "PARTICAST_M4_VARIANTS",
+        "PARTICAST_M4_PARTICLES",
+        "PARTICAST_M4_MODE",
+        "PARTICAST_M4_RESULTS",
+    ]
+    .iter()
+    .filter_map(|k| std::env::var(k).ok().map(|v| format!("{k}={v} ")))
+    .collect::<String>()
+        + "cargo bench --bench m4";
     let tmp = tempfile::tempdir().expect("temp dir");
 
     println!(
-        "{:<14} {:>4} {:>3} {:>8} {:>7} {:>6} {:>7} {:>6} {:>7} {:>8} {:>8}",
-        "scaling",
+        "{:<22} {:>4} {:>3} {:>8} {:>7} {:>7} {:>6} {:>7} {:>6} {:>7} {:>8} {:>8}",
+        "variant",
         "seed",
         "L",
         "sMAPE",
         "MASE",
+        "MASEmed",
         "OWA",
         "MSIS",
         "cov95",
@@ -73,7 +97,11 @@ fn main() {
             if let Some(l) = particles {
                 train.config.particles = l;
             }
-            train.config.scaling = match variant.as_str() {
+            // `change_*`: the network predicts the change from 24 hours before (Target).
+            let (scaling, change) = variant
+                .strip_prefix("change_")
+                .map_or((variant.as_str(), false), |v| (v, true));
+            train.config.scaling = match scaling {
                 "mean_abs" => Scaling::MeanAbs { floor: 1e-6 },
                 "seasonal_diff" => Scaling::SeasonalDiff {
                     season: 24,
@@ -81,9 +109,15 @@ fn main() {
                 },
                 other => panic!("unknown variant {other}"),
             };
+            if change {
+                train.config.target = Target::SeasonalChange { season: 24 };
+            }
             let l = train.config.particles;
             if let Some(f) = spec.forecast.as_mut() {
                 f.output = out.join("forecast.parquet");
+                if let Some(m) = &mode {
+                    f.config.mode = *m;
+                }
             }
             if let Some(e) = spec.evaluate.as_mut() {
                 e.output = out.join("metrics.json");
@@ -101,12 +135,13 @@ fn main() {
                 .map(|c| c.1)
                 .unwrap_or(f64::NAN);
             println!(
-                "{:<14} {:>4} {:>3} {:>8.3} {:>7.3} {:>6.3} {:>7.2} {:>6.3} {:>7} {:>8.1} {:>8.1}",
+                "{:<22} {:>4} {:>3} {:>8.3} {:>7.3} {:>7.3} {:>6.3} {:>7.2} {:>6.3} {:>7} {:>8.1} {:>8.1}",
                 variant,
                 seed,
                 l,
                 m.smape,
                 m.mase,
+                m.mase_median,
                 owa,
                 m.msis,
                 cov95,
@@ -116,7 +151,7 @@ fn main() {
             );
             runs.push(serde_json::json!({
                 "scaling": variant, "seed": seed, "particles": l,
-                "smape": m.smape, "mase": m.mase, "owa": owa, "msis": m.msis, "coverage95": cov95,
+                "smape": m.smape, "mase": m.mase, "mase_median": m.mase_median, "owa": owa, "msis": m.msis, "coverage95": cov95,
                 "crps": m.crps, "wcrps": m.wcrps, "nll": m.nll,
                 "epochs": tr.epochs, "train_seconds": tr.wall_seconds, "total_seconds": total,
             }));
@@ -124,8 +159,8 @@ fn main() {
     }
     println!();
     println!(
-        "{:<14} {:>16} {:>16} {:>14} {:>14} {:>10}",
-        "scaling", "sMAPE", "MASE", "OWA", "MSIS", "train s"
+        "{:<22} {:>16} {:>16} {:>14} {:>14} {:>10}",
+        "variant", "sMAPE", "MASE", "OWA", "MSIS", "train s"
     );
     let mut summary = Vec::new();
     for variant in &variants {
@@ -143,7 +178,7 @@ fn main() {
             common::mean_sd(&of("train_seconds")),
         );
         println!(
-            "{:<14} {:>8.3} ± {:<5.3} {:>8.3} ± {:<5.3} {:>6.3} ± {:<5.3} {:>6.2} ± {:<5.2} {:>10.0}",
+            "{:<22} {:>8.3} ± {:<5.3} {:>8.3} ± {:<5.3} {:>6.3} ± {:<5.3} {:>6.2} ± {:<5.2} {:>10.0}",
             variant, s.0, s.1, m.0, m.1, o.0, o.1, ms.0, ms.1, t.0
         );
         summary.push(serde_json::json!({
@@ -154,7 +189,7 @@ fn main() {
     }
     println!("reference: seasonal naive 13.912 / 1.193 (OWA 0.627), Naive2 18.383 / 2.395 (1.000), ES-RNN 9.328 / 0.893, best 8.913 / 0.801 / 0.410");
     let json = serde_json::json!({
-        "command": "cargo bench --bench m4",
+        "command": command,
         "pipeline": "pipelines/m4-hourly.toml",
         "reference": {
             "seasonal_naive": {"smape": 13.912, "mase": 1.193},
@@ -165,5 +200,5 @@ fn main() {
         "runs": runs,
         "summary": summary,
     });
-    common::write_results("m4", &json);
+    common::write_results(&results, &json);
 }

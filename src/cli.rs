@@ -105,6 +105,13 @@ pub enum HeadArg {
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum NonnegativeArg {
+    Auto,
+    Always,
+    Never,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
 pub enum ModeArg {
     Particle,
     Sample,
@@ -217,6 +224,9 @@ pub struct ForecastArgs {
     /// Seed of sample mode.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+    /// Censor forecasts at zero: `auto` for series with no negative observation.
+    #[arg(long, value_enum, default_value = "auto")]
+    pub nonnegative: NonnegativeArg,
 }
 
 #[derive(Args, Debug)]

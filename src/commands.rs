@@ -10,8 +10,8 @@ use particast::pipeline::mixture::Component;
 use particast::pipeline::output::{forecast_batch, scores_batch, to_dataframe, write_parquet};
 use particast::pipeline::{
     check_state, forecast_series, load_states, save_states, score_continued, score_series,
-    train as train_model, EpochReport, ForecastConfig, Mode, Reporter, ScoreConfig, SeriesForecast,
-    StepForecast, TrainConfig, TrainSummary, TrainedModel,
+    train as train_model, EpochReport, ForecastConfig, Mode, Nonnegative, Reporter, ScoreConfig,
+    SeriesForecast, StepForecast, TrainConfig, TrainSummary, TrainedModel,
 };
 use particast::run::run_pipeline;
 use particast::spec::PipelineSpec;
@@ -390,6 +390,11 @@ pub fn forecast(args: ForecastArgs, quiet: bool) -> Result<(), Failure> {
         },
         samples: args.samples,
         seed: args.seed,
+        nonnegative: match args.nonnegative {
+            NonnegativeArg::Auto => Nonnegative::Auto,
+            NonnegativeArg::Always => Nonnegative::Always,
+            NonnegativeArg::Never => Nonnegative::Never,
+        },
     };
     let forecasts = forecast_series(&model, &data.series, &cfg)?;
     let batch = forecast_batch(
@@ -626,7 +631,7 @@ pub fn inspect(args: InspectArgs) -> Result<(), Failure> {
         d.frequency_text()
     );
     println!(
-        "inputs      lags {:?}, calendar [{}], scaling {:?}, context {}, horizon {}",
+        "inputs      lags {:?}, calendar [{}], scaling {:?}, target {:?}, context {}, horizon {}",
         m.meta.inputs.features.lags,
         m.meta
             .inputs
@@ -637,6 +642,7 @@ pub fn inspect(args: InspectArgs) -> Result<(), Failure> {
             .collect::<Vec<_>>()
             .join(", "),
         m.meta.inputs.scaling,
+        m.meta.inputs.target,
         m.meta.context,
         m.meta.horizon
     );

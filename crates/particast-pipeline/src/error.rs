@@ -42,6 +42,19 @@ pub enum PipelineError {
         /// polars' message.
         message: String,
     },
+    /// A value outside the model's transform's domain (a log transform and a value at or
+    /// below minus its offset).
+    #[error("series `{series}`, step {step}: value {value} is outside the domain of the transform {transform}")]
+    Domain {
+        /// Series id.
+        series: String,
+        /// Step in the series (0-based, after gap filling).
+        step: usize,
+        /// The value.
+        value: f64,
+        /// The transform.
+        transform: String,
+    },
     /// Training produced a non-finite loss.
     #[error("training diverged: the loss became {value} at epoch {epoch}, batch {batch}")]
     Diverged {

@@ -20,7 +20,7 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{PipelineError, Result};
-use crate::inputs::{Affine, KernelBatch, INPUT_CLAMP};
+use crate::inputs::{Affine, KernelBatch, Transform, INPUT_CLAMP};
 use crate::mixture::{self, Component};
 use crate::model_dir::TrainedModel;
 
@@ -33,6 +33,20 @@ pub enum Mode {
     Particle,
     /// Ancestral sampling of paths.
     Sample,
+}
+
+/// Whether forecasts are censored at zero.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Nonnegative {
+    /// Censor the series whose observed history has no negative value (counts, demand,
+    /// occupancy): their predictive puts the mass below 0 at 0.
+    #[default]
+    Auto,
+    /// Censor every series.
+    Always,
+    /// Never censor.
+    Never,
 }
 
 /// Forecast settings.
@@ -49,6 +63,10 @@ pub struct ForecastConfig {
     pub samples: usize,
     /// Seed (sample mode).
     pub seed: u64,
+    /// Censoring at zero: quantiles, intervals and samples are clipped at 0, the mean is that
+    /// of the censored predictive ([`mixture::censored_mean`]); the mixture columns stay those
+    /// of the model (uncensored).
+    pub nonnegative: Nonnegative,
 }
 
 impl Default for ForecastConfig {
@@ -59,6 +77,7 @@ impl Default for ForecastConfig {
             mode: Mode::Particle,
             samples: 200,
             seed: 0,
+            nonnegative: Nonnegative::Auto,
         }
     }
 }
@@ -128,10 +147,56 @@ fn condition(
     Ok((state.select(&vec![0; windows]), affine))
 }
 
+/// The model-unit value of target `dd` at absolute step `src` as seen by a row whose own path
+/// (model units, from the forecast origin on) is `path`: known data before the origin, the
+/// row's path after it.
+fn seen_value(
+    s: &PreparedSeries,
+    src: i64,
+    dd: usize,
+    d: usize,
+    affine: &Affine,
+    path: &[f64],
+    origin: usize,
+) -> Option<f64> {
+    if src >= origin as i64 {
+        path.get((src as usize - origin) * d + dd).copied()
+    } else {
+        s.value(src, dd).map(|v| affine.to_scaled(dd, v))
+    }
+}
+
+/// The base of the emission at step `at` for a row with path `path` (see [`crate::Target`]):
+/// 0 for the level; for the seasonal change the value one season ago, else the latest one a
+/// whole number of seasons earlier, else 0 (the location).
+#[allow(clippy::too_many_arguments)]
+fn forecast_base(
+    tm: &TrainedModel,
+    s: &PreparedSeries,
+    at: i64,
+    dd: usize,
+    affine: &Affine,
+    path: &[f64],
+    origin: usize,
+) -> f64 {
+    let d = tm.meta.inputs.features.n_targets;
+    let Some(m) = tm.meta.inputs.target.season() else {
+        return 0.0;
+    };
+    let m = m as i64;
+    let mut src = at - m;
+    while src >= 0 {
+        if let Some(v) = seen_value(s, src, dd, d, affine, path, origin) {
+            return v;
+        }
+        src -= m;
+    }
+    0.0
+}
+
 /// Builds the step inputs of R rows from each row's own recent values.
 ///
-/// `history(row, step)` returns the scaled value of target `d` at absolute step `step` as seen
-/// by that row (known data before the forecast origin, the row's own path after it).
+/// `path[row]` holds the row's own values in model units from the forecast origin on.
 #[allow(clippy::too_many_arguments)]
 fn step_inputs(
     tm: &TrainedModel,
@@ -163,13 +228,8 @@ fn step_inputs(
     for row in 0..rows {
         let mut masks = Vec::with_capacity(lags.len() * d);
         for &lag in lags {
-            let src = at - lag as i64;
             for dd in 0..d {
-                let v = if src >= origin as i64 {
-                    Some(path[row][(src as usize - origin) * d + dd])
-                } else {
-                    s.value(src, dd).map(|v| affine.to_scaled(dd, v))
-                };
+                let v = seen_value(s, at - lag as i64, dd, d, affine, &path[row], origin);
                 out.push((v.unwrap_or(0.0) as f32).clamp(-INPUT_CLAMP, INPUT_CLAMP));
                 masks.push(if v.is_some() { 1.0 } else { 0.0 });
             }
@@ -177,6 +237,19 @@ fn step_inputs(
         out.extend_from_slice(&masks);
         out.extend_from_slice(&log1p);
         out.extend_from_slice(&feats);
+    }
+}
+
+/// Whether the forecasts of `s` are censored at zero under `rule`.
+fn censored(rule: Nonnegative, s: &PreparedSeries) -> bool {
+    match rule {
+        Nonnegative::Always => true,
+        Nonnegative::Never => false,
+        Nonnegative::Auto => s
+            .values
+            .iter()
+            .zip(&s.mask)
+            .all(|(v, m)| *m == 0 || *v >= 0.0),
     }
 }
 
@@ -194,6 +267,17 @@ fn forecast_particle(
 ) -> Result<SeriesForecast> {
     let mc = &tm.model.config;
     let (l, p, d) = (mc.particles, mc.head_width(), mc.targets);
+    let floor = censored(cfg.nonnegative, s);
+    let transform = tm.meta.inputs.transform;
+    let reported = |u: f64| {
+        let y = transform.inverse(u);
+        if floor {
+            y.max(0.0)
+        } else {
+            y
+        }
+    };
+    let s = &transform.apply(s)?;
     let (mut state, affine) = condition(tm, s, 1)?;
     let origin = s.len();
     // Each particle is a row with its own path of means.
@@ -207,6 +291,14 @@ fn forecast_particle(
         let at = (origin + k) as i64;
         step_inputs(tm, s, at, l, &affine, &paths, origin, &mut inputs);
         step(&tm.model, &mut state, &inputs, &mut raw, false)?;
+        // Each particle's emission is relative to its own base (its own path a season ago).
+        let affine_ref = &affine;
+        let bases: Vec<f64> = paths
+            .iter()
+            .flat_map(|path| {
+                (0..d).map(move |dd| forecast_base(tm, s, at, dd, affine_ref, path, origin))
+            })
+            .collect();
         for (li, path) in paths.iter_mut().enumerate() {
             for dd in 0..d {
                 let e = emission(
@@ -216,20 +308,48 @@ fn forecast_particle(
                     d,
                     mc.sigma_floor as f32,
                 );
-                path.push(e.mu as f64);
+                path.push(e.mu as f64 + bases[li * d + dd]);
             }
         }
-        let comps = crate::score::components(tm, &log_w, &raw, 0, &affine);
+        let comps = crate::score::components(tm, &log_w, &raw, 0, &affine, |li| bases[li * d]);
+        // Quantiles map through the inverse transform (monotone) and the censoring exactly.
+        let q = |p: f64| reported(mixture::quantile(&comps, p));
+        let median = q(0.5);
+        let intervals: Vec<(f64, f64)> = qs.iter().map(|&(lo, hi)| (q(lo), q(hi))).collect();
+        let (mean, comps, grid) = if transform.is_identity() {
+            let mean = if floor {
+                mixture::censored_mean(&comps, 0.0)
+            } else {
+                mixture::mean(&comps)
+            };
+            (mean, comps, Vec::new())
+        } else {
+            // In original units the components are no longer Gaussian or Student-t: report
+            // 99 quantiles (1%..99%) in place of the mixture, for sample-based metrics.
+            let grid: Vec<f64> = (1..=99).map(|i| q(i as f64 / 100.0)).collect();
+            let mean = match transform {
+                Transform::Log { offset }
+                    if comps.iter().all(|c| c.nu.is_infinite()) && !(floor && offset > 0.0) =>
+                {
+                    // Log-normal components: E[exp(u)] = exp(mu + sigma^2 / 2).
+                    comps
+                        .iter()
+                        .map(|c| c.weight * (c.mu + 0.5 * c.sigma * c.sigma).exp())
+                        .sum::<f64>()
+                        - offset
+                }
+                // Student-t components have no mean after exp: the mean of the quantiles.
+                _ => grid.iter().sum::<f64>() / grid.len() as f64,
+            };
+            (mean, Vec::new(), grid)
+        };
         steps.push(StepForecast {
             ds: s.timestamp(at),
-            mean: mixture::mean(&comps),
-            median: mixture::quantile(&comps, 0.5),
-            intervals: qs
-                .iter()
-                .map(|&(lo, hi)| (mixture::quantile(&comps, lo), mixture::quantile(&comps, hi)))
-                .collect(),
+            mean,
+            median,
+            intervals,
             mixture: comps,
-            samples: Vec::new(),
+            samples: grid,
         });
     }
     Ok(SeriesForecast {
@@ -255,6 +375,9 @@ fn forecast_sample(
     let mc = &tm.model.config;
     let (l, p, d) = (mc.particles, mc.head_width(), mc.targets);
     let n = cfg.samples;
+    let floor = censored(cfg.nonnegative, s);
+    let transform = tm.meta.inputs.transform;
+    let s = &transform.apply(s)?;
     let (mut state, affine) = condition(tm, s, n)?;
     let origin = s.len();
     let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed);
@@ -301,15 +424,20 @@ fn forecast_sample(
                         .map_err(|e| PipelineError::Config(e.to_string()))?
                         .sample(&mut rng),
                 };
+                // The network sees its own target (the change, for a seasonal target); the
+                // path keeps the value.
                 let y = e.mu as f64 + e.sigma as f64 * z;
+                let base = forecast_base(tm, s, at, dd, &affine, &paths[path], origin);
                 ys[path * d + dd] = y as f32;
-                paths[path].push(y);
+                paths[path].push(y + base);
             }
         }
         let mask = vec![1.0f32; n * d];
         observe(&tm.model, &mut state, &raw, &ys, &mask)?;
+        // Censoring applies to what is reported; the paths the network continues stay its own.
         let mut first: Vec<f64> = (0..n)
-            .map(|path| affine.to_original(0, paths[path][k * d]))
+            .map(|path| transform.inverse(affine.to_original(0, paths[path][k * d])))
+            .map(|y| if floor { y.max(0.0) } else { y })
             .collect();
         let mean = first.iter().sum::<f64>() / n as f64;
         first.sort_by(|a, b| a.total_cmp(b));

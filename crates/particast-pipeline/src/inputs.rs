@@ -23,7 +23,7 @@ pub const INPUT_CLAMP: f32 = 100.0;
 use arrow_array::cast::AsArray;
 use arrow_array::types::{Float32Type, UInt8Type};
 use arrow_array::RecordBatch;
-use particast_ingest::{columns, FeatureSpec, WindowData};
+use particast_ingest::{columns, FeatureSpec, PreparedSeries, WindowData};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{PipelineError, Result};
@@ -154,6 +154,112 @@ impl Scaling {
     }
 }
 
+/// A fixed, invertible map applied to every target value before scaling.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Transform {
+    /// The values as they are.
+    #[default]
+    None,
+    /// `u = ln(y + offset)`: multiplicative seasonality becomes additive and small values
+    /// (night hours, troughs) are resolved as finely as large ones; forecasts stay above
+    /// `-offset`. Every observed value must exceed `-offset` (a clear error names the first
+    /// that does not). Likelihoods stay exact in original units (log-Jacobian `-ln(y + offset)`).
+    Log {
+        /// Added before the logarithm (0 for positive data, 1 for counts with zeros).
+        offset: f64,
+    },
+}
+
+impl Transform {
+    /// `u` for `y`, or None outside the domain.
+    pub fn forward(&self, y: f64) -> Option<f64> {
+        match *self {
+            Transform::None => Some(y),
+            Transform::Log { offset } => (y + offset > 0.0).then(|| (y + offset).ln()),
+        }
+    }
+    /// `y` for `u`.
+    pub fn inverse(&self, u: f64) -> f64 {
+        match *self {
+            Transform::None => u,
+            Transform::Log { offset } => u.exp() - offset,
+        }
+    }
+    /// `ln |du/dy|` at `y` (0 for the identity).
+    pub fn log_jacobian(&self, y: f64) -> f64 {
+        match *self {
+            Transform::None => 0.0,
+            Transform::Log { offset } => -(y + offset).ln(),
+        }
+    }
+    /// Whether this is the identity.
+    pub fn is_identity(&self) -> bool {
+        matches!(self, Transform::None)
+    }
+    /// Checks the parameters.
+    pub fn validate(&self) -> Result<()> {
+        match *self {
+            Transform::Log { offset } if !(offset.is_finite() && offset >= 0.0) => {
+                Err(PipelineError::Config(format!(
+                    "log transform offset must be finite and >= 0, got {offset}"
+                )))
+            }
+            _ => Ok(()),
+        }
+    }
+    /// `s` with every observed value transformed; an error names the series, step and value
+    /// of the first one outside the domain.
+    pub fn apply(&self, s: &PreparedSeries) -> Result<PreparedSeries> {
+        if self.is_identity() {
+            return Ok(s.clone());
+        }
+        let mut out = s.clone();
+        let d = s.n_targets.max(1);
+        for (i, (v, m)) in out.values.iter_mut().zip(&s.mask).enumerate() {
+            if *m == 0 {
+                continue;
+            }
+            *v = self.forward(*v).ok_or_else(|| PipelineError::Domain {
+                series: s.id.clone(),
+                step: i / d,
+                value: *v,
+                transform: format!("{self:?}"),
+            })?;
+        }
+        Ok(out)
+    }
+}
+
+/// What the network's emission models at step t, in model units `x = (y - loc) / scale`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Target {
+    /// The level `x[t]` itself.
+    #[default]
+    Level,
+    /// The change from one season ago, `x[t] - x[t - season]`: the network predicts a
+    /// correction to the seasonal-naive forecast, so that a network that knows nothing still
+    /// forecasts as well as seasonal naive. The season must be one of the input lags. A step
+    /// whose value one season ago is missing has no target (in training and in scoring); a
+    /// forecast whose seasonal reference is missing falls back to the latest observed value a
+    /// whole number of seasons earlier, then to the location.
+    SeasonalChange {
+        /// Season m in steps (24 for hourly data with a daily cycle).
+        season: usize,
+    },
+}
+
+impl Target {
+    /// The season whose lag the target subtracts, if any.
+    pub fn season(&self) -> Option<usize> {
+        match *self {
+            Target::Level => None,
+            Target::SeasonalChange { season } => Some(season),
+        }
+    }
+}
+
 /// What the model's inputs are made of.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct InputSpec {
@@ -161,6 +267,13 @@ pub struct InputSpec {
     pub features: FeatureSpec,
     /// Scaling rule.
     pub scaling: Scaling,
+    /// What the emission models (models written before this field read as the level).
+    #[serde(default)]
+    pub target: Target,
+    /// The transform applied to the values before everything else (models written before
+    /// this field read as none).
+    #[serde(default)]
+    pub transform: Transform,
 }
 
 /// Kernel buffers for a batch of windows, window-major.
@@ -200,15 +313,70 @@ impl KernelBatch {
 }
 
 impl InputSpec {
-    /// A spec whose lags include 1 (added in front when missing).
-    pub fn new(mut features: FeatureSpec, scaling: Scaling) -> Self {
+    /// A spec whose lags include 1 (added in front when missing), modelling the level.
+    pub fn new(features: FeatureSpec, scaling: Scaling) -> Self {
+        Self::with_target(features, scaling, Target::Level)
+    }
+
+    /// A spec whose lags include 1 (added in front when missing) with the given target; the
+    /// caller checks [`InputSpec::validate`] (a seasonal target needs its season among the lags).
+    pub fn with_target(features: FeatureSpec, scaling: Scaling, target: Target) -> Self {
+        Self::with_transform(features, scaling, target, Transform::None)
+    }
+
+    /// [`InputSpec::with_target`] with a value transform.
+    pub fn with_transform(
+        mut features: FeatureSpec,
+        scaling: Scaling,
+        target: Target,
+        transform: Transform,
+    ) -> Self {
         if !features.lags.contains(&1) {
             features.lags.insert(0, 1);
         } else if features.lags[0] != 1 {
             features.lags.retain(|&l| l != 1);
             features.lags.insert(0, 1);
         }
-        InputSpec { features, scaling }
+        InputSpec {
+            features,
+            scaling,
+            target,
+            transform,
+        }
+    }
+
+    /// Checks the transform, and that a seasonal target's season is one of the lags.
+    pub fn validate(&self) -> Result<()> {
+        self.transform.validate()?;
+        match self.target.season() {
+            Some(m) if !self.features.lags.contains(&m) => Err(PipelineError::Config(format!(
+                "target seasonal_change with season {m} needs lag {m} among the input lags \
+                 (lags are {:?})",
+                self.features.lags
+            ))),
+            Some(0) => Err(PipelineError::Config(
+                "target seasonal_change needs season >= 1".into(),
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    /// Index of the seasonal target's lag in the lag list.
+    fn season_lag_index(&self) -> Option<usize> {
+        let m = self.target.season()?;
+        self.features.lags.iter().position(|&l| l == m)
+    }
+
+    /// The base that the target at step `t` of `w` is taken from, in model units, for
+    /// dimension `dd`: 0 for the level, `x[t - season]` for the seasonal change (None when
+    /// that value is missing).
+    pub fn base(&self, w: &WindowData, t: usize, dd: usize, affine: &Affine) -> Option<f64> {
+        let Some(i) = self.season_lag_index() else {
+            return Some(0.0);
+        };
+        let (k, d) = (self.features.lags.len(), self.features.n_targets);
+        let j = t * k * d + i * d + dd;
+        (w.lag_mask[j] == 1).then(|| affine.to_scaled(dd, w.lags[j] as f64))
     }
 
     /// Inputs per step C.
@@ -255,13 +423,14 @@ impl InputSpec {
             out.inputs
                 .extend_from_slice(&w.covariates[t * f..(t + 1) * f]);
             for j in 0..d {
-                let observed = w.mask[t * d + j] == 1;
-                out.targets.push(if observed {
-                    affine.to_scaled(j, w.values[t * d + j] as f64) as f32
-                } else {
-                    0.0
-                });
-                out.mask.push(f32::from(u8::from(observed)));
+                let target = match (w.mask[t * d + j] == 1, self.base(w, t, j, affine)) {
+                    (true, Some(base)) => {
+                        Some(affine.to_scaled(j, w.values[t * d + j] as f64) - base)
+                    }
+                    _ => None,
+                };
+                out.targets.push(target.unwrap_or(0.0) as f32);
+                out.mask.push(f32::from(u8::from(target.is_some())));
             }
         }
         out.log_scale.extend(scale.iter().map(|s| s.ln() as f32));
@@ -378,5 +547,49 @@ mod tests {
         assert_eq!((a.loc[0], a.scale[0]), (5.0, 5e-3));
         // Nothing observed: the identity.
         assert_eq!(rule.affine(&[0.0; 3], &[0; 3], 1, 3), Affine::identity(1));
+    }
+
+    #[test]
+    fn seasonal_change_targets_by_hand() {
+        let features = FeatureSpec {
+            n_targets: 1,
+            calendar: vec![],
+            n_covariates: 0,
+            lags: vec![2],
+        };
+        let target = Target::SeasonalChange { season: 2 };
+        let spec = InputSpec::with_target(features.clone(), Scaling::default(), target);
+        spec.validate().unwrap();
+        // Three steps; lag 2 observed at steps 1 and 2 (values 3 and 5), missing at step 0.
+        let w = WindowData {
+            values: vec![4.0, 6.0, 9.0],
+            mask: vec![1, 1, 1],
+            covariates: vec![],
+            lags: vec![1.0, 0.0, 4.0, 3.0, 6.0, 5.0],
+            lag_mask: vec![1, 0, 1, 1, 1, 1],
+        };
+        let affine = Affine {
+            loc: vec![1.0],
+            scale: vec![2.0],
+        };
+        assert_eq!(spec.base(&w, 0, 0, &affine), None);
+        assert_eq!(spec.base(&w, 2, 0, &affine), Some(2.0));
+        let mut b = KernelBatch::default();
+        spec.push_window(&w, 3, &affine, &mut b);
+        // x = (y - 1) / 2: step 1: x(6) - x(3) = 1.5; step 2: x(9) - x(5) = 2; step 0 masked.
+        assert_eq!(b.targets, vec![0.0, 1.5, 2.0]);
+        assert_eq!(b.mask, vec![0.0, 1.0, 1.0]);
+        // The level target sees all three.
+        let level = InputSpec::new(features.clone(), Scaling::default());
+        assert_eq!(level.base(&w, 0, 0, &affine), Some(0.0));
+        // A season that is not a lag is refused.
+        let e = InputSpec::with_target(
+            features,
+            Scaling::default(),
+            Target::SeasonalChange { season: 3 },
+        )
+        .validate()
+        .unwrap_err();
+        assert!(e.to_string().contains("needs lag 3"), "{e}");
     }
 }

@@ -46,8 +46,10 @@ pub mod score;
 mod train;
 
 pub use error::{PipelineError, Result};
-pub use forecast::{forecast_series, ForecastConfig, Mode, SeriesForecast, StepForecast};
-pub use inputs::{Affine, InputSpec, KernelBatch, Scaling};
+pub use forecast::{
+    forecast_series, ForecastConfig, Mode, Nonnegative, SeriesForecast, StepForecast,
+};
+pub use inputs::{Affine, InputSpec, KernelBatch, Scaling, Target};
 pub use model_dir::{write_atomic, ModelMeta, TrainedModel, FORMAT_VERSION};
 pub use score::{
     check_state, likelihood_score, load_states, save_states, score_continued, score_series,

@@ -3,7 +3,8 @@
 //! For a series with actuals `y_1..y_h`, point forecast `f` (the median unless said otherwise),
 //! in-sample history `x_1..x_n` and seasonality `m`:
 //! - **sMAPE** (M4): `200/h * sum |y - f| / (|y| + |f|)`, averaged over series;
-//! - **MASE** (M4): `mean |y - f| / (1/(n-m) sum_{t>m} |x_t - x_{t-m}|)`, averaged over series;
+//! - **MASE** (M4): `mean |y - f| / (1/(n-m) sum_{t>m} |x_t - x_{t-m}|)`, averaged over series
+//!   (and its median over series, which a few badly forecast series cannot move);
 //! - **MSIS** (M4, alpha = 0.05): `mean[(U - L) + 2/alpha (L - y) 1{y < L} + 2/alpha (y - U)
 //!   1{y > U}]` over the 95% interval, divided by the MASE scale, averaged over series;
 //! - **coverage** of each central interval: share of actuals inside it;
@@ -51,6 +52,9 @@ pub struct Metrics {
     pub smape: f64,
     /// MASE (NaN when no series has history).
     pub mase: f64,
+    /// Median over series of the per-series MASE (NaN when no series has history).
+    #[serde(default)]
+    pub mase_median: f64,
     /// MSIS at 95% (NaN without a 95% interval or history).
     pub msis: f64,
     /// Coverage per interval level.
@@ -92,6 +96,21 @@ fn mean_of(v: &[f64]) -> f64 {
         f64::NAN
     } else {
         v.iter().sum::<f64>() / v.len() as f64
+    }
+}
+
+/// The median (mean of the middle two for an even count; NaN when empty).
+fn median_of(v: &[f64]) -> f64 {
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    let mut v = v.to_vec();
+    v.sort_by(|a, b| a.total_cmp(b));
+    let n = v.len();
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        0.5 * (v[n / 2 - 1] + v[n / 2])
     }
 }
 
@@ -207,6 +226,7 @@ pub fn evaluate(series: &[EvalSeries], m: usize) -> Metrics {
         observations: n,
         smape: mean_of(&smapes),
         mase: mean_of(&mases),
+        mase_median: median_of(&mases),
         msis: mean_of(&msises),
         coverage: levels
             .iter()
@@ -263,7 +283,9 @@ mod tests {
         assert!((m.crps - 0.375).abs() < 1e-12 && (m.wcrps - 0.75 / 6.0).abs() < 1e-12);
         assert!((m.nll - 1.5).abs() < 1e-12);
         assert!((m.smape - 100.0 * (1.0 / 3.0 + 1.0 / 9.0)).abs() < 1e-12);
-        assert!((m.mase - 0.5).abs() < 1e-12);
+        assert!((m.mase - 0.5).abs() < 1e-12 && (m.mase_median - 0.5).abs() < 1e-12);
+        assert!((median_of(&[3.0, 1.0, 2.0, 10.0]) - 2.5).abs() < 1e-12);
+        assert!(median_of(&[]).is_nan());
         assert!((m.nd - 2.0 / 6.0).abs() < 1e-12);
         assert!((m.nrmse - 1.0 / 3.0).abs() < 1e-12);
         assert_eq!(m.coverage, vec![(95.0, 0.5)]);

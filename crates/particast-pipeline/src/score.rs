@@ -131,13 +131,15 @@ pub struct SeriesScores {
     pub flag: Vec<Option<bool>>,
 }
 
-/// Mixture components of one step for dimension `d`, in original units.
+/// Mixture components of one step for dimension `d`, in original units; `base(l)` is the
+/// model-unit base that particle l's emission is relative to (see [`crate::Target`]).
 pub(crate) fn components(
     tm: &TrainedModel,
     log_w: &[f32],
     raw: &[f32],
     d: usize,
     affine: &Affine,
+    base: impl Fn(usize) -> f64,
 ) -> Vec<Component> {
     let cfg = &tm.model.config;
     let (l, p, dims) = (cfg.particles, cfg.head_width(), cfg.targets);
@@ -152,7 +154,7 @@ pub(crate) fn components(
             );
             Component {
                 weight: (log_w[li] as f64).exp(),
-                mu: affine.to_original(d, e.mu as f64),
+                mu: affine.to_original(d, e.mu as f64 + base(li)),
                 sigma: e.sigma as f64 * affine.scale[d],
                 nu: e.nu as f64,
             }
@@ -182,6 +184,10 @@ fn score_from(
     let spec = &tm.meta.inputs;
     let d = spec.features.n_targets;
     let l = tm.model.config.particles;
+    // The network works on transformed values; outputs and saved tails keep the originals.
+    let original = s;
+    let transformed = spec.transform.apply(s)?;
+    let s = &transformed;
     let mut pstate = ParticleState {
         windows: 1,
         particles: l,
@@ -210,7 +216,7 @@ fn score_from(
             out.ds.push(s.timestamp(t as i64));
             out.present.push(s.present.get(t).copied().unwrap_or(false));
             for dd in 0..d {
-                out.y.push(s.value(t as i64, dd));
+                out.y.push(original.value(t as i64, dd));
             }
             if !so.observed[k] {
                 out.nll.push(None);
@@ -224,18 +230,27 @@ fn score_from(
             let mut first_pit = None;
             let mut min_p = 1.0f64;
             let mut n_obs = 0;
+            let mut log_jacobian = 0.0;
             for dd in 0..d {
                 let Some(y) = s.value(t as i64, dd) else {
                     continue;
                 };
-                let comps = components(tm, log_w, raw, dd, &affine);
+                // Without its seasonal reference the dimension has no target (see Target).
+                let Some(b) = spec.base(&w, k, dd, &affine) else {
+                    continue;
+                };
+                if let Some(y) = original.value(t as i64, dd) {
+                    log_jacobian += spec.transform.log_jacobian(y);
+                }
+                let comps = components(tm, log_w, raw, dd, &affine, |_| b);
                 let f = mixture::cdf(&comps, y);
                 first_pit.get_or_insert(f);
                 min_p = min_p.min(2.0 * f.min(1.0 - f));
                 n_obs += 1;
             }
             let p = (min_p * n_obs as f64).min(1.0);
-            let nll = -(so.ll[k] as f64);
+            // The kernel's likelihood is of the transformed value: back to original units.
+            let nll = -(so.ll[k] as f64 + log_jacobian);
             let (raw_value, keep) = match cfg.method {
                 AnomalyMethod::Tail => (1.0 - p, cfg.smooth.max(1)),
                 AnomalyMethod::Likelihood => (nll, cfg.long_window.max(cfg.smooth).max(2)),
@@ -287,7 +302,7 @@ fn score_from(
     let from = s.len().saturating_sub(lag);
     state.tail_values = (from..s.len())
         .flat_map(|t| (0..d).map(move |dd| (t, dd)))
-        .map(|(t, dd)| s.value(t as i64, dd).unwrap_or(0.0))
+        .map(|(t, dd)| original.value(t as i64, dd).unwrap_or(0.0))
         .collect();
     state.tail_mask = (from..s.len())
         .flat_map(|t| (0..d).map(move |dd| (t, dd)))
@@ -336,12 +351,18 @@ pub fn likelihood_score(z: f64) -> f64 {
 pub fn initial_state(tm: &TrainedModel, s: &PreparedSeries) -> SeriesState {
     let d = s.n_targets;
     let ctx = tm.meta.context.min(s.len());
-    let values: Vec<f32> = s.values[..ctx * d].iter().map(|&v| v as f32).collect();
-    let Affine { loc, scale } = tm
-        .meta
-        .inputs
-        .scaling
-        .affine(&values, &s.mask[..ctx * d], d, ctx);
+    // The scale of the transformed values; a value outside the transform's domain counts as
+    // missing here (scoring then refuses it with a clear error).
+    let transform = tm.meta.inputs.transform;
+    let (values, mask): (Vec<f32>, Vec<u8>) = s.values[..ctx * d]
+        .iter()
+        .zip(&s.mask[..ctx * d])
+        .map(|(&v, &m)| match (m, transform.forward(v)) {
+            (1, Some(u)) => (u as f32, 1),
+            _ => (0.0, 0),
+        })
+        .unzip();
+    let Affine { loc, scale } = tm.meta.inputs.scaling.affine(&values, &mask, d, ctx);
     let fresh = ParticleState::new(&tm.model, 1);
     SeriesState {
         id: s.id.clone(),

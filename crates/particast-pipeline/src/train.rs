@@ -17,7 +17,7 @@ use std::time::Instant;
 use tracing::{info, info_span, warn};
 
 use crate::error::{PipelineError, Result};
-use crate::inputs::{InputSpec, KernelBatch, Scaling};
+use crate::inputs::{InputSpec, KernelBatch, Scaling, Target, Transform};
 use crate::model_dir::{
     read_file, read_tensor, tensors_to_bytes_with, write_json, ModelMeta, TensorData, TrainedModel,
     CHECKPOINT_PROGRESS_KEY, CHECKPOINT_STATE, CHECKPOINT_WEIGHTS, FORMAT_VERSION,
@@ -72,6 +72,11 @@ pub struct TrainConfig {
     pub seed: u64,
     /// Scaling rule.
     pub scaling: Scaling,
+    /// What the emission models: the level (default) or the change from one season ago.
+    pub target: Target,
+    /// Transform of the values before scaling (default none; `log` for positive data with
+    /// multiplicative seasonality).
+    pub transform: Transform,
     /// Floor of the emission scale (scaled units).
     pub sigma_floor: f64,
     /// Initial fixed-share rate.
@@ -103,6 +108,8 @@ impl Default for TrainConfig {
             burn_in: 0,
             seed: 42,
             scaling: Scaling::default(),
+            target: Target::Level,
+            transform: Transform::None,
             sigma_floor: 1e-3,
             share_init: 0.05,
         }
@@ -118,7 +125,8 @@ pub struct EpochReport {
     pub train_nll: f64,
     /// Validation NLL per observation (scaled units), if there is a validation set.
     pub val_nll: Option<f64>,
-    /// Validation NLL per observation in original units.
+    /// Validation NLL per observation in original units (of the transformed values when the
+    /// model has a transform).
     pub val_nll_original: Option<f64>,
     /// Learning rate used.
     pub lr: f64,
@@ -153,7 +161,7 @@ pub struct TrainSummary {
     pub best_epoch: usize,
     /// Best validation NLL per observation, scaled units.
     pub best_val_nll: Option<f64>,
-    /// The same in original units.
+    /// The same in original units (of the transformed values when the model has a transform).
     pub best_val_nll_original: Option<f64>,
     /// Wall time of this run, seconds.
     pub wall_seconds: f64,
@@ -286,7 +294,25 @@ pub fn train(
     let _span = info_span!("train").entered();
     cfg.validate()?;
     let start = Instant::now();
-    let spec = InputSpec::new(data.schema.features.clone(), cfg.scaling.clone());
+    let spec = InputSpec::with_transform(
+        data.schema.features.clone(),
+        cfg.scaling.clone(),
+        cfg.target,
+        cfg.transform,
+    );
+    spec.validate()?;
+    // Everything below works on transformed values.
+    let transformed;
+    let data = if spec.transform.is_identity() {
+        data
+    } else {
+        let mut t = data.clone();
+        for s in &mut t.series {
+            *s = spec.transform.apply(s)?;
+        }
+        transformed = t;
+        &transformed
+    };
     let model_cfg = cfg.model_config(&spec);
     // Hold out the last `horizon` steps of every series for validation.
     let train_series: Vec<PreparedSeries> = data

@@ -727,3 +727,110 @@ fn suppression_keeps_only_the_onset_of_a_run() {
         a.len()
     );
 }
+
+#[test]
+fn seasonal_change_target_forecasts_scores_and_rolls_its_own_seasons() {
+    // nyc_taxi has a daily cycle of 48 half-hours; lag 48 is an input lag, so it can be the
+    // target's season.
+    let (data, opts) = taxi();
+    let (train_data, full) = split(&data, 48);
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = small_config();
+    cfg.target = Target::SeasonalChange { season: 48 };
+    let model = train(&train_data, &opts, &cfg, dir.path(), false, &mut Silent).unwrap();
+    assert_eq!(
+        TrainedModel::load(dir.path()).unwrap().meta.inputs.target,
+        cfg.target
+    );
+
+    // A season that is not an input lag is refused before training.
+    let mut bad = cfg.clone();
+    bad.target = Target::SeasonalChange { season: 24 };
+    let e = train(
+        &train_data,
+        &opts,
+        &bad,
+        &dir.path().join("bad"),
+        false,
+        &mut Silent,
+    )
+    .unwrap_err();
+    assert!(
+        e.to_string().contains("needs lag 24 among the input lags"),
+        "{e}"
+    );
+
+    // Scoring: the first season has no reference, so no target and no NLL; the rest is scored.
+    let s = &data.series[0];
+    let (scores, _) = score_series(&model, std::slice::from_ref(s), &ScoreConfig::default())
+        .unwrap()
+        .remove(0);
+    assert!(scores.nll[..48].iter().all(|v| v.is_none()));
+    let scored: Vec<f64> = scores.nll[48..].iter().flatten().copied().collect();
+    assert!(scored.len() > s.len() - 48 - 100 && scored.iter().all(|v| v.is_finite()));
+    assert!(scores.pit.iter().flatten().all(|p| (0.0..=1.0).contains(p)));
+
+    // Forecasting the held-out day: better than seasonal naive, in both modes.
+    let origin = train_data.series[0].len();
+    let s_full = &full[0];
+    let actual: Vec<f64> = (origin..origin + 48)
+        .map(|t| s_full.value(t as i64, 0).unwrap())
+        .collect();
+    let mae = |p: &[f64]| {
+        p.iter()
+            .zip(&actual)
+            .map(|(a, b)| (a - b).abs())
+            .sum::<f64>()
+            / p.len() as f64
+    };
+    let naive: Vec<f64> = (origin..origin + 48)
+        .map(|t| s_full.value(t as i64 - 48, 0).unwrap())
+        .collect();
+    for mode in [Mode::Particle, Mode::Sample] {
+        let fc = ForecastConfig {
+            horizon: 48,
+            mode,
+            seed: 3,
+            ..Default::default()
+        };
+        let f = forecast_series(&model, &train_data.series, &fc)
+            .unwrap()
+            .remove(0);
+        let median: Vec<f64> = f.steps.iter().map(|s| s.median).collect();
+        eprintln!(
+            "{mode:?}: held-out MAE model {:.1}, seasonal naive {:.1}",
+            mae(&median),
+            mae(&naive)
+        );
+        assert!(mae(&median) < mae(&naive), "{mode:?}");
+    }
+
+    // With the head's means zeroed the network predicts no change: the particle forecast is
+    // seasonal naive exactly, and past one season it repeats its own first season.
+    let mut flat = model.clone();
+    let (w, h, dims) = (
+        flat.model.config.head_width(),
+        flat.model.config.hidden,
+        flat.model.config.targets,
+    );
+    assert_eq!(flat.model.tensor("head.w").unwrap().len(), w * h);
+    flat.model.tensor_mut("head.w").unwrap()[..dims * h].fill(0.0);
+    flat.model.tensor_mut("head.b").unwrap()[..dims].fill(0.0);
+    let fc = ForecastConfig {
+        horizon: 120,
+        ..Default::default()
+    };
+    let f = forecast_series(&flat, &train_data.series, &fc)
+        .unwrap()
+        .remove(0);
+    let history = &train_data.series[0];
+    for (k, st) in f.steps.iter().enumerate() {
+        let want = history.value((origin + k % 48) as i64 - 48, 0).unwrap();
+        // The mixture weights are f32: they sum to 1 within 1e-7.
+        assert!(
+            (st.mean - want).abs() <= 1e-6 * want.abs().max(1.0),
+            "step {k}: {} vs {want}",
+            st.mean
+        );
+    }
+}
