@@ -1,20 +1,26 @@
-//! M4 Hourly accuracy over several seeds: `pipelines/m4-hourly.toml` run once per scaling rule and
-//! seed (train on the 414 training series, forecast 48 hours, score against the official test set
-//! with the M4 definitions), next to the official reference points.
+//! M4 Hourly accuracy over several seeds: `pipelines/m4-hourly.toml` trained once per variant
+//! and seed (on the 414 training series), then forecast 48 hours in each forecast mode and
+//! scored against the official test set with the M4 definitions, next to the official
+//! reference points.
 //!
 //! Run: `cargo bench --bench m4`. Prints one row per run, the mean and standard deviation per
-//! variant, and writes `benches/results/m4.json`. OWA is relative to the official Naive2
-//! (sMAPE 18.383, MASE 2.395). Environment: `PARTICAST_M4_SEEDS` (default `1,2,3`),
-//! `PARTICAST_M4_VARIANTS` (scaling `mean_abs` or `seasonal_diff`, each optionally prefixed
-//! `change_` for the seasonal-change target; default `mean_abs,seasonal_diff`),
-//! `PARTICAST_M4_PARTICLES` (default: the pipeline's), `PARTICAST_M4_MODE` (`particle` or
-//! `sample`; default: the pipeline's), `PARTICAST_M4_RESULTS` (results file name, default
-//! `m4`). Needs the M4 data where the pipeline file
-//! points (`../shared/data/m4-hourly`).
+//! variant and mode, and writes `benches/results/m4.json`. OWA is relative to the official
+//! Naive2 (sMAPE 18.383, MASE 2.395). Environment:
+//! - `PARTICAST_M4_SEEDS` (default `1,2,3`);
+//! - `PARTICAST_M4_VARIANTS` (default `pipeline`): `pipeline` is the file as it is (log
+//!   transform, seasonal-change target, seasonal-difference scaling); `level` is the earlier
+//!   default (no transform, the level as target, mean |y| scaling); `change` is the
+//!   seasonal-change target with seasonal-difference scaling but no transform; `log_level` the
+//!   log transform with the level as target;
+//! - `PARTICAST_M4_MODES` (default `particle,sample`): forecast modes, all from the same model;
+//! - `PARTICAST_M4_PARTICLES` (default: the pipeline's);
+//! - `PARTICAST_M4_RESULTS` (results file name, default `m4`).
+//!
+//! Needs the M4 data where the pipeline file points (`../shared/data/m4-hourly`).
 
 mod common;
 
-use particast::pipeline::{Mode, Scaling, Silent, Target};
+use particast::pipeline::{Mode, Scaling, Silent, Target, Transform};
 use particast::run::run_pipeline;
 use particast::spec::PipelineSpec;
 use std::path::PathBuf;
@@ -31,6 +37,30 @@ fn env_list(name: &str, default: &str) -> Vec<String> {
         .collect()
 }
 
+/// Applies a named variant to the training settings.
+fn apply_variant(variant: &str, cfg: &mut particast::pipeline::TrainConfig) {
+    let seasonal_diff = Scaling::SeasonalDiff {
+        season: 24,
+        floor: 1e-4,
+    };
+    let change = Target::SeasonalChange { season: 24 };
+    let log = Transform::Log { offset: 0.0 };
+    let (scaling, target, transform) = match variant {
+        "pipeline" => return,
+        "level" => (
+            Scaling::MeanAbs { floor: 1e-6 },
+            Target::Level,
+            Transform::None,
+        ),
+        "change" => (seasonal_diff, change, Transform::None),
+        "log_level" => (Scaling::MeanAbs { floor: 1e-6 }, Target::Level, log),
+        other => panic!("unknown variant {other}"),
+    };
+    cfg.scaling = scaling;
+    cfg.target = target;
+    cfg.transform = transform;
+}
+
 fn main() {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let file = root.join("pipelines/m4-hourly.toml");
@@ -44,24 +74,25 @@ fn main() {
         .iter()
         .map(|s| s.parse().expect("seed"))
         .collect();
-    let variants = env_list("PARTICAST_M4_VARIANTS", "mean_abs,seasonal_diff");
-    let particles: Option<usize> = std::env::var("PARTICAST_M4_PARTICLES")
-        .ok()
-        .and_then(|s| s.parse().ok());
-    let mode: Option<Mode> = std::env::var("PARTICAST_M4_MODE")
-        .ok()
+    let variants = env_list("PARTICAST_M4_VARIANTS", "pipeline");
+    let modes: Vec<Mode> = env_list("PARTICAST_M4_MODES", "particle,sample")
+        .iter()
         .map(|m| match m.as_str() {
             "particle" => Mode::Particle,
             "sample" => Mode::Sample,
-            other => panic!("PARTICAST_M4_MODE: unknown mode {other}"),
-        });
+            other => panic!("PARTICAST_M4_MODES: unknown mode {other}"),
+        })
+        .collect();
+    let particles: Option<usize> = std::env::var("PARTICAST_M4_PARTICLES")
+        .ok()
+        .and_then(|s| s.parse().ok());
     let results = std::env::var("PARTICAST_M4_RESULTS").unwrap_or_else(|_| "m4".into());
     // The command that reproduces this file, with the settings that differ from the defaults.
     let command = [
         "PARTICAST_M4_SEEDS",
         "PARTICAST_M4_VARIANTS",
+        "PARTICAST_M4_MODES",
         "PARTICAST_M4_PARTICLES",
-        "PARTICAST_M4_MODE",
         "PARTICAST_M4_RESULTS",
     ]
     .iter()
@@ -71,8 +102,9 @@ fn main() {
     let tmp = tempfile::tempdir().expect("temp dir");
 
     println!(
-        "{:<22} {:>4} {:>3} {:>8} {:>7} {:>7} {:>6} {:>7} {:>6} {:>7} {:>8} {:>8}",
+        "{:<10} {:<8} {:>4} {:>3} {:>8} {:>7} {:>7} {:>6} {:>7} {:>6} {:>7} {:>8} {:>8}",
         "variant",
+        "mode",
         "seed",
         "L",
         "sMAPE",
@@ -83,13 +115,13 @@ fn main() {
         "cov95",
         "epochs",
         "train s",
-        "total s"
+        "fcst s"
     );
     let mut runs = Vec::new();
     for variant in &variants {
         for &seed in &seeds {
-            let mut spec = base.clone();
             let out = tmp.path().join(format!("{variant}-{seed}"));
+            let mut spec = base.clone();
             spec.output_dir = out.clone();
             let train = spec.train.as_mut().expect("[train]");
             train.model = out.join("model");
@@ -97,95 +129,96 @@ fn main() {
             if let Some(l) = particles {
                 train.config.particles = l;
             }
-            // `change_*`: the network predicts the change from 24 hours before (Target).
-            let (scaling, change) = variant
-                .strip_prefix("change_")
-                .map_or((variant.as_str(), false), |v| (v, true));
-            train.config.scaling = match scaling {
-                "mean_abs" => Scaling::MeanAbs { floor: 1e-6 },
-                "seasonal_diff" => Scaling::SeasonalDiff {
-                    season: 24,
-                    floor: 1e-4,
-                },
-                other => panic!("unknown variant {other}"),
-            };
-            if change {
-                train.config.target = Target::SeasonalChange { season: 24 };
-            }
+            apply_variant(variant, &mut train.config);
             let l = train.config.particles;
-            if let Some(f) = spec.forecast.as_mut() {
-                f.output = out.join("forecast.parquet");
-                if let Some(m) = &mode {
-                    f.config.mode = *m;
+            let mut training = None;
+            for (k, &mode) in modes.iter().enumerate() {
+                // The first mode trains; the others forecast from the same model.
+                let mut spec = spec.clone();
+                if k > 0 {
+                    spec.train = None;
                 }
+                let name = format!("{mode:?}").to_lowercase();
+                let f = spec.forecast.as_mut().expect("[forecast]");
+                f.output = out.join(format!("forecast-{name}.parquet"));
+                f.config.mode = mode;
+                spec.evaluate.as_mut().expect("[evaluate]").output =
+                    out.join(format!("metrics-{name}.json"));
+                let t = Instant::now();
+                let report = run_pipeline(&spec, &mut Silent).expect("pipeline run");
+                let total = t.elapsed().as_secs_f64();
+                if let Some(tr) = report.training {
+                    training = Some(tr);
+                }
+                let tr = training.as_ref().expect("training");
+                let train_s = if k == 0 { tr.wall_seconds } else { 0.0 };
+                let m = report.metrics.expect("metrics");
+                let owa = 0.5 * (m.smape / NAIVE2.0 + m.mase / NAIVE2.1);
+                let cov95 = m
+                    .coverage
+                    .iter()
+                    .find(|(lvl, _)| (*lvl - 95.0).abs() < 1e-9)
+                    .map(|c| c.1)
+                    .unwrap_or(f64::NAN);
+                println!(
+                    "{:<10} {:<8} {:>4} {:>3} {:>8.3} {:>7.3} {:>7.3} {:>6.3} {:>7.2} {:>6.3} {:>7} {:>8.1} {:>8.1}",
+                    variant,
+                    name,
+                    seed,
+                    l,
+                    m.smape,
+                    m.mase,
+                    m.mase_median,
+                    owa,
+                    m.msis,
+                    cov95,
+                    tr.epochs,
+                    tr.wall_seconds,
+                    total - train_s
+                );
+                runs.push(serde_json::json!({
+                    "variant": variant, "mode": name, "seed": seed, "particles": l,
+                    "smape": m.smape, "mase": m.mase, "mase_median": m.mase_median, "owa": owa,
+                    "msis": m.msis, "coverage95": cov95, "crps": m.crps, "wcrps": m.wcrps,
+                    "nll": m.nll, "epochs": tr.epochs, "train_seconds": tr.wall_seconds,
+                    "forecast_evaluate_seconds": total - train_s,
+                }));
             }
-            if let Some(e) = spec.evaluate.as_mut() {
-                e.output = out.join("metrics.json");
-            }
-            let t = Instant::now();
-            let report = run_pipeline(&spec, &mut Silent).expect("pipeline run");
-            let total = t.elapsed().as_secs_f64();
-            let m = report.metrics.expect("metrics");
-            let tr = report.training.expect("training");
-            let owa = 0.5 * (m.smape / NAIVE2.0 + m.mase / NAIVE2.1);
-            let cov95 = m
-                .coverage
-                .iter()
-                .find(|(lvl, _)| (*lvl - 95.0).abs() < 1e-9)
-                .map(|c| c.1)
-                .unwrap_or(f64::NAN);
-            println!(
-                "{:<22} {:>4} {:>3} {:>8.3} {:>7.3} {:>7.3} {:>6.3} {:>7.2} {:>6.3} {:>7} {:>8.1} {:>8.1}",
-                variant,
-                seed,
-                l,
-                m.smape,
-                m.mase,
-                m.mase_median,
-                owa,
-                m.msis,
-                cov95,
-                tr.epochs,
-                tr.wall_seconds,
-                total
-            );
-            runs.push(serde_json::json!({
-                "scaling": variant, "seed": seed, "particles": l,
-                "smape": m.smape, "mase": m.mase, "mase_median": m.mase_median, "owa": owa, "msis": m.msis, "coverage95": cov95,
-                "crps": m.crps, "wcrps": m.wcrps, "nll": m.nll,
-                "epochs": tr.epochs, "train_seconds": tr.wall_seconds, "total_seconds": total,
-            }));
         }
     }
     println!();
     println!(
-        "{:<22} {:>16} {:>16} {:>14} {:>14} {:>10}",
-        "variant", "sMAPE", "MASE", "OWA", "MSIS", "train s"
+        "{:<10} {:<8} {:>16} {:>16} {:>14} {:>14} {:>12} {:>10}",
+        "variant", "mode", "sMAPE", "MASE", "OWA", "MSIS", "cov95", "train s"
     );
     let mut summary = Vec::new();
     for variant in &variants {
-        let of = |k: &str| -> Vec<f64> {
-            runs.iter()
-                .filter(|r| r["scaling"] == variant.as_str())
-                .map(|r| r[k].as_f64().unwrap_or(f64::NAN))
-                .collect()
-        };
-        let (s, m, o, ms, t) = (
-            common::mean_sd(&of("smape")),
-            common::mean_sd(&of("mase")),
-            common::mean_sd(&of("owa")),
-            common::mean_sd(&of("msis")),
-            common::mean_sd(&of("train_seconds")),
-        );
-        println!(
-            "{:<22} {:>8.3} ± {:<5.3} {:>8.3} ± {:<5.3} {:>6.3} ± {:<5.3} {:>6.2} ± {:<5.2} {:>10.0}",
-            variant, s.0, s.1, m.0, m.1, o.0, o.1, ms.0, ms.1, t.0
-        );
-        summary.push(serde_json::json!({
-            "scaling": variant, "seeds": seeds.len(),
-            "smape": [s.0, s.1], "mase": [m.0, m.1], "owa": [o.0, o.1], "msis": [ms.0, ms.1],
-            "train_seconds": t.0,
-        }));
+        for mode in &modes {
+            let name = format!("{mode:?}").to_lowercase();
+            let of = |k: &str| -> Vec<f64> {
+                runs.iter()
+                    .filter(|r| r["variant"] == variant.as_str() && r["mode"] == name.as_str())
+                    .map(|r| r[k].as_f64().unwrap_or(f64::NAN))
+                    .collect()
+            };
+            let (s, m, o, ms, c, t) = (
+                common::mean_sd(&of("smape")),
+                common::mean_sd(&of("mase")),
+                common::mean_sd(&of("owa")),
+                common::mean_sd(&of("msis")),
+                common::mean_sd(&of("coverage95")),
+                common::mean_sd(&of("train_seconds")),
+            );
+            println!(
+                "{:<10} {:<8} {:>8.3} ± {:<5.3} {:>8.3} ± {:<5.3} {:>6.3} ± {:<5.3} {:>6.2} ± {:<5.2} {:>5.3} ± {:<4.3} {:>10.0}",
+                variant, name, s.0, s.1, m.0, m.1, o.0, o.1, ms.0, ms.1, c.0, c.1, t.0
+            );
+            summary.push(serde_json::json!({
+                "variant": variant, "mode": name, "seeds": seeds.len(),
+                "smape": [s.0, s.1], "mase": [m.0, m.1], "owa": [o.0, o.1], "msis": [ms.0, ms.1],
+                "coverage95": [c.0, c.1], "train_seconds": t.0,
+            }));
+        }
     }
     println!("reference: seasonal naive 13.912 / 1.193 (OWA 0.627), Naive2 18.383 / 2.395 (1.000), ES-RNN 9.328 / 0.893, best 8.913 / 0.801 / 0.410");
     let json = serde_json::json!({

@@ -592,4 +592,17 @@ mod tests {
         .unwrap_err();
         assert!(e.to_string().contains("needs lag 3"), "{e}");
     }
+
+    #[test]
+    fn log_transform_by_hand() {
+        let t = Transform::Log { offset: 1.0 };
+        assert_eq!(t.forward(0.0), Some(0.0));
+        assert_eq!(t.forward(-1.0), None);
+        assert!((t.inverse(t.forward(41.5).unwrap()) - 41.5).abs() < 1e-12);
+        assert!((t.log_jacobian(2.0) + 3f64.ln()).abs() < 1e-15);
+        assert_eq!(Transform::None.forward(-5.0), Some(-5.0));
+        assert_eq!(Transform::None.log_jacobian(-5.0), 0.0);
+        assert!(Transform::Log { offset: -1.0 }.validate().is_err());
+        assert!(Transform::Log { offset: f64::NAN }.validate().is_err());
+    }
 }

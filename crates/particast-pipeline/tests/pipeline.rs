@@ -834,3 +834,157 @@ fn seasonal_change_target_forecasts_scores_and_rolls_its_own_seasons() {
         );
     }
 }
+
+#[test]
+fn log_transform_is_exact_in_original_units() {
+    // A model with a log transform, and the same network without it fed ln(y) by hand: the
+    // NLLs differ by exactly ln y (the Jacobian), PITs agree, forecast quantiles are exp() of
+    // the hand-fed ones.
+    let (data, opts) = taxi();
+    let (train_data, _) = split(&data, 48);
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = small_config();
+    cfg.epochs = 2;
+    cfg.batches_per_epoch = 5;
+    cfg.transform = Transform::Log { offset: 1.0 };
+    cfg.target = Target::SeasonalChange { season: 48 };
+    cfg.scaling = Scaling::SeasonalDiff {
+        season: 48,
+        floor: 1e-4,
+    };
+    let model = train(&train_data, &opts, &cfg, dir.path(), false, &mut Silent).unwrap();
+    let mut plain = model.clone();
+    plain.meta.inputs.transform = Transform::None;
+    let s = train_data.series[0].clone();
+    let logged = cfg.transform.apply(&s).unwrap();
+    assert!((logged.values[0] - (s.values[0] + 1.0).ln()).abs() < 1e-12);
+
+    let scfg = ScoreConfig::default();
+    let (a, _) = score_series(&model, std::slice::from_ref(&s), &scfg)
+        .unwrap()
+        .remove(0);
+    let (b, _) = score_series(&plain, std::slice::from_ref(&logged), &scfg)
+        .unwrap()
+        .remove(0);
+    assert_eq!(
+        a.y,
+        (0..s.len())
+            .map(|t| s.value(t as i64, 0))
+            .collect::<Vec<_>>()
+    );
+    let mut checked = 0;
+    for t in 0..s.len() {
+        match (a.nll[t], b.nll[t], s.value(t as i64, 0)) {
+            (Some(x), Some(z), Some(y)) => {
+                assert!(
+                    (x - (z + (y + 1.0).ln())).abs() < 1e-9,
+                    "step {t}: {x} vs {z}"
+                );
+                assert_eq!(a.pit[t], b.pit[t]);
+                checked += 1;
+            }
+            (None, None, _) => {}
+            other => panic!("step {t}: {other:?}"),
+        }
+    }
+    assert!(checked > s.len() / 2);
+
+    let fc = ForecastConfig {
+        horizon: 48,
+        nonnegative: Nonnegative::Never,
+        ..Default::default()
+    };
+    let fa = forecast_series(&model, std::slice::from_ref(&s), &fc)
+        .unwrap()
+        .remove(0);
+    let fb = forecast_series(&plain, std::slice::from_ref(&logged), &fc)
+        .unwrap()
+        .remove(0);
+    for (x, z) in fa.steps.iter().zip(&fb.steps) {
+        let back = |u: f64| u.exp() - 1.0;
+        assert!((x.median - back(z.median)).abs() <= 1e-9 * x.median.abs().max(1.0));
+        for (i, j) in x.intervals.iter().zip(&z.intervals) {
+            assert!((i.0 - back(j.0)).abs() <= 1e-9 * i.0.abs().max(1.0));
+            assert!((i.1 - back(j.1)).abs() <= 1e-9 * i.1.abs().max(1.0));
+        }
+        // The mean of the log-normal mixture: sum w exp(mu + sigma^2 / 2) - offset.
+        let mean: f64 = z
+            .mixture
+            .iter()
+            .map(|c| c.weight * (c.mu + 0.5 * c.sigma * c.sigma).exp())
+            .sum::<f64>()
+            - 1.0;
+        assert!((x.mean - mean).abs() <= 1e-9 * mean.abs().max(1.0));
+        // No Gaussian mixture in original units: 99 quantiles instead.
+        assert!(x.mixture.is_empty() && x.samples.len() == 99);
+        assert!(x.samples.windows(2).all(|w| w[0] <= w[1]));
+    }
+
+    // A value outside the domain (y <= -offset) is a clear error, in every stage.
+    let mut bad = s.clone();
+    bad.values[10] = -1.0;
+    let e = score_series(&model, std::slice::from_ref(&bad), &scfg).unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("step 10: value -1 is outside the domain"),
+        "{e}"
+    );
+    let e = forecast_series(&model, std::slice::from_ref(&bad), &fc).unwrap_err();
+    assert!(e.to_string().contains("outside the domain"), "{e}");
+    let mut bad_data = train_data.clone();
+    bad_data.series[0] = bad;
+    let e = train(
+        &bad_data,
+        &opts,
+        &cfg,
+        &dir.path().join("b"),
+        false,
+        &mut Silent,
+    )
+    .unwrap_err();
+    assert!(
+        e.is_bad_input() && e.to_string().contains("outside the domain"),
+        "{e}"
+    );
+}
+
+#[test]
+fn nonnegative_series_are_censored_at_zero() {
+    // A series near zero whose forecasts would dip below it.
+    let (data, model, _dir) = quick_taxi_model();
+    let mut s = data.series[0].clone();
+    let n = s.len();
+    for (t, v) in s.values.iter_mut().enumerate() {
+        *v = if t + 200 > n { 0.5 } else { *v };
+    }
+    let run = |s: &PreparedSeries, rule: Nonnegative, mode: Mode| {
+        let fc = ForecastConfig {
+            horizon: 24,
+            mode,
+            nonnegative: rule,
+            ..Default::default()
+        };
+        forecast_series(&model, std::slice::from_ref(s), &fc)
+            .unwrap()
+            .remove(0)
+    };
+    for mode in [Mode::Particle, Mode::Sample] {
+        let raw = run(&s, Nonnegative::Never, mode);
+        let auto = run(&s, Nonnegative::Auto, mode);
+        assert!(
+            raw.steps.iter().any(|st| st.intervals[1].0 < 0.0),
+            "{mode:?}: the uncensored 95% interval reaches below 0"
+        );
+        for (r, a) in raw.steps.iter().zip(&auto.steps) {
+            assert_eq!(a.intervals[1].0, r.intervals[1].0.max(0.0));
+            assert_eq!(a.median, r.median.max(0.0));
+            assert!(a.mean >= r.mean && a.mean >= 0.0);
+            assert!(a.samples.iter().all(|v| *v >= 0.0));
+        }
+    }
+    // A series with a negative value is left alone under `auto`.
+    s.values[0] = -1.0;
+    let raw = run(&s, Nonnegative::Never, Mode::Particle);
+    let auto = run(&s, Nonnegative::Auto, Mode::Particle);
+    assert_eq!(raw, auto);
+}
