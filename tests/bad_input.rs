@@ -877,3 +877,82 @@ fn a_polars_internal_column_name_is_an_error_not_a_crash() {
     ]);
     check_cli("reserved column", &out, expect);
 }
+
+#[test]
+fn values_outside_a_log_models_domain() {
+    // A model trained with `transform = log` (offset 0) meets a zero: score, forecast and
+    // training refuse it with the series, step and value, exit 2, and leave outputs alone.
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("clean.csv");
+    std::fs::write(&data, clean_csv()).unwrap();
+    let cfg = dir.path().join("log.toml");
+    std::fs::write(
+        &cfg,
+        "batches_per_epoch = 3\nbatch_size = 8\ntransform = { kind = \"log\", offset = 0.0 }\n",
+    )
+    .unwrap();
+    let model = dir.path().join("model");
+    let train = |input: &Path, model: &Path| {
+        particast(&[
+            "train",
+            "--input",
+            input.to_str().unwrap(),
+            "--model",
+            model.to_str().unwrap(),
+            "--config",
+            cfg.to_str().unwrap(),
+            "--hidden",
+            "4",
+            "--particles",
+            "2",
+            "--context",
+            "24",
+            "--horizon",
+            "12",
+            "--epochs",
+            "1",
+            "-q",
+        ])
+    };
+    check_cli(
+        "training a log model",
+        &train(&data, &model),
+        Expect::Ok(""),
+    );
+    let before_model = snapshot(&model);
+
+    let zero = dir.path().join("zero.csv");
+    let mut body = HEADER.to_string();
+    body += &hourly("a", 48, |h| if h == 30 { "0".into() } else { "5".into() });
+    std::fs::write(&zero, body).unwrap();
+    let expect = Expect::Fail(2, "series `a`, step 30: value 0 is outside the domain");
+    for cmd in ["score", "forecast"] {
+        let out_file = dir.path().join(format!("{cmd}.parquet"));
+        std::fs::write(&out_file, b"previous output").unwrap();
+        let mut args = vec![
+            cmd,
+            "--input",
+            zero.to_str().unwrap(),
+            "--model",
+            model.to_str().unwrap(),
+            "--output",
+            out_file.to_str().unwrap(),
+        ];
+        if cmd == "forecast" {
+            args.extend(["--horizon", "4"]);
+        }
+        check_cli(cmd, &particast(&args), expect);
+        assert_eq!(
+            std::fs::read(&out_file).unwrap(),
+            b"previous output",
+            "{cmd}"
+        );
+        assert!(leftovers(dir.path()).is_empty(), "{cmd}");
+    }
+    check_cli(
+        "training on it",
+        &train(&zero, &dir.path().join("m2")),
+        expect,
+    );
+    assert_eq!(snapshot(&model), before_model);
+}
