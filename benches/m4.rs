@@ -13,6 +13,8 @@
 //!   seasonal-change target with seasonal-difference scaling but no transform; `log_level` the
 //!   log transform with the level as target;
 //! - `PARTICAST_M4_MODES` (default `particle,sample`): forecast modes, all from the same model;
+//!   with more than one seed, each mode is also scored for the ensemble of the seeds' models
+//!   (`forecast_ensemble`: the equal-weight mixture of their predictives), row `ens`;
 //! - `PARTICAST_M4_PARTICLES` (default: the pipeline's);
 //! - `PARTICAST_M4_RESULTS` (results file name, default `m4`).
 //!
@@ -20,8 +22,11 @@
 
 mod common;
 
-use particast::pipeline::{Mode, Scaling, Silent, Target, Transform};
-use particast::run::run_pipeline;
+use particast::ingest::{Dataset, Source};
+use particast::pipeline::{
+    forecast_ensemble, Mode, Scaling, Silent, Target, TrainedModel, Transform,
+};
+use particast::run::{evaluate_forecasts, run_pipeline};
 use particast::spec::PipelineSpec;
 use std::path::PathBuf;
 use std::time::Instant;
@@ -118,6 +123,7 @@ fn main() {
         "fcst s"
     );
     let mut runs = Vec::new();
+    let mut ensembles = Vec::new();
     for variant in &variants {
         for &seed in &seeds {
             let out = tmp.path().join(format!("{variant}-{seed}"));
@@ -186,6 +192,49 @@ fn main() {
             }
         }
     }
+    // The equal-weight mixture of the seeds' models, per variant and mode.
+    if seeds.len() > 1 {
+        let data = Dataset::read(Source::Path(base.input.path.clone()), &base.input.options)
+            .expect("M4 training data");
+        let e = base.evaluate.as_ref().expect("[evaluate]");
+        for variant in &variants {
+            let models: Vec<TrainedModel> = seeds
+                .iter()
+                .map(|seed| {
+                    TrainedModel::load(&tmp.path().join(format!("{variant}-{seed}/model")))
+                        .expect("a trained model")
+                })
+                .collect();
+            for &mode in &modes {
+                let name = format!("{mode:?}").to_lowercase();
+                let mut cfg = base.forecast.as_ref().expect("[forecast]").config.clone();
+                cfg.mode = mode;
+                let t = Instant::now();
+                let fc = forecast_ensemble(&models, &data.series, &cfg).expect("ensemble");
+                let m = evaluate_forecasts(&fc, &data.series, &data, e, &cfg.levels)
+                    .expect("evaluation");
+                let secs = t.elapsed().as_secs_f64();
+                let owa = 0.5 * (m.smape / NAIVE2.0 + m.mase / NAIVE2.1);
+                let cov95 = m
+                    .coverage
+                    .iter()
+                    .find(|(lvl, _)| (*lvl - 95.0).abs() < 1e-9)
+                    .map(|c| c.1)
+                    .unwrap_or(f64::NAN);
+                println!(
+                    "{:<10} {:<8} {:>4} {:>3} {:>8.3} {:>7.3} {:>7.3} {:>6.3} {:>7.2} {:>6.3} {:>7} {:>8} {:>8.1}",
+                    variant, name, "ens", models[0].model.config.particles, m.smape, m.mase,
+                    m.mase_median, owa, m.msis, cov95, "-", "-", secs
+                );
+                ensembles.push(serde_json::json!({
+                    "variant": variant, "mode": name, "seeds": seeds,
+                    "smape": m.smape, "mase": m.mase, "mase_median": m.mase_median, "owa": owa,
+                    "msis": m.msis, "coverage95": cov95, "crps": m.crps, "wcrps": m.wcrps,
+                    "forecast_evaluate_seconds": secs,
+                }));
+            }
+        }
+    }
     println!();
     println!(
         "{:<10} {:<8} {:>16} {:>16} {:>14} {:>14} {:>12} {:>10}",
@@ -232,6 +281,7 @@ fn main() {
         },
         "runs": runs,
         "summary": summary,
+        "ensembles": ensembles,
     });
     common::write_results(&results, &json);
 }

@@ -203,9 +203,10 @@ pub enum MethodArg {
 pub struct ForecastArgs {
     #[command(flatten)]
     pub input: InputArgs,
-    /// Model directory.
-    #[arg(long)]
-    pub model: std::path::PathBuf,
+    /// Model directory; repeat it for an ensemble (the equal-weight mixture of the models'
+    /// predictives, e.g. one setting trained with several seeds).
+    #[arg(long, required = true)]
+    pub model: Vec<std::path::PathBuf>,
     /// Steps ahead.
     #[arg(long)]
     pub horizon: usize,

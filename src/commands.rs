@@ -9,9 +9,9 @@ use particast::pipeline::metrics::{evaluate as compute_metrics, Metrics};
 use particast::pipeline::mixture::Component;
 use particast::pipeline::output::{forecast_batch, scores_batch, to_dataframe, write_parquet};
 use particast::pipeline::{
-    check_state, forecast_series, load_states, save_states, score_continued, score_series,
-    train as train_model, EpochReport, ForecastConfig, Mode, Nonnegative, Reporter, ScoreConfig,
-    SeriesForecast, StepForecast, TrainConfig, TrainSummary, TrainedModel,
+    check_state, forecast_ensemble, forecast_series, load_states, save_states, score_continued,
+    score_series, train as train_model, EpochReport, ForecastConfig, Mode, Nonnegative, Reporter,
+    ScoreConfig, SeriesForecast, StepForecast, TrainConfig, TrainSummary, TrainedModel,
 };
 use particast::run::run_pipeline;
 use particast::spec::PipelineSpec;
@@ -378,9 +378,17 @@ pub fn score(args: ScoreArgs, quiet: bool) -> Result<(), Failure> {
 
 pub fn forecast(args: ForecastArgs, quiet: bool) -> Result<(), Failure> {
     check_output(&args.output, false)?;
-    let model = TrainedModel::load(&args.model)?;
-    let data = read_for_model(&args.input, &model)?;
-    model.check_schema(&data.schema)?;
+    let models = args
+        .model
+        .iter()
+        .map(|m| TrainedModel::load(m))
+        .collect::<Result<Vec<_>, _>>()?;
+    // The first model decides how the input is read; every model must fit it.
+    let model = &models[0];
+    let data = read_for_model(&args.input, model)?;
+    for m in &models {
+        m.check_schema(&data.schema)?;
+    }
     let cfg = ForecastConfig {
         horizon: args.horizon,
         levels: args.levels.clone(),
@@ -396,22 +404,27 @@ pub fn forecast(args: ForecastArgs, quiet: bool) -> Result<(), Failure> {
             NonnegativeArg::Never => Nonnegative::Never,
         },
     };
-    let forecasts = forecast_series(&model, &data.series, &cfg)?;
+    let forecasts = forecast_ensemble(&models, &data.series, &cfg)?;
     let batch = forecast_batch(
         &forecasts,
         &cfg.levels,
         cfg.mode,
-        model.model.config.particles,
-        model.model.config.head == Head::StudentT,
+        models.iter().map(|m| m.model.config.particles).sum(),
+        models.iter().any(|m| m.model.config.head == Head::StudentT),
     )?;
     let mut df = to_dataframe(&batch, &data.schema.time_kind)?;
     write_parquet(&mut df, &args.output)?;
     if !quiet {
         println!(
-            "forecast   {} series x {} steps ({:?} mode)",
+            "forecast   {} series x {} steps ({:?} mode{})",
             forecasts.len(),
             cfg.horizon,
-            cfg.mode
+            cfg.mode,
+            if models.len() > 1 {
+                format!(", ensemble of {} models", models.len())
+            } else {
+                String::new()
+            }
         );
         println!("output     {}", args.output.display());
     }

@@ -6,14 +6,14 @@ use particast_pipeline::evaluate::{actuals_for, eval_series, history_of};
 use particast_pipeline::metrics::{evaluate, Metrics};
 use particast_pipeline::output::{forecast_batch, scores_batch, to_dataframe, write_parquet};
 use particast_pipeline::{
-    forecast_series, save_states, score_series, train, write_atomic, Reporter, TrainSummary,
-    TrainedModel,
+    forecast_series, save_states, score_series, train, write_atomic, Reporter, SeriesForecast,
+    TrainSummary, TrainedModel,
 };
 use std::path::PathBuf;
 use tracing::info_span;
 
 use crate::error::Error;
-use crate::spec::PipelineSpec;
+use crate::spec::{EvaluateSpec, PipelineSpec};
 
 /// What a run produced.
 #[derive(Clone, Debug, Default)]
@@ -161,28 +161,8 @@ pub fn run_pipeline(spec: &PipelineSpec, reporter: &mut dyn Reporter) -> Result<
         report.forecast_series = Some(forecasts.len());
         report.outputs.push(("forecast".into(), f.output.clone()));
         if let Some(e) = &spec.evaluate {
-            let _s = info_span!("evaluate").entered();
-            let actuals = match &e.actuals {
-                Some(a) => Some(Dataset::read(Source::Path(a.path.clone()), &a.options)?),
-                None => None,
-            };
-            // Wide actuals (M4's test file) restart their step counter: match steps by position.
-            let positional = e
-                .actuals
-                .as_ref()
-                .is_some_and(|a| a.options.layout == particast_ingest::Layout::Wide);
-            let mut evals = Vec::new();
-            for (fc, hist) in forecasts.iter().zip(&train_series) {
-                let full = match &actuals {
-                    Some(a) => a.get(&fc.id),
-                    None => data.get(&fc.id),
-                };
-                let Some(full) = full else { continue };
-                let actual = actuals_for(fc, full, positional);
-                let history = history_of(hist);
-                evals.push(eval_series(fc, &actual, history, &f.config.levels));
-            }
-            let metrics = evaluate(&evals, e.season);
+            let metrics =
+                evaluate_forecasts(&forecasts, &train_series, &data, e, &f.config.levels)?;
             let json = serde_json::to_vec_pretty(&metrics).map_err(|err| Error::Spec {
                 file: e.output.clone(),
                 message: err.to_string(),
@@ -193,4 +173,36 @@ pub fn run_pipeline(spec: &PipelineSpec, reporter: &mut dyn Reporter) -> Result<
         }
     }
     Ok(report)
+}
+
+/// Scores forecasts made from `history` (the series as the model saw them) against the
+/// actuals `e` names, or against the held-out tail of `data` when it names none.
+pub fn evaluate_forecasts(
+    forecasts: &[SeriesForecast],
+    history: &[PreparedSeries],
+    data: &Dataset,
+    e: &EvaluateSpec,
+    levels: &[f64],
+) -> Result<Metrics, Error> {
+    let _s = info_span!("evaluate").entered();
+    let actuals = match &e.actuals {
+        Some(a) => Some(Dataset::read(Source::Path(a.path.clone()), &a.options)?),
+        None => None,
+    };
+    // Wide actuals (M4's test file) restart their step counter: match steps by position.
+    let positional = e
+        .actuals
+        .as_ref()
+        .is_some_and(|a| a.options.layout == particast_ingest::Layout::Wide);
+    let mut evals = Vec::new();
+    for (fc, hist) in forecasts.iter().zip(history) {
+        let full = match &actuals {
+            Some(a) => a.get(&fc.id),
+            None => data.get(&fc.id),
+        };
+        let Some(full) = full else { continue };
+        let actual = actuals_for(fc, full, positional);
+        evals.push(eval_series(fc, &actual, history_of(hist), levels));
+    }
+    Ok(evaluate(&evals, e.season))
 }

@@ -479,3 +479,102 @@ pub fn forecast_series(
         })
         .collect()
 }
+
+/// Forecasts every series with each of `models` (say, the same settings trained with different
+/// seeds) and combines them into their equal-weight mixture, the ensemble's predictive: with
+/// mixtures (particle mode, no transform) the components of all models, each weight divided by
+/// the number of models, with exact quantiles; otherwise the pooled samples (sample mode, or the
+/// 99 quantiles a transformed model reports per step) with empirical quantiles. The mean is the
+/// mean of the models' means either way. Every model must read the same data (one schema).
+pub fn forecast_ensemble(
+    models: &[TrainedModel],
+    series: &[PreparedSeries],
+    cfg: &ForecastConfig,
+) -> Result<Vec<SeriesForecast>> {
+    let Some((first, rest)) = models.split_first() else {
+        return Err(PipelineError::Config(
+            "an ensemble needs at least one model".into(),
+        ));
+    };
+    let mut out = forecast_series(first, series, cfg)?;
+    if rest.is_empty() {
+        return Ok(out);
+    }
+    let others: Vec<Vec<SeriesForecast>> = rest
+        .iter()
+        .map(|m| forecast_series(m, series, cfg))
+        .collect::<Result<_>>()?;
+    let k = models.len() as f64;
+    let qs = quantile_levels(&cfg.levels);
+    for (i, (f, s)) in out.iter_mut().zip(series).enumerate() {
+        let floor = censored(cfg.nonnegative, s);
+        for (t, step) in f.steps.iter_mut().enumerate() {
+            let members: Vec<&StepForecast> = std::iter::once(&*step)
+                .chain(others.iter().map(|o| &o[i].steps[t]))
+                .collect();
+            let mean = members.iter().map(|m| m.mean).sum::<f64>() / k;
+            if members.iter().all(|m| !m.mixture.is_empty()) {
+                let comps: Vec<Component> = members
+                    .iter()
+                    .flat_map(|m| m.mixture.iter())
+                    .map(|c| Component {
+                        weight: c.weight / k,
+                        ..*c
+                    })
+                    .collect();
+                let q = |p: f64| {
+                    let x = mixture::quantile(&comps, p);
+                    if floor {
+                        x.max(0.0)
+                    } else {
+                        x
+                    }
+                };
+                step.median = q(0.5);
+                step.intervals = qs.iter().map(|&(lo, hi)| (q(lo), q(hi))).collect();
+                step.mixture = comps;
+            } else {
+                // Samples are already censored where the series is. A member with a mixture
+                // and no samples (a plain model next to a transformed one) enters as its 99
+                // quantiles, as the transformed model does.
+                let mut pooled: Vec<f64> = members
+                    .iter()
+                    .flat_map(|m| {
+                        if m.samples.is_empty() {
+                            (1..=99)
+                                .map(|j| {
+                                    let x = mixture::quantile(&m.mixture, j as f64 / 100.0);
+                                    if floor {
+                                        x.max(0.0)
+                                    } else {
+                                        x
+                                    }
+                                })
+                                .collect()
+                        } else {
+                            m.samples.clone()
+                        }
+                    })
+                    .collect();
+                pooled.sort_by(|a, b| a.total_cmp(b));
+                if pooled.is_empty() {
+                    continue;
+                }
+                step.median = empirical_quantile(&pooled, 0.5);
+                step.intervals = qs
+                    .iter()
+                    .map(|&(lo, hi)| {
+                        (
+                            empirical_quantile(&pooled, lo),
+                            empirical_quantile(&pooled, hi),
+                        )
+                    })
+                    .collect();
+                step.mixture = Vec::new();
+                step.samples = pooled;
+            }
+            step.mean = mean;
+        }
+    }
+    Ok(out)
+}

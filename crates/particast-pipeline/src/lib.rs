@@ -47,7 +47,8 @@ mod train;
 
 pub use error::{PipelineError, Result};
 pub use forecast::{
-    forecast_series, ForecastConfig, Mode, Nonnegative, SeriesForecast, StepForecast,
+    forecast_ensemble, forecast_series, ForecastConfig, Mode, Nonnegative, SeriesForecast,
+    StepForecast,
 };
 pub use inputs::{Affine, InputSpec, KernelBatch, Scaling, Target, Transform};
 pub use model_dir::{write_atomic, ModelMeta, TrainedModel, FORMAT_VERSION};

@@ -98,7 +98,12 @@ pub fn forecast_batch(
     let (mut mean, mut median) = (Vec::new(), Vec::new());
     let mut lo: Vec<Vec<f64>> = vec![Vec::new(); levels.len()];
     let mut hi: Vec<Vec<f64>> = vec![Vec::new(); levels.len()];
-    let per_particle = mode == Mode::Particle;
+    // Mixture columns in particle mode, unless no step has a mixture (a transformed model
+    // reports quantiles only).
+    let per_particle = mode == Mode::Particle
+        && forecasts
+            .iter()
+            .any(|f| f.steps.iter().any(|s| !s.mixture.is_empty()));
     let mut comp: Vec<[Vec<f64>; 4]> = (0..if per_particle { particles } else { 0 })
         .map(|_| [Vec::new(), Vec::new(), Vec::new(), Vec::new()])
         .collect();
