@@ -644,7 +644,7 @@ pub fn inspect(args: InspectArgs) -> Result<(), Failure> {
         d.frequency_text()
     );
     println!(
-        "inputs      lags {:?}, calendar [{}], scaling {:?}, target {:?}, context {}, horizon {}",
+        "inputs      lags {:?}, calendar [{}], transform {:?}, scaling {:?}, target {:?}, context {}, horizon {}",
         m.meta.inputs.features.lags,
         m.meta
             .inputs
@@ -654,6 +654,7 @@ pub fn inspect(args: InspectArgs) -> Result<(), Failure> {
             .map(|c| c.name())
             .collect::<Vec<_>>()
             .join(", "),
+        m.meta.inputs.transform,
         m.meta.inputs.scaling,
         m.meta.inputs.target,
         m.meta.context,

@@ -132,6 +132,30 @@ fn train_inspect_score_forecast_evaluate() {
         fc.to_str().unwrap(),
     ]));
     ok(&particast().args(&args).output().unwrap());
+    // The same model twice is an ensemble of two (mixture columns of both).
+    let ens = dir.path().join("ensemble.parquet");
+    let mut args = vec!["forecast".to_string()];
+    args.extend(taxi_input(&[
+        "--model",
+        m,
+        "--model",
+        m,
+        "--horizon",
+        "24",
+        "--output",
+        ens.to_str().unwrap(),
+    ]));
+    let stdout = ok(&particast().args(&args).output().unwrap());
+    assert!(stdout.contains("ensemble of 2 models"), "{stdout}");
+    use particast::polars::prelude::SerReader;
+    let cols = particast::polars::prelude::ParquetReader::new(std::fs::File::open(&ens).unwrap())
+        .finish()
+        .unwrap()
+        .get_column_names()
+        .iter()
+        .map(|c| c.to_string())
+        .collect::<Vec<_>>();
+    assert!(cols.iter().any(|c| c == "particast-weight-7"), "{cols:?}");
 
     // NAB's scoring of the scores file (one series, five labelled windows).
     let stdout = ok(&run(&[

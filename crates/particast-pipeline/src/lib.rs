@@ -4,8 +4,9 @@
 //! line and the two lower crates: series come from `particast-ingest`, the particle RNN from
 //! `particast-kernels`.
 //!
-//! - [`train()`]: windows sampled from ingestion (seeded, weighted by scale), per-window scaling
-//!   ([`Scaling`]), Adam with global-norm clipping, learning-rate decay on plateau, early stopping
+//! - [`train()`]: windows sampled from ingestion (seeded, weighted by scale), an optional value
+//!   transform ([`Transform`], e.g. `ln y`), per-window scaling ([`Scaling`]), the level or the
+//!   change from one season ago as the emission's target ([`Target`]), Adam with global-norm clipping, learning-rate decay on plateau, early stopping
 //!   on the NLL of a held-out tail of every series, a checkpoint every epoch and resume. Progress
 //!   goes to a [`Reporter`]; the result is a [`TrainedModel`] saved as a model directory
 //!   (`model.safetensors` + `config.json`, written atomically, with a format version).
@@ -13,7 +14,8 @@
 //!   mixture, the PIT value and an anomaly score, streaming through each series in chunks that
 //!   carry the particle state; [`score_continued`] continues from a saved [`SeriesState`].
 //! - [`forecast_series`]: `particle` mode (each particle rolls on its own mean; quantiles by
-//!   inverting the mixture CDF) or `sample` mode (exact ancestral sampling).
+//!   inverting the mixture CDF) or `sample` mode (exact ancestral sampling), censored at zero for
+//!   nonnegative series ([`Nonnegative`]); [`forecast_ensemble`] mixes several models.
 //! - [`metrics`]: CRPS, wQL, ND, NRMSE, MASE, sMAPE, MSIS, coverage, NLL, with their definitions.
 //! - [`output`]: the stages' Arrow columns and atomic Parquet writing.
 //! - [`nab`]: the Numenta Anomaly Benchmark's scoring (windows, probation, scaled sigmoid,

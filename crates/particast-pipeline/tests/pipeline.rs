@@ -988,3 +988,64 @@ fn nonnegative_series_are_censored_at_zero() {
     let auto = run(&s, Nonnegative::Auto, Mode::Particle);
     assert_eq!(raw, auto);
 }
+
+#[test]
+fn an_ensemble_is_the_equal_weight_mixture_of_its_models() {
+    let (data, model, _dir) = quick_taxi_model();
+    let series = std::slice::from_ref(&data.series[0]);
+    let fc = ForecastConfig {
+        horizon: 12,
+        ..Default::default()
+    };
+    let one = forecast_series(&model, series, &fc).unwrap().remove(0);
+    assert_eq!(
+        forecast_ensemble(std::slice::from_ref(&model), series, &fc)
+            .unwrap()
+            .remove(0),
+        one
+    );
+    // A model mixed with itself is the same predictive: halved weights, twice the components.
+    let twice = forecast_ensemble(&[model.clone(), model.clone()], series, &fc)
+        .unwrap()
+        .remove(0);
+    for (a, b) in one.steps.iter().zip(&twice.steps) {
+        assert_eq!(b.mixture.len(), 2 * a.mixture.len());
+        assert!((b.mixture.iter().map(|c| c.weight).sum::<f64>() - 1.0).abs() < 1e-5);
+        let close = |x: f64, y: f64| (x - y).abs() <= 1e-6 * x.abs().max(1.0);
+        assert!(close(a.mean, b.mean) && close(a.median, b.median));
+        for (i, j) in a.intervals.iter().zip(&b.intervals) {
+            assert!(close(i.0, j.0) && close(i.1, j.1));
+        }
+    }
+    // Two different models in sample mode: the pooled paths of both.
+    let mut other = model.clone();
+    other.model.params.iter_mut().for_each(|p| *p *= 0.9);
+    let sfc = ForecastConfig {
+        horizon: 12,
+        mode: Mode::Sample,
+        samples: 50,
+        ..Default::default()
+    };
+    let a = forecast_series(&model, series, &sfc).unwrap().remove(0);
+    let b = forecast_series(&other, series, &sfc).unwrap().remove(0);
+    let ab = forecast_ensemble(&[model, other], series, &sfc)
+        .unwrap()
+        .remove(0);
+    for ((x, y), z) in a.steps.iter().zip(&b.steps).zip(&ab.steps) {
+        let mut pooled: Vec<f64> = x.samples.iter().chain(&y.samples).copied().collect();
+        pooled.sort_by(|p, q| p.total_cmp(q));
+        assert_eq!(z.samples, pooled);
+        assert!((z.mean - 0.5 * (x.mean + y.mean)).abs() < 1e-9 * x.mean.abs().max(1.0));
+        let want = empirical_quantile_of(&pooled, 0.025);
+        assert!((z.intervals[1].0 - want).abs() < 1e-9 * want.abs().max(1.0));
+    }
+    assert!(forecast_ensemble(&[], series, &fc).is_err());
+}
+
+/// The type-7 empirical quantile of sorted values.
+fn empirical_quantile_of(sorted: &[f64], q: f64) -> f64 {
+    let h = (sorted.len() - 1) as f64 * q;
+    let lo = h.floor() as usize;
+    let hi = (lo + 1).min(sorted.len() - 1);
+    sorted[lo] + (h - lo as f64) * (sorted[hi] - sorted[lo])
+}
