@@ -15,7 +15,8 @@
 //! - `PARTICAST_M4_MODES` (default `particle,sample`): forecast modes, all from the same model;
 //!   with more than one seed, each mode is also scored for the ensemble of the seeds' models
 //!   (`forecast_ensemble`: the equal-weight mixture of their predictives), row `ens`;
-//! - `PARTICAST_M4_PARTICLES` (default: the pipeline's);
+//! - `PARTICAST_M4_PARTICLES`, `PARTICAST_M4_EPOCHS` (default: the pipeline's; an epoch is 50
+//!   gradient steps);
 //! - `PARTICAST_M4_RESULTS` (results file name, default `m4`).
 //!
 //! Needs the M4 data where the pipeline file points (`../shared/data/m4-hourly`).
@@ -91,6 +92,9 @@ fn main() {
     let particles: Option<usize> = std::env::var("PARTICAST_M4_PARTICLES")
         .ok()
         .and_then(|s| s.parse().ok());
+    let epochs: Option<usize> = std::env::var("PARTICAST_M4_EPOCHS")
+        .ok()
+        .and_then(|s| s.parse().ok());
     let results = std::env::var("PARTICAST_M4_RESULTS").unwrap_or_else(|_| "m4".into());
     // The command that reproduces this file, with the settings that differ from the defaults.
     let command = [
@@ -98,6 +102,7 @@ fn main() {
         "PARTICAST_M4_VARIANTS",
         "PARTICAST_M4_MODES",
         "PARTICAST_M4_PARTICLES",
+        "PARTICAST_M4_EPOCHS",
         "PARTICAST_M4_RESULTS",
     ]
     .iter()
@@ -134,6 +139,9 @@ fn main() {
             train.config.seed = seed;
             if let Some(l) = particles {
                 train.config.particles = l;
+            }
+            if let Some(e) = epochs {
+                train.config.epochs = e;
             }
             apply_variant(variant, &mut train.config);
             let l = train.config.particles;
