@@ -43,6 +43,18 @@ fn env_list(name: &str, default: &str) -> Vec<String> {
         .collect()
 }
 
+/// OWA against the official Naive2, and the coverage of the 95% interval.
+fn owa_and_coverage95(m: &particast::pipeline::metrics::Metrics) -> (f64, f64) {
+    let owa = 0.5 * (m.smape / NAIVE2.0 + m.mase / NAIVE2.1);
+    let cov95 = m
+        .coverage
+        .iter()
+        .find(|(lvl, _)| (*lvl - 95.0).abs() < 1e-9)
+        .map(|c| c.1)
+        .unwrap_or(f64::NAN);
+    (owa, cov95)
+}
+
 /// Applies a named variant to the training settings.
 fn apply_variant(variant: &str, cfg: &mut particast::pipeline::TrainConfig) {
     let seasonal_diff = Scaling::SeasonalDiff {
@@ -167,13 +179,7 @@ fn main() {
                 let tr = training.as_ref().expect("training");
                 let train_s = if k == 0 { tr.wall_seconds } else { 0.0 };
                 let m = report.metrics.expect("metrics");
-                let owa = 0.5 * (m.smape / NAIVE2.0 + m.mase / NAIVE2.1);
-                let cov95 = m
-                    .coverage
-                    .iter()
-                    .find(|(lvl, _)| (*lvl - 95.0).abs() < 1e-9)
-                    .map(|c| c.1)
-                    .unwrap_or(f64::NAN);
+                let (owa, cov95) = owa_and_coverage95(&m);
                 println!(
                     "{:<10} {:<8} {:>4} {:>3} {:>8.3} {:>7.3} {:>7.3} {:>6.3} {:>7.2} {:>6.3} {:>7} {:>8.1} {:>8.1}",
                     variant,
@@ -222,13 +228,7 @@ fn main() {
                 let m = evaluate_forecasts(&fc, &data.series, &data, e, &cfg.levels)
                     .expect("evaluation");
                 let secs = t.elapsed().as_secs_f64();
-                let owa = 0.5 * (m.smape / NAIVE2.0 + m.mase / NAIVE2.1);
-                let cov95 = m
-                    .coverage
-                    .iter()
-                    .find(|(lvl, _)| (*lvl - 95.0).abs() < 1e-9)
-                    .map(|c| c.1)
-                    .unwrap_or(f64::NAN);
+                let (owa, cov95) = owa_and_coverage95(&m);
                 println!(
                     "{:<10} {:<8} {:>4} {:>3} {:>8.3} {:>7.3} {:>7.3} {:>6.3} {:>7.2} {:>6.3} {:>7} {:>8} {:>8.1}",
                     variant, name, "ens", models[0].model.config.particles, m.smape, m.mase,

@@ -140,7 +140,15 @@ fn train_model(dir: &Path) -> PathBuf {
     let cfg = dir.join("small.toml");
     std::fs::write(&cfg, "batches_per_epoch = 3\nbatch_size = 8\n").unwrap();
     let model = dir.join("model");
-    let out = particast(&[
+    let out = train_small(&data, &model, &cfg);
+    check_cli("training the suite's model", &out, Expect::Ok(""));
+    model
+}
+
+/// `particast train` of a tiny network (H 4, L 2, context 24, one epoch) on `data` into
+/// `model`, with the training settings file `cfg`.
+fn train_small(data: &Path, model: &Path, cfg: &Path) -> Output {
+    particast(&[
         "train",
         "--input",
         data.to_str().unwrap(),
@@ -159,9 +167,7 @@ fn train_model(dir: &Path) -> PathBuf {
         "--epochs",
         "1",
         "-q",
-    ]);
-    check_cli("training the suite's model", &out, Expect::Ok(""));
-    model
+    ])
 }
 
 fn parquet_bytes(mut df: DataFrame) -> Vec<u8> {
@@ -892,28 +898,7 @@ fn values_outside_a_log_models_domain() {
     )
     .unwrap();
     let model = dir.path().join("model");
-    let train = |input: &Path, model: &Path| {
-        particast(&[
-            "train",
-            "--input",
-            input.to_str().unwrap(),
-            "--model",
-            model.to_str().unwrap(),
-            "--config",
-            cfg.to_str().unwrap(),
-            "--hidden",
-            "4",
-            "--particles",
-            "2",
-            "--context",
-            "24",
-            "--horizon",
-            "12",
-            "--epochs",
-            "1",
-            "-q",
-        ])
-    };
+    let train = |input: &Path, model: &Path| train_small(input, model, &cfg);
     check_cli(
         "training a log model",
         &train(&data, &model),
