@@ -277,7 +277,8 @@ fn forecast_particle(
             y
         }
     };
-    let s = &transform.apply(s)?;
+    let transformed = transform.apply(s)?;
+    let s: &PreparedSeries = &transformed;
     let (mut state, affine) = condition(tm, s, 1)?;
     let origin = s.len();
     // Each particle is a row with its own path of means.
@@ -377,7 +378,8 @@ fn forecast_sample(
     let n = cfg.samples;
     let floor = censored(cfg.nonnegative, s);
     let transform = tm.meta.inputs.transform;
-    let s = &transform.apply(s)?;
+    let transformed = transform.apply(s)?;
+    let s: &PreparedSeries = &transformed;
     let (mut state, affine) = condition(tm, s, n)?;
     let origin = s.len();
     let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed);

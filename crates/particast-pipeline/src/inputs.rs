@@ -25,6 +25,7 @@ use arrow_array::types::{Float32Type, UInt8Type};
 use arrow_array::RecordBatch;
 use particast_ingest::{columns, FeatureSpec, PreparedSeries, WindowData};
 use serde::{Deserialize, Serialize};
+use std::borrow::Cow;
 
 use crate::error::{PipelineError, Result};
 
@@ -209,10 +210,10 @@ impl Transform {
         }
     }
     /// `s` with every observed value transformed; an error names the series, step and value
-    /// of the first one outside the domain.
-    pub fn apply(&self, s: &PreparedSeries) -> Result<PreparedSeries> {
+    /// of the first one outside the domain. The identity borrows `s`.
+    pub fn apply<'a>(&self, s: &'a PreparedSeries) -> Result<Cow<'a, PreparedSeries>> {
         if self.is_identity() {
-            return Ok(s.clone());
+            return Ok(Cow::Borrowed(s));
         }
         let mut out = s.clone();
         let d = s.n_targets.max(1);
@@ -227,7 +228,7 @@ impl Transform {
                 transform: format!("{self:?}"),
             })?;
         }
-        Ok(out)
+        Ok(Cow::Owned(out))
     }
 }
 

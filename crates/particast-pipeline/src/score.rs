@@ -187,7 +187,7 @@ fn score_from(
     // The network works on transformed values; outputs and saved tails keep the originals.
     let original = s;
     let transformed = spec.transform.apply(s)?;
-    let s = &transformed;
+    let s: &PreparedSeries = &transformed;
     let mut pstate = ParticleState {
         windows: 1,
         particles: l,

@@ -856,7 +856,7 @@ fn log_transform_is_exact_in_original_units() {
     let mut plain = model.clone();
     plain.meta.inputs.transform = Transform::None;
     let s = train_data.series[0].clone();
-    let logged = cfg.transform.apply(&s).unwrap();
+    let logged = cfg.transform.apply(&s).unwrap().into_owned();
     assert!((logged.values[0] - (s.values[0] + 1.0).ln()).abs() < 1e-12);
 
     let scfg = ScoreConfig::default();
