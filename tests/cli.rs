@@ -121,31 +121,19 @@ fn train_inspect_score_forecast_evaluate() {
     assert!(stdout.contains("scored     10320 observations"), "{stdout}");
     assert!(scores.exists() && state.exists());
 
+    // 24 steps ahead with one model, or with the ensemble of `models`.
+    let forecast = |models: &[&str], out: &Path| {
+        let mut args = vec!["forecast".to_string()];
+        let mut rest: Vec<&str> = models.iter().flat_map(|m| ["--model", *m]).collect();
+        rest.extend(["--horizon", "24", "--output", out.to_str().unwrap()]);
+        args.extend(taxi_input(&rest));
+        ok(&particast().args(&args).output().unwrap())
+    };
     let fc = dir.path().join("forecast.parquet");
-    let mut args = vec!["forecast".to_string()];
-    args.extend(taxi_input(&[
-        "--model",
-        m,
-        "--horizon",
-        "24",
-        "--output",
-        fc.to_str().unwrap(),
-    ]));
-    ok(&particast().args(&args).output().unwrap());
+    forecast(&[m], &fc);
     // The same model twice is an ensemble of two (mixture columns of both).
     let ens = dir.path().join("ensemble.parquet");
-    let mut args = vec!["forecast".to_string()];
-    args.extend(taxi_input(&[
-        "--model",
-        m,
-        "--model",
-        m,
-        "--horizon",
-        "24",
-        "--output",
-        ens.to_str().unwrap(),
-    ]));
-    let stdout = ok(&particast().args(&args).output().unwrap());
+    let stdout = forecast(&[m, m], &ens);
     assert!(stdout.contains("ensemble of 2 models"), "{stdout}");
     use particast::polars::prelude::SerReader;
     let cols = particast::polars::prelude::ParquetReader::new(std::fs::File::open(&ens).unwrap())

@@ -240,9 +240,10 @@ fn step_inputs(
     }
 }
 
-/// Whether the forecasts of `s` are censored at zero under `rule`.
-fn censored(rule: Nonnegative, s: &PreparedSeries) -> bool {
-    match rule {
+/// The lowest value a forecast of `s` reports under `rule`: 0 when censored, else -inf (so that
+/// `y.max(lower)` is the censoring either way).
+fn lower_bound(rule: Nonnegative, s: &PreparedSeries) -> f64 {
+    let censored = match rule {
         Nonnegative::Always => true,
         Nonnegative::Never => false,
         Nonnegative::Auto => s
@@ -250,7 +251,37 @@ fn censored(rule: Nonnegative, s: &PreparedSeries) -> bool {
             .iter()
             .zip(&s.mask)
             .all(|(v, m)| *m == 0 || *v >= 0.0),
+    };
+    if censored {
+        0.0
+    } else {
+        f64::NEG_INFINITY
     }
+}
+
+/// Quantiles reported per step in place of a mixture that is not Gaussian in the data's units.
+const GRID: usize = 99;
+
+/// `q` at the levels 1%..99%.
+fn quantile_grid(q: impl Fn(f64) -> f64) -> Vec<f64> {
+    (1..=GRID)
+        .map(|i| q(i as f64 / (GRID + 1) as f64))
+        .collect()
+}
+
+/// Median and central intervals of sorted samples (empirical quantiles).
+fn sample_summary(sorted: &[f64], qs: &[(f64, f64)]) -> (f64, Vec<(f64, f64)>) {
+    (
+        empirical_quantile(sorted, 0.5),
+        qs.iter()
+            .map(|&(lo, hi)| {
+                (
+                    empirical_quantile(sorted, lo),
+                    empirical_quantile(sorted, hi),
+                )
+            })
+            .collect(),
+    )
 }
 
 fn quantile_levels(levels: &[f64]) -> Vec<(f64, f64)> {
@@ -267,16 +298,9 @@ fn forecast_particle(
 ) -> Result<SeriesForecast> {
     let mc = &tm.model.config;
     let (l, p, d) = (mc.particles, mc.head_width(), mc.targets);
-    let floor = censored(cfg.nonnegative, s);
+    let lower = lower_bound(cfg.nonnegative, s);
     let transform = tm.meta.inputs.transform;
-    let reported = |u: f64| {
-        let y = transform.inverse(u);
-        if floor {
-            y.max(0.0)
-        } else {
-            y
-        }
-    };
+    let reported = |u: f64| transform.inverse(u).max(lower);
     let transformed = transform.apply(s)?;
     let s: &PreparedSeries = &transformed;
     let (mut state, affine) = condition(tm, s, 1)?;
@@ -318,8 +342,8 @@ fn forecast_particle(
         let median = q(0.5);
         let intervals: Vec<(f64, f64)> = qs.iter().map(|&(lo, hi)| (q(lo), q(hi))).collect();
         let (mean, comps, grid) = if transform.is_identity() {
-            let mean = if floor {
-                mixture::censored_mean(&comps, 0.0)
+            let mean = if lower.is_finite() {
+                mixture::censored_mean(&comps, lower)
             } else {
                 mixture::mean(&comps)
             };
@@ -327,10 +351,10 @@ fn forecast_particle(
         } else {
             // In original units the components are no longer Gaussian or Student-t: report
             // 99 quantiles (1%..99%) in place of the mixture, for sample-based metrics.
-            let grid: Vec<f64> = (1..=99).map(|i| q(i as f64 / 100.0)).collect();
+            let grid = quantile_grid(q);
             let mean = match transform {
                 Transform::Log { offset }
-                    if comps.iter().all(|c| c.nu.is_infinite()) && !(floor && offset > 0.0) =>
+                    if comps.iter().all(|c| c.nu.is_infinite()) && lower <= -offset =>
                 {
                     // Log-normal components: E[exp(u)] = exp(mu + sigma^2 / 2).
                     comps
@@ -376,7 +400,7 @@ fn forecast_sample(
     let mc = &tm.model.config;
     let (l, p, d) = (mc.particles, mc.head_width(), mc.targets);
     let n = cfg.samples;
-    let floor = censored(cfg.nonnegative, s);
+    let lower = lower_bound(cfg.nonnegative, s);
     let transform = tm.meta.inputs.transform;
     let transformed = transform.apply(s)?;
     let s: &PreparedSeries = &transformed;
@@ -439,23 +463,16 @@ fn forecast_sample(
         // Censoring applies to what is reported; the paths the network continues stay its own.
         let mut first: Vec<f64> = (0..n)
             .map(|path| transform.inverse(affine.to_original(0, paths[path][k * d])))
-            .map(|y| if floor { y.max(0.0) } else { y })
+            .map(|y| y.max(lower))
             .collect();
         let mean = first.iter().sum::<f64>() / n as f64;
         first.sort_by(|a, b| a.total_cmp(b));
+        let (median, intervals) = sample_summary(&first, &qs);
         steps.push(StepForecast {
             ds: s.timestamp(at),
             mean,
-            median: empirical_quantile(&first, 0.5),
-            intervals: qs
-                .iter()
-                .map(|&(lo, hi)| {
-                    (
-                        empirical_quantile(&first, lo),
-                        empirical_quantile(&first, hi),
-                    )
-                })
-                .collect(),
+            median,
+            intervals,
             mixture: Vec::new(),
             samples: first,
         });
@@ -509,7 +526,7 @@ pub fn forecast_ensemble(
     let k = models.len() as f64;
     let qs = quantile_levels(&cfg.levels);
     for (i, (f, s)) in out.iter_mut().zip(series).enumerate() {
-        let floor = censored(cfg.nonnegative, s);
+        let lower = lower_bound(cfg.nonnegative, s);
         for (t, step) in f.steps.iter_mut().enumerate() {
             let members: Vec<&StepForecast> = std::iter::once(&*step)
                 .chain(others.iter().map(|o| &o[i].steps[t]))
@@ -524,14 +541,7 @@ pub fn forecast_ensemble(
                         ..*c
                     })
                     .collect();
-                let q = |p: f64| {
-                    let x = mixture::quantile(&comps, p);
-                    if floor {
-                        x.max(0.0)
-                    } else {
-                        x
-                    }
-                };
+                let q = |p: f64| mixture::quantile(&comps, p).max(lower);
                 step.median = q(0.5);
                 step.intervals = qs.iter().map(|&(lo, hi)| (q(lo), q(hi))).collect();
                 step.mixture = comps;
@@ -543,16 +553,7 @@ pub fn forecast_ensemble(
                     .iter()
                     .flat_map(|m| {
                         if m.samples.is_empty() {
-                            (1..=99)
-                                .map(|j| {
-                                    let x = mixture::quantile(&m.mixture, j as f64 / 100.0);
-                                    if floor {
-                                        x.max(0.0)
-                                    } else {
-                                        x
-                                    }
-                                })
-                                .collect()
+                            quantile_grid(|p| mixture::quantile(&m.mixture, p).max(lower))
                         } else {
                             m.samples.clone()
                         }
@@ -562,16 +563,7 @@ pub fn forecast_ensemble(
                 if pooled.is_empty() {
                     continue;
                 }
-                step.median = empirical_quantile(&pooled, 0.5);
-                step.intervals = qs
-                    .iter()
-                    .map(|&(lo, hi)| {
-                        (
-                            empirical_quantile(&pooled, lo),
-                            empirical_quantile(&pooled, hi),
-                        )
-                    })
-                    .collect();
+                (step.median, step.intervals) = sample_summary(&pooled, &qs);
                 step.mixture = Vec::new();
                 step.samples = pooled;
             }

@@ -216,8 +216,17 @@ impl Transform {
             return Ok(Cow::Borrowed(s));
         }
         let mut out = s.clone();
+        self.apply_in_place(&mut out)?;
+        Ok(Cow::Owned(out))
+    }
+    /// [`Transform::apply`] on a series the caller owns (no copy); on error `s` is left
+    /// partly transformed.
+    pub fn apply_in_place(&self, s: &mut PreparedSeries) -> Result<()> {
+        if self.is_identity() {
+            return Ok(());
+        }
         let d = s.n_targets.max(1);
-        for (i, (v, m)) in out.values.iter_mut().zip(&s.mask).enumerate() {
+        for (i, (v, m)) in s.values.iter_mut().zip(&s.mask).enumerate() {
             if *m == 0 {
                 continue;
             }
@@ -228,7 +237,7 @@ impl Transform {
                 transform: format!("{self:?}"),
             })?;
         }
-        Ok(Cow::Owned(out))
+        Ok(())
     }
 }
 

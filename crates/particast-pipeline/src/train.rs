@@ -308,7 +308,7 @@ pub fn train(
     } else {
         let mut t = data.clone();
         for s in &mut t.series {
-            *s = spec.transform.apply(s)?.into_owned();
+            spec.transform.apply_in_place(s)?;
         }
         transformed = t;
         &transformed
