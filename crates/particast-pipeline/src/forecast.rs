@@ -210,7 +210,7 @@ fn step_inputs(
 ) {
     let spec = &tm.meta.inputs;
     let d = spec.features.n_targets;
-    let lags = &spec.features.lags;
+    let lags = spec.input_lags();
     // Calendar features of the step (covariates unknown: 0).
     let cal = WindowData::of(s, at, 1, &spec.features);
     let f = spec.features.n_features();
@@ -229,7 +229,9 @@ fn step_inputs(
         let mut masks = Vec::with_capacity(lags.len() * d);
         for &lag in lags {
             for dd in 0..d {
-                let v = seen_value(s, at - lag as i64, dd, d, affine, &path[row], origin);
+                let back =
+                    |b: usize| seen_value(s, at - b as i64, dd, d, affine, &path[row], origin);
+                let v = spec.lag_input(lag, back);
                 out.push((v.unwrap_or(0.0) as f32).clamp(-INPUT_CLAMP, INPUT_CLAMP));
                 masks.push(if v.is_some() { 1.0 } else { 0.0 });
             }

@@ -270,6 +270,24 @@ impl Target {
     }
 }
 
+/// How lagged values enter the network.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum LagInputs {
+    /// Each feature lag's value in model units (models written before this field).
+    #[default]
+    Level,
+    /// For each of `lags`, the target's own lag: the seasonal change `x[t-k] - x[t-k-m]` in
+    /// model units (`m` the target's season; the feature lags hold both `k` and `k + m`).
+    /// Used with [`Target::SeasonalChange`]: under seasonal-difference scaling a level is
+    /// `(y - mean) / spread of seasonal changes`, which is hundreds of units on a smooth series
+    /// and saturates the network, while a seasonal change is of order one by construction.
+    SeasonalChange {
+        /// The lags k fed to the network (each with its change and its observed flag).
+        lags: Vec<usize>,
+    },
+}
+
 /// What the model's inputs are made of.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct InputSpec {
@@ -284,6 +302,9 @@ pub struct InputSpec {
     /// this field read as none).
     #[serde(default)]
     pub transform: Transform,
+    /// How lags enter the network (models written before this field read as levels).
+    #[serde(default)]
+    pub lag_inputs: LagInputs,
 }
 
 /// Kernel buffers for a batch of windows, window-major.
@@ -347,11 +368,46 @@ impl InputSpec {
             features.lags.retain(|&l| l != 1);
             features.lags.insert(0, 1);
         }
+        // A seasonal-change target gets seasonal-change lag inputs: each lag k also needs k + m.
+        let lag_inputs = match target.season() {
+            Some(m) if m > 0 => {
+                let lags = features.lags.clone();
+                for &k in &lags {
+                    if let Some(km) = k.checked_add(m) {
+                        if !features.lags.contains(&km) {
+                            features.lags.push(km);
+                        }
+                    }
+                }
+                LagInputs::SeasonalChange { lags }
+            }
+            _ => LagInputs::Level,
+        };
         InputSpec {
             features,
             scaling,
             target,
             transform,
+            lag_inputs,
+        }
+    }
+
+    /// The lags the network sees (each with a value and an observed flag per target dimension).
+    pub fn input_lags(&self) -> &[usize] {
+        match &self.lag_inputs {
+            LagInputs::Level => &self.features.lags,
+            LagInputs::SeasonalChange { lags } => lags,
+        }
+    }
+
+    /// The network's input for lag `k` at a step whose values `back(j)` steps back are given
+    /// in model units: the value `k` back, or its seasonal change (None when missing).
+    pub fn lag_input(&self, k: usize, back: impl Fn(usize) -> Option<f64>) -> Option<f64> {
+        match (&self.lag_inputs, self.target.season()) {
+            (LagInputs::SeasonalChange { .. }, Some(m)) => {
+                Some(back(k)? - back(k.checked_add(m)?)?)
+            }
+            _ => back(k),
         }
     }
 
@@ -367,7 +423,31 @@ impl InputSpec {
             Some(0) => Err(PipelineError::Config(
                 "target seasonal_change needs season >= 1".into(),
             )),
-            _ => Ok(()),
+            _ => self.check_lag_inputs(),
+        }
+    }
+
+    /// Every lag the network sees is among the feature lags (with `k + m` for seasonal
+    /// changes); a damaged model file fails here instead of indexing out of range.
+    fn check_lag_inputs(&self) -> Result<()> {
+        let LagInputs::SeasonalChange { lags } = &self.lag_inputs else {
+            return Ok(());
+        };
+        let Some(m) = self.target.season() else {
+            return Err(PipelineError::Config(
+                "seasonal-change lag inputs need a seasonal_change target".into(),
+            ));
+        };
+        match lags.iter().find(|&&k| {
+            k.checked_add(m)
+                .is_none_or(|km| !self.features.lags.contains(&km))
+                || !self.features.lags.contains(&k)
+        }) {
+            Some(k) => Err(PipelineError::Config(format!(
+                "lag input {k} needs lags {k} and {k} + {m} among the feature lags {:?}",
+                self.features.lags
+            ))),
+            None => Ok(()),
         }
     }
 
@@ -394,8 +474,7 @@ impl InputSpec {
         // Saturating: the counts may come from a damaged model file (which then fails the
         // check against the network's input count).
         let d = self.features.n_targets;
-        self.features
-            .lags
+        self.input_lags()
             .len()
             .saturating_mul(d)
             .saturating_mul(2)
@@ -416,19 +495,24 @@ impl InputSpec {
         let f = self.features.n_features();
         let scale = &affine.scale;
         let log1p: Vec<f32> = scale.iter().map(|s| s.ln_1p() as f32).collect();
+        let mut masks = Vec::with_capacity(self.input_lags().len() * d);
         for t in 0..steps {
-            for j in 0..k * d {
-                // A missing lag is 0 in model units (the location), flagged by its mask.
-                let v = if w.lag_mask[t * k * d + j] == 1 {
-                    affine.to_scaled(j % d, w.lags[t * k * d + j] as f64) as f32
-                } else {
-                    0.0
-                };
-                out.inputs.push(v.clamp(-INPUT_CLAMP, INPUT_CLAMP));
+            masks.clear();
+            for &lag in self.input_lags() {
+                for dd in 0..d {
+                    let back = |b: usize| {
+                        let i = self.features.lags.iter().position(|&l| l == b)?;
+                        let j = t * k * d + i * d + dd;
+                        (w.lag_mask[j] == 1).then(|| affine.to_scaled(dd, w.lags[j] as f64))
+                    };
+                    // A missing lag is 0 in model units (the location), flagged by its mask.
+                    let v = self.lag_input(lag, back);
+                    out.inputs
+                        .push((v.unwrap_or(0.0) as f32).clamp(-INPUT_CLAMP, INPUT_CLAMP));
+                    masks.push(f32::from(u8::from(v.is_some())));
+                }
             }
-            for j in 0..k * d {
-                out.inputs.push(w.lag_mask[t * k * d + j] as f32);
-            }
+            out.inputs.extend_from_slice(&masks);
             out.inputs.extend_from_slice(&log1p);
             out.inputs
                 .extend_from_slice(&w.covariates[t * f..(t + 1) * f]);
@@ -570,25 +654,61 @@ mod tests {
         let target = Target::SeasonalChange { season: 2 };
         let spec = InputSpec::with_target(features.clone(), Scaling::default(), target);
         spec.validate().unwrap();
-        // Three steps; lag 2 observed at steps 1 and 2 (values 3 and 5), missing at step 0.
+        // Lags 1 and 2 are fed as seasonal changes, so 1 + 2 and 2 + 2 are read as well.
+        assert_eq!(spec.features.lags, vec![1, 2, 3, 4]);
+        assert_eq!(spec.input_lags(), &[1, 2]);
+        assert_eq!(spec.n_inputs(), 2 * 2 + 1);
+        // The series h(-4..=2) = 1, 2, (missing), 3, 4, 6, 9; the window is steps 0..3 and the
+        // lags of step t are h(t - 1), h(t - 2), h(t - 3), h(t - 4).
+        let h = |i: i64| -> Option<f32> {
+            [
+                Some(1.0),
+                Some(2.0),
+                None,
+                Some(3.0),
+                Some(4.0),
+                Some(6.0),
+                Some(9.0),
+            ][(i + 4) as usize]
+        };
+        let (mut lags, mut lag_mask) = (vec![], vec![]);
+        for t in 0..3i64 {
+            for k in 1..=4 {
+                lags.push(h(t - k).unwrap_or(0.0));
+                lag_mask.push(u8::from(h(t - k).is_some()));
+            }
+        }
         let w = WindowData {
             values: vec![4.0, 6.0, 9.0],
             mask: vec![1, 1, 1],
             covariates: vec![],
-            lags: vec![1.0, 0.0, 4.0, 3.0, 6.0, 5.0],
-            lag_mask: vec![1, 0, 1, 1, 1, 1],
+            lags,
+            lag_mask,
         };
         let affine = Affine {
             loc: vec![1.0],
             scale: vec![2.0],
         };
         assert_eq!(spec.base(&w, 0, 0, &affine), None);
-        assert_eq!(spec.base(&w, 2, 0, &affine), Some(2.0));
+        assert_eq!(spec.base(&w, 2, 0, &affine), Some(1.5));
         let mut b = KernelBatch::default();
         spec.push_window(&w, 3, &affine, &mut b);
-        // x = (y - 1) / 2: step 1: x(6) - x(3) = 1.5; step 2: x(9) - x(5) = 2; step 0 masked.
-        assert_eq!(b.targets, vec![0.0, 1.5, 2.0]);
+        // x = (y - 1) / 2: step 1: x(6) - x(3) = 1.5; step 2: x(9) - x(4) = 2.5; step 0 has no
+        // reference (h(-2) is missing).
+        assert_eq!(b.targets, vec![0.0, 1.5, 2.5]);
         assert_eq!(b.mask, vec![0.0, 1.0, 1.0]);
+        // Inputs per step: the changes at lags 1 and 2, their flags, ln(1 + scale).
+        // Step 0: (h(-1) - h(-3)) / 2 = 0.5, h(-2) missing; step 1: h(-2) missing,
+        // (h(-1) - h(-3)) / 2 = 0.5; step 2: (h(1) - h(-1)) / 2 = 1.5, h(-2) missing.
+        let l = 3f32.ln();
+        assert_eq!(
+            b.inputs,
+            vec![
+                0.5, 0.0, 1.0, 0.0, l, //
+                0.0, 0.5, 0.0, 1.0, l, //
+                1.5, 0.0, 1.0, 0.0, l,
+            ]
+        );
         // The level target sees all three.
         let level = InputSpec::new(features.clone(), Scaling::default());
         assert_eq!(level.base(&w, 0, 0, &affine), Some(0.0));

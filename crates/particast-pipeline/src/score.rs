@@ -47,6 +47,13 @@ pub struct ScoreConfig {
     pub suppress: usize,
     /// Steps per kernel call (memory does not grow with series length).
     pub chunk: usize,
+    /// Re-condition every `refresh` steps (0: never): from step `context` on, at every multiple
+    /// of `refresh`, the scale is re-estimated from the last `context` observations and fresh
+    /// particles are run through them (as for a training window or a forecast) before the next
+    /// `refresh` steps are scored. The series is then scored the way the model was trained,
+    /// whatever its level has drifted to, at `(context + refresh) / refresh` times the cost;
+    /// still only the past is used.
+    pub refresh: usize,
 }
 
 impl Default for ScoreConfig {
@@ -58,6 +65,7 @@ impl Default for ScoreConfig {
             long_window: 1000,
             suppress: 0,
             chunk: 2048,
+            refresh: 0,
         }
     }
 }
@@ -201,18 +209,35 @@ fn score_from(
     };
     let mut recent: VecDeque<f64> = state.recent_scores.iter().copied().collect();
     let mut recent_anomaly: VecDeque<f64> = state.recent_anomaly.iter().copied().collect();
-    let affine = state.affine();
+    let mut affine = state.affine();
     let chunk = cfg.chunk.max(1);
+    let ctx = tm.meta.context;
+    // The absolute step of `start` (continued scoring keeps the refresh phase).
+    let abs_start = state.steps;
     let mut t0 = start;
     while t0 < s.len() {
-        let n = chunk.min(s.len() - t0);
-        let w = WindowData::of(s, t0 as i64, n, &spec.features);
+        let mut n = chunk.min(s.len() - t0);
+        // Conditioning steps run before the scored ones (refresh only); their outputs are unused.
+        let mut warm = 0;
+        if cfg.refresh > 0 {
+            let into = (abs_start + t0 - start) % cfg.refresh;
+            n = n.min(cfg.refresh - into);
+            if into == 0 && abs_start + t0 - start >= ctx && t0 >= ctx {
+                let cw = WindowData::of(s, (t0 - ctx) as i64, ctx, &spec.features);
+                affine = spec.scaling.affine(&cw.values, &cw.mask, d, ctx);
+                let fresh = ParticleState::new(&tm.model, 1);
+                pstate.h = fresh.h;
+                pstate.log_w = fresh.log_w;
+                warm = ctx;
+            }
+        }
+        let w = WindowData::of(s, (t0 - warm) as i64, warm + n, &spec.features);
         let mut kb = KernelBatch::default();
-        spec.push_window(&w, n, &affine, &mut kb);
+        spec.push_window(&w, warm + n, &affine, &mut kb);
         let so = score(&tm.model, &mut pstate, &kb.view(0), false)?;
         let pw = l * tm.model.config.head_width();
-        for k in 0..n {
-            let t = t0 + k;
+        for k in (0..n).map(|k| k + warm) {
+            let t = t0 + k - warm;
             out.ds.push(s.timestamp(t as i64));
             out.present.push(s.present.get(t).copied().unwrap_or(false));
             for dd in 0..d {
@@ -297,8 +322,8 @@ fn score_from(
         }
         t0 += n;
     }
-    // Keep what continuing needs.
-    let lag = max_lag(tm);
+    // Keep what continuing needs: the lag history, and the conditioning window when refreshing.
+    let lag = max_lag(tm) + if cfg.refresh > 0 { ctx } else { 0 };
     let from = s.len().saturating_sub(lag);
     state.tail_values = (from..s.len())
         .flat_map(|t| (0..d).map(move |dd| (t, dd)))
@@ -314,6 +339,8 @@ fn score_from(
     }
     state.h = pstate.h;
     state.log_w = pstate.log_w;
+    state.scale = affine.scale;
+    state.loc = affine.loc;
     state.recent_scores = recent.into_iter().collect();
     state.recent_anomaly = recent_anomaly.into_iter().collect();
     Ok(out)

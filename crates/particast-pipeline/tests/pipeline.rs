@@ -214,10 +214,13 @@ fn quick_taxi_model() -> (Dataset, TrainedModel, tempfile::TempDir) {
 fn incremental_scoring_matches_one_pass() {
     let (data, model, dir) = quick_taxi_model();
     let s = &data.series[0];
-    for (method, suppress) in [
-        (AnomalyMethod::Tail, 0),
-        (AnomalyMethod::Likelihood, 0),
-        (AnomalyMethod::Likelihood, 12),
+    // Refreshing every 48 steps with the cut at 6000 (not a multiple of 48): the block that
+    // straddles the cut continues from the saved state.
+    for (method, suppress, refresh) in [
+        (AnomalyMethod::Tail, 0, 0),
+        (AnomalyMethod::Likelihood, 0, 0),
+        (AnomalyMethod::Likelihood, 12, 0),
+        (AnomalyMethod::Likelihood, 12, 48),
     ] {
         let scfg = ScoreConfig {
             smooth: 5,
@@ -225,6 +228,7 @@ fn incremental_scoring_matches_one_pass() {
             method,
             long_window: 300,
             suppress,
+            refresh,
             ..Default::default()
         };
         let (whole, _) = score_series(&model, std::slice::from_ref(s), &scfg)
@@ -760,6 +764,18 @@ fn seasonal_change_target_forecasts_scores_and_rolls_its_own_seasons() {
         "{e}"
     );
 
+    // Lags 1, 48 and 336 enter as seasonal changes (so 49, 96 and 384 are read too).
+    assert_eq!(
+        model.meta.inputs.lag_inputs,
+        LagInputs::SeasonalChange {
+            lags: vec![1, 48, 336]
+        }
+    );
+    assert_eq!(
+        model.meta.inputs.features.lags,
+        vec![1, 48, 336, 49, 96, 384]
+    );
+
     // Scoring: the first season has no reference, so no target and no NLL; the rest is scored.
     let s = &data.series[0];
     let (scores, _) = score_series(&model, std::slice::from_ref(s), &ScoreConfig::default())
@@ -804,6 +820,35 @@ fn seasonal_change_target_forecasts_scores_and_rolls_its_own_seasons() {
         );
         assert!(mae(&median) < mae(&naive), "{mode:?}");
     }
+
+    // Scoring that refreshes at the forecast origin conditions fresh particles on the same
+    // `context` steps with the same scale as the forecast: its NLL of the first held-out value
+    // is that of the one-step forecast mixture (forecast inputs built along the rollout,
+    // scoring inputs from windows: the same numbers).
+    let origin_i = origin as usize;
+    assert_eq!(origin_i % 48, 0);
+    let refreshed = ScoreConfig {
+        refresh: 48,
+        ..Default::default()
+    };
+    let (scores, _) = score_series(&model, std::slice::from_ref(s), &refreshed)
+        .unwrap()
+        .remove(0);
+    let fc = ForecastConfig {
+        horizon: 1,
+        nonnegative: Nonnegative::Never,
+        ..Default::default()
+    };
+    let f = forecast_series(&model, &train_data.series, &fc)
+        .unwrap()
+        .remove(0);
+    let y = actual[0];
+    let nll_fc = -particast_pipeline::mixture::pdf(&f.steps[0].mixture, y).ln();
+    let nll_sc = scores.nll[origin_i].unwrap();
+    assert!(
+        (nll_fc - nll_sc).abs() < 1e-4 * nll_sc.abs().max(1.0),
+        "{nll_fc} vs {nll_sc}"
+    );
 
     // With the head's means zeroed the network predicts no change: the particle forecast is
     // seasonal naive exactly, and past one season it repeats its own first season.
