@@ -210,7 +210,7 @@ fn step_inputs(
 ) {
     let spec = &tm.meta.inputs;
     let d = spec.features.n_targets;
-    let lags = spec.input_lags();
+    let lags = spec.lag_slots();
     // Calendar features of the step (covariates unknown: 0).
     let cal = WindowData::of(s, at, 1, &spec.features);
     let f = spec.features.n_features();
@@ -227,7 +227,7 @@ fn step_inputs(
     out.clear();
     for row in 0..rows {
         let mut masks = Vec::with_capacity(lags.len() * d);
-        for &lag in lags {
+        for &lag in &lags {
             for dd in 0..d {
                 let back =
                     |b: usize| seen_value(s, at - b as i64, dd, d, affine, &path[row], origin);

@@ -128,7 +128,11 @@ impl Scaling {
                                 / n as f64
                         });
                     out.loc[k] = mean;
-                    out.scale[k] = spread.max(floor * mean_abs).max(1e-12);
+                    // An all-zero context has no size at all: work in the data's own units
+                    // (as mean-|y| scaling does) rather than at a vanishing scale that would
+                    // turn the next nonzero value into an overflow.
+                    let scale = spread.max(floor * mean_abs);
+                    out.scale[k] = if scale > 0.0 { scale.max(1e-12) } else { 1.0 };
                 }
             }
         }
@@ -277,15 +281,26 @@ pub enum LagInputs {
     /// Each feature lag's value in model units (models written before this field).
     #[default]
     Level,
-    /// For each of `lags`, the target's own lag: the seasonal change `x[t-k] - x[t-k-m]` in
-    /// model units (`m` the target's season; the feature lags hold both `k` and `k + m`).
-    /// Used with [`Target::SeasonalChange`]: under seasonal-difference scaling a level is
-    /// `(y - mean) / spread of seasonal changes`, which is hundreds of units on a smooth series
-    /// and saturates the network, while a seasonal change is of order one by construction.
+    /// For each of `lags` k, the target's own lag, the seasonal change `x[t-k] - x[t-k-m]` in
+    /// model units (`m` the target's season; the feature lags hold both k and k + m), then
+    /// for each the level `x[t-k]` as under `Level`. Used with [`Target::SeasonalChange`]:
+    /// under seasonal-difference scaling a level is `(y - mean) / spread of seasonal
+    /// changes`, hundreds of units on a smooth series (clamped, saturating the network), while
+    /// the change is of order one by construction; the level still tells where in its range
+    /// a series is (near zero, at a peak).
     SeasonalChange {
-        /// The lags k fed to the network (each with its change and its observed flag).
+        /// The lags k fed to the network.
         lags: Vec<usize>,
     },
+}
+
+/// One lag input of the network (see [`LagInputs`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LagInput {
+    /// The value k steps back.
+    Level(usize),
+    /// The seasonal change k steps back, `x[t-k] - x[t-k-m]`.
+    Change(usize),
 }
 
 /// What the model's inputs are made of.
@@ -392,22 +407,33 @@ impl InputSpec {
         }
     }
 
-    /// The lags the network sees (each with a value and an observed flag per target dimension).
-    pub fn input_lags(&self) -> &[usize] {
+    /// The network's lag inputs in order (each with a value and an observed flag per target
+    /// dimension).
+    pub fn lag_slots(&self) -> Vec<LagInput> {
         match &self.lag_inputs {
-            LagInputs::Level => &self.features.lags,
-            LagInputs::SeasonalChange { lags } => lags,
+            LagInputs::Level => self
+                .features
+                .lags
+                .iter()
+                .map(|&k| LagInput::Level(k))
+                .collect(),
+            LagInputs::SeasonalChange { lags } => lags
+                .iter()
+                .map(|&k| LagInput::Change(k))
+                .chain(lags.iter().map(|&k| LagInput::Level(k)))
+                .collect(),
         }
     }
 
-    /// The network's input for lag `k` at a step whose values `back(j)` steps back are given
-    /// in model units: the value `k` back, or its seasonal change (None when missing).
-    pub fn lag_input(&self, k: usize, back: impl Fn(usize) -> Option<f64>) -> Option<f64> {
-        match (&self.lag_inputs, self.target.season()) {
-            (LagInputs::SeasonalChange { .. }, Some(m)) => {
+    /// The value of one lag input at a step whose values `back(j)` steps back are given in
+    /// model units (None when missing).
+    pub fn lag_input(&self, slot: LagInput, back: impl Fn(usize) -> Option<f64>) -> Option<f64> {
+        match slot {
+            LagInput::Level(k) => back(k),
+            LagInput::Change(k) => {
+                let m = self.target.season()?;
                 Some(back(k)? - back(k.checked_add(m)?)?)
             }
-            _ => back(k),
         }
     }
 
@@ -474,7 +500,7 @@ impl InputSpec {
         // Saturating: the counts may come from a damaged model file (which then fails the
         // check against the network's input count).
         let d = self.features.n_targets;
-        self.input_lags()
+        self.lag_slots()
             .len()
             .saturating_mul(d)
             .saturating_mul(2)
@@ -495,10 +521,11 @@ impl InputSpec {
         let f = self.features.n_features();
         let scale = &affine.scale;
         let log1p: Vec<f32> = scale.iter().map(|s| s.ln_1p() as f32).collect();
-        let mut masks = Vec::with_capacity(self.input_lags().len() * d);
+        let slots = self.lag_slots();
+        let mut masks = Vec::with_capacity(slots.len() * d);
         for t in 0..steps {
             masks.clear();
-            for &lag in self.input_lags() {
+            for &lag in &slots {
                 for dd in 0..d {
                     let back = |b: usize| {
                         let i = self.features.lags.iter().position(|&l| l == b)?;
@@ -639,8 +666,9 @@ mod tests {
         assert_eq!(a.scale, vec![2.0]);
         let a = rule.affine(&[5.0; 8], &[1; 8], 1, 8);
         assert_eq!((a.loc[0], a.scale[0]), (5.0, 5e-3));
-        // Nothing observed: the identity.
+        // Nothing observed: the identity; an all-zero context: centred at 0, unit scale.
         assert_eq!(rule.affine(&[0.0; 3], &[0; 3], 1, 3), Affine::identity(1));
+        assert_eq!(rule.affine(&[0.0; 4], &[1; 4], 1, 4), Affine::identity(1));
     }
 
     #[test]
@@ -656,8 +684,16 @@ mod tests {
         spec.validate().unwrap();
         // Lags 1 and 2 are fed as seasonal changes, so 1 + 2 and 2 + 2 are read as well.
         assert_eq!(spec.features.lags, vec![1, 2, 3, 4]);
-        assert_eq!(spec.input_lags(), &[1, 2]);
-        assert_eq!(spec.n_inputs(), 2 * 2 + 1);
+        assert_eq!(
+            spec.lag_slots(),
+            vec![
+                LagInput::Change(1),
+                LagInput::Change(2),
+                LagInput::Level(1),
+                LagInput::Level(2)
+            ]
+        );
+        assert_eq!(spec.n_inputs(), 4 * 2 + 1);
         // The series h(-4..=2) = 1, 2, (missing), 3, 4, 6, 9; the window is steps 0..3 and the
         // lags of step t are h(t - 1), h(t - 2), h(t - 3), h(t - 4).
         let h = |i: i64| -> Option<f32> {
@@ -697,16 +733,17 @@ mod tests {
         // reference (h(-2) is missing).
         assert_eq!(b.targets, vec![0.0, 1.5, 2.5]);
         assert_eq!(b.mask, vec![0.0, 1.0, 1.0]);
-        // Inputs per step: the changes at lags 1 and 2, their flags, ln(1 + scale).
-        // Step 0: (h(-1) - h(-3)) / 2 = 0.5, h(-2) missing; step 1: h(-2) missing,
-        // (h(-1) - h(-3)) / 2 = 0.5; step 2: (h(1) - h(-1)) / 2 = 1.5, h(-2) missing.
+        // Inputs per step: the changes at lags 1 and 2, the levels at lags 1 and 2, the four
+        // flags, ln(1 + scale). Changes: step 0: (h(-1) - h(-3)) / 2 = 0.5, h(-2) missing;
+        // step 1: h(-2) missing, (h(-1) - h(-3)) / 2 = 0.5; step 2: (h(1) - h(-1)) / 2 = 1.5,
+        // h(-2) missing. Levels x(3) = 1, x(4) = 1.5, x(6) = 2.5.
         let l = 3f32.ln();
         assert_eq!(
             b.inputs,
             vec![
-                0.5, 0.0, 1.0, 0.0, l, //
-                0.0, 0.5, 0.0, 1.0, l, //
-                1.5, 0.0, 1.0, 0.0, l,
+                0.5, 0.0, 1.0, 0.0, 1.0, 0.0, 1.0, 0.0, l, //
+                0.0, 0.5, 1.5, 1.0, 0.0, 1.0, 1.0, 1.0, l, //
+                1.5, 0.0, 2.5, 1.5, 1.0, 0.0, 1.0, 1.0, l,
             ]
         );
         // The level target sees all three.

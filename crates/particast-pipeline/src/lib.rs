@@ -52,7 +52,7 @@ pub use forecast::{
     forecast_ensemble, forecast_series, ForecastConfig, Mode, Nonnegative, SeriesForecast,
     StepForecast,
 };
-pub use inputs::{Affine, InputSpec, KernelBatch, LagInputs, Scaling, Target, Transform};
+pub use inputs::{Affine, InputSpec, KernelBatch, LagInput, LagInputs, Scaling, Target, Transform};
 pub use model_dir::{write_atomic, ModelMeta, TrainedModel, FORMAT_VERSION};
 pub use score::{
     check_state, likelihood_score, load_states, save_states, score_continued, score_series,
