@@ -181,7 +181,8 @@ pub struct ScoreArgs {
     /// Average the anomaly score over this many observations [default: 1].
     #[arg(long)]
     pub smooth: Option<usize>,
-    /// Anomaly score recipe: tail probability, or short- vs long-term surprise [default: tail].
+    /// Anomaly score recipe: tail probability, short- vs long-term surprise (z-score), or the
+    /// rank of the recent surprise among the long window's [default: tail].
     #[arg(long, value_enum)]
     pub method: Option<MethodArg>,
     /// Long window of the likelihood method [default: 1000].
@@ -191,12 +192,17 @@ pub struct ScoreArgs {
     /// previous observations [default: 0, off].
     #[arg(long)]
     pub suppress: Option<usize>,
+    /// Re-condition fresh particles on the last `context` observations, with their own scale,
+    /// every this many steps (0: never) [default: 0].
+    #[arg(long)]
+    pub refresh: Option<usize>,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
 pub enum MethodArg {
     Tail,
     Likelihood,
+    Rank,
 }
 
 #[derive(Args, Debug)]

@@ -313,6 +313,7 @@ pub fn score(args: ScoreArgs, quiet: bool) -> Result<(), Failure> {
         cfg.method = match m {
             MethodArg::Tail => particast::pipeline::AnomalyMethod::Tail,
             MethodArg::Likelihood => particast::pipeline::AnomalyMethod::Likelihood,
+            MethodArg::Rank => particast::pipeline::AnomalyMethod::Rank,
         };
     }
     if let Some(w) = args.long_window {
@@ -320,6 +321,9 @@ pub fn score(args: ScoreArgs, quiet: bool) -> Result<(), Failure> {
     }
     if let Some(w) = args.suppress {
         cfg.suppress = w;
+    }
+    if let Some(r) = args.refresh {
+        cfg.refresh = r;
     }
     let mut states: HashMap<String, particast::pipeline::SeriesState> = match &args.state_in {
         Some(p) => load_states(p)?
@@ -644,8 +648,9 @@ pub fn inspect(args: InspectArgs) -> Result<(), Failure> {
         d.frequency_text()
     );
     println!(
-        "inputs      lags {:?}, calendar [{}], transform {:?}, scaling {:?}, target {:?}, context {}, horizon {}",
+        "inputs      lags {:?} (as {:?}), calendar [{}], transform {:?}, scaling {:?}, target {:?}, context {}, horizon {}",
         m.meta.inputs.features.lags,
+        m.meta.inputs.lag_inputs,
         m.meta
             .inputs
             .features

@@ -55,8 +55,8 @@ pub use forecast::{
 pub use inputs::{Affine, InputSpec, KernelBatch, LagInput, LagInputs, Scaling, Target, Transform};
 pub use model_dir::{write_atomic, ModelMeta, TrainedModel, FORMAT_VERSION};
 pub use score::{
-    check_state, likelihood_score, load_states, save_states, score_continued, score_series,
-    AnomalyMethod, ScoreConfig, SeriesScores, SeriesState,
+    check_state, likelihood_score, load_states, rank_score, save_states, score_continued,
+    score_series, AnomalyMethod, ScoreConfig, SeriesScores, SeriesState,
 };
 pub use train::{train, EpochReport, Reporter, Silent, TrainConfig, TrainSummary};
 

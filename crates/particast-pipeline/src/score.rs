@@ -12,10 +12,14 @@
 //!   long_window) / their std`, which is high when the recent surprise is unusual for this
 //!   series; below `q = 1e-6` the score keeps growing with z instead of rounding to 1
 //!   ([`likelihood_score`]), so that the most extreme surprises still rank above the others;
+//!   or, with method `rank`, the rank of that recent NLL among the previous `long_window` NLLs
+//!   ([`rank_score`]);
 //! - `particast-flag`: `particast-anomaly >= threshold`.
 //!
 //! The scale of a series is fixed by its first `context` steps (so every later point is scored
-//! with the past only). Missing observations get nulls.
+//! with the past only), unless `refresh` is set: then every `refresh` steps the scale is taken
+//! from the last `context` steps and fresh particles are run through them, as for a training
+//! window, before the next steps are scored. Missing observations get nulls.
 
 use particast_ingest::{PreparedSeries, WindowData};
 use particast_kernels::{emission, score, ParticleState};
@@ -79,6 +83,14 @@ pub enum AnomalyMethod {
     Tail,
     /// Short-term against long-term surprise (NLL), as a probability.
     Likelihood,
+    /// The rank of the recent surprise (mean NLL of the last `smooth` observations) among the
+    /// NLLs of the previous `long_window` observations, as a fraction; beyond the largest of
+    /// them it keeps rising with the excess (relative to the largest minus the median, on a
+    /// log scale), so the
+    /// most extreme surprises still rank above the others. Unlike a z-score it does not
+    /// assume the NLLs are Gaussian: on a spiky series a spike only ranks as high as it is
+    /// rare there.
+    Rank,
 }
 
 /// Where scoring of one series stands: enough to continue it exactly with new data.
@@ -208,6 +220,14 @@ fn score_from(
         ..Default::default()
     };
     let mut recent: VecDeque<f64> = state.recent_scores.iter().copied().collect();
+    // The rank method's sorted copy of `recent` (kept equal to it between steps).
+    let mut sorted: Vec<f64> = if cfg.method == AnomalyMethod::Rank {
+        let mut v: Vec<f64> = recent.iter().copied().collect();
+        v.sort_by(f64::total_cmp);
+        v
+    } else {
+        Vec::new()
+    };
     let mut recent_anomaly: VecDeque<f64> = state.recent_anomaly.iter().copied().collect();
     let mut affine = state.affine();
     let chunk = cfg.chunk.max(1);
@@ -279,10 +299,17 @@ fn score_from(
             let (raw_value, keep) = match cfg.method {
                 AnomalyMethod::Tail => (1.0 - p, cfg.smooth.max(1)),
                 AnomalyMethod::Likelihood => (nll, cfg.long_window.max(cfg.smooth).max(2)),
+                // The previous long_window NLLs and this one.
+                AnomalyMethod::Rank => (nll, cfg.long_window.max(cfg.smooth).max(1) + 1),
             };
             recent.push_back(raw_value);
             while recent.len() > keep {
-                recent.pop_front();
+                if let Some(old) = recent.pop_front() {
+                    if cfg.method == AnomalyMethod::Rank {
+                        let i = sorted.partition_point(|x| x.total_cmp(&old).is_lt());
+                        sorted.remove(i);
+                    }
+                }
             }
             let short = cfg.smooth.max(1).min(recent.len());
             let short_mean = recent.iter().rev().take(short).sum::<f64>() / short as f64;
@@ -298,6 +325,13 @@ fn score_from(
                         let sd = var.sqrt().max(1e-9 * (1.0 + mean.abs()));
                         likelihood_score((short_mean - mean) / sd)
                     }
+                }
+                AnomalyMethod::Rank => {
+                    // `sorted` holds the previous NLLs; then this one joins them.
+                    let score = rank_score(&sorted, short_mean);
+                    let i = sorted.partition_point(|x| x.total_cmp(&raw_value).is_lt());
+                    sorted.insert(i, raw_value);
+                    score
                 }
             };
             let anomaly = if cfg.suppress == 0 {
@@ -371,6 +405,26 @@ pub fn likelihood_score(z: f64) -> f64 {
         return 1.0 - f64::EPSILON;
     }
     1.0 - Q0 / (1.0 + (Q0.log10() - log10_q).ln_1p())
+}
+
+/// The rank method's score of `v` among the ascending `sorted` past values: the fraction
+/// below it (ties count half) while `v` is at most their maximum; beyond it,
+/// `1 - 0.5 / m / (1 + ln(1 + excess / (max - median)))`, which continues the fraction
+/// continuously and rises strictly with the excess without reaching 1 (the logarithm keeps even
+/// astronomically large excesses below 1 in f64). Fewer than 10 past values: 0.5.
+pub fn rank_score(sorted: &[f64], v: f64) -> f64 {
+    let m = sorted.len();
+    if m < 10 || v.is_nan() {
+        return 0.5;
+    }
+    let max = sorted[m - 1];
+    if v > max {
+        let spread = (max - sorted[m / 2]).max(1e-12 * (1.0 + max.abs()));
+        return 1.0 - 0.5 / m as f64 / (1.0 + ((v - max) / spread).ln_1p());
+    }
+    let below = sorted.partition_point(|x| *x < v);
+    let at_most = sorted.partition_point(|x| *x <= v);
+    (below as f64 + 0.5 * (at_most - below) as f64) / m as f64
 }
 
 /// A fresh state for a series: particles at their learned start, the scale from its first
@@ -642,7 +696,7 @@ pub fn check_state(tm: &TrainedModel, state: &SeriesState) -> Result<()> {
 
 #[cfg(test)]
 mod tests {
-    use super::likelihood_score;
+    use super::{likelihood_score, rank_score};
     use statrs::distribution::{ContinuousCDF, Normal};
 
     #[test]
@@ -669,5 +723,30 @@ mod tests {
         let (a, b) = (likelihood_score(4.7533), likelihood_score(4.7535));
         assert!((a - b).abs() < 1e-9, "{a} vs {b}");
         assert_eq!(likelihood_score(f64::INFINITY), 1.0 - f64::EPSILON);
+    }
+
+    #[test]
+    fn rank_score_is_the_fraction_below_then_keeps_rising() {
+        let past: Vec<f64> = (1..=20).map(f64::from).collect();
+        // Fewer than 10 past values: no opinion.
+        assert_eq!(rank_score(&past[..9], 100.0), 0.5);
+        // 5 of 20 below 5.5; 4 below and one tie (half) at 5.
+        assert_eq!(rank_score(&past, 5.5), 0.25);
+        assert_eq!(rank_score(&past, 5.0), 4.5 / 20.0);
+        assert_eq!(rank_score(&past, 0.0), 0.0);
+        // At the maximum: 19.5 / 20; beyond it, continuous and strictly rising, below 1.
+        assert_eq!(rank_score(&past, 20.0), 1.0 - 0.5 / 20.0);
+        let mut last = rank_score(&past, 20.0);
+        for v in [20.001, 21.0, 30.0, 1e3, 1e9, 1e300] {
+            let r = rank_score(&past, v);
+            assert!(r > last && r < 1.0, "{v}: {r} after {last}");
+            last = r;
+        }
+        assert!((rank_score(&past, 20.0 + 1e-9) - (1.0 - 0.5 / 20.0)).abs() < 1e-9);
+        // Constant past: still ordered beyond it.
+        let flat = vec![3.0; 12];
+        assert_eq!(rank_score(&flat, 3.0), 0.5);
+        assert!(rank_score(&flat, 3.1) > rank_score(&flat, 3.0));
+        assert!(rank_score(&flat, 4.0) > rank_score(&flat, 3.1));
     }
 }

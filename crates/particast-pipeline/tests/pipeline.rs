@@ -221,6 +221,7 @@ fn incremental_scoring_matches_one_pass() {
         (AnomalyMethod::Likelihood, 0, 0),
         (AnomalyMethod::Likelihood, 12, 0),
         (AnomalyMethod::Likelihood, 12, 48),
+        (AnomalyMethod::Rank, 12, 0),
     ] {
         let scfg = ScoreConfig {
             smooth: 5,
