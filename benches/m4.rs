@@ -19,13 +19,19 @@
 //!   gradient steps);
 //! - `PARTICAST_M4_RESULTS` (results file name, default `m4`).
 //!
+//! Every run first scores seasonal naive with empirical intervals (the quantiles of each
+//! series' own one- and two-season differences), the MSIS and coverage reference that M4 did
+//! not publish; `PARTICAST_M4_SEEDS= PARTICAST_M4_RESULTS=m4-seasonal-naive` runs only that.
+//!
 //! Needs the M4 data where the pipeline file points (`../shared/data/m4-hourly`).
 
 mod common;
 
+use particast::ingest::PreparedSeries;
 use particast::ingest::{Dataset, Source};
 use particast::pipeline::{
-    forecast_ensemble, Mode, Scaling, Silent, Target, TrainedModel, Transform,
+    forecast_ensemble, Mode, Scaling, SeriesForecast, Silent, StepForecast, Target, TrainedModel,
+    Transform,
 };
 use particast::run::{evaluate_forecasts, run_pipeline};
 use particast::spec::PipelineSpec;
@@ -53,6 +59,69 @@ fn owa_and_coverage95(m: &particast::pipeline::metrics::Metrics) -> (f64, f64) {
         .map(|c| c.1)
         .unwrap_or(f64::NAN);
     (owa, cov95)
+}
+
+/// The `q` quantile of ascending `v` (linear between order statistics).
+fn quantile(v: &[f64], q: f64) -> f64 {
+    let x = q * (v.len() - 1) as f64;
+    let (i, f) = (x.floor() as usize, x - x.floor());
+    v[i] + f * (v[(i + 1).min(v.len() - 1)] - v[i])
+}
+
+/// Seasonal naive with empirical intervals, the reference for MSIS and coverage (M4 published
+/// no interval scores for it): the last season repeated; a step k seasons ahead gets the
+/// quantiles of the series' own k-season differences `y[t] - y[t - k m]` as its interval
+/// (floored at 0 for series with no negative value, as particast's forecasts are).
+fn seasonal_naive(
+    series: &[PreparedSeries],
+    h: usize,
+    m: usize,
+    levels: &[f64],
+) -> Vec<SeriesForecast> {
+    series
+        .iter()
+        .map(|s| {
+            let n = s.len() as i64;
+            let y = |t: i64| s.value(t, 0);
+            let nonneg = (0..n).filter_map(y).all(|v| v >= 0.0);
+            let diffs = |lag: i64| -> Vec<f64> {
+                let mut d: Vec<f64> = (lag..n).filter_map(|t| Some(y(t)? - y(t - lag)?)).collect();
+                d.sort_by(f64::total_cmp);
+                d
+            };
+            let per_season: Vec<Vec<f64>> =
+                (1..=h.div_ceil(m)).map(|k| diffs((k * m) as i64)).collect();
+            let steps = (0..h)
+                .map(|i| {
+                    let f = y(n - m as i64 + (i % m) as i64).unwrap_or(0.0);
+                    let d = &per_season[i / m];
+                    let floor = if nonneg { 0.0 } else { f64::NEG_INFINITY };
+                    let intervals = levels
+                        .iter()
+                        .map(|l| {
+                            let a = (1.0 - l / 100.0) / 2.0;
+                            (
+                                (f + quantile(d, a)).max(floor),
+                                (f + quantile(d, 1.0 - a)).max(floor),
+                            )
+                        })
+                        .collect();
+                    StepForecast {
+                        ds: s.timestamp(n + i as i64),
+                        mean: f,
+                        median: f,
+                        intervals,
+                        mixture: Vec::new(),
+                        samples: Vec::new(),
+                    }
+                })
+                .collect();
+            SeriesForecast {
+                id: s.id.clone(),
+                steps,
+            }
+        })
+        .collect()
 }
 
 /// Applies a named variant to the training settings.
@@ -122,6 +191,17 @@ fn main() {
     .collect::<String>()
         + "cargo bench --bench m4";
     let tmp = tempfile::tempdir().expect("temp dir");
+    let data = Dataset::read(Source::Path(base.input.path.clone()), &base.input.options)
+        .expect("M4 training data");
+    let e = base.evaluate.as_ref().expect("[evaluate]");
+    let levels = &base.forecast.as_ref().expect("[forecast]").config.levels;
+    let sn = seasonal_naive(&data.series, 48, 24, levels);
+    let sn = evaluate_forecasts(&sn, &data.series, &data, e, levels).expect("seasonal naive");
+    let (sn_owa, sn_cov95) = owa_and_coverage95(&sn);
+    println!(
+        "seasonal naive with empirical intervals: sMAPE {:.3}, MASE {:.3}, OWA {:.3}, MSIS {:.2}, 95% coverage {:.3}",
+        sn.smape, sn.mase, sn_owa, sn.msis, sn_cov95
+    );
 
     println!(
         "{:<10} {:<8} {:>4} {:>3} {:>8} {:>7} {:>7} {:>6} {:>7} {:>6} {:>7} {:>8} {:>8}",
@@ -208,9 +288,6 @@ fn main() {
     }
     // The equal-weight mixture of the seeds' models, per variant and mode.
     if seeds.len() > 1 {
-        let data = Dataset::read(Source::Path(base.input.path.clone()), &base.input.options)
-            .expect("M4 training data");
-        let e = base.evaluate.as_ref().expect("[evaluate]");
         for variant in &variants {
             let models: Vec<TrainedModel> = seeds
                 .iter()
@@ -258,6 +335,9 @@ fn main() {
                     .map(|r| r[k].as_f64().unwrap_or(f64::NAN))
                     .collect()
             };
+            if of("smape").is_empty() {
+                continue;
+            }
             let (s, m, o, ms, c, t) = (
                 common::mean_sd(&of("smape")),
                 common::mean_sd(&of("mase")),
@@ -283,6 +363,10 @@ fn main() {
         "pipeline": "pipelines/m4-hourly.toml",
         "reference": {
             "seasonal_naive": {"smape": 13.912, "mase": 1.193},
+            "seasonal_naive_empirical_intervals": {
+                "smape": sn.smape, "mase": sn.mase, "owa": sn_owa, "msis": sn.msis,
+                "coverage95": sn_cov95
+            },
             "naive2": {"smape": 18.383, "mase": 2.395},
             "es_rnn_winner": {"smape": 9.328, "mase": 0.893},
             "best_hourly": {"smape": 8.913, "mase": 0.801, "owa": 0.410}
