@@ -253,6 +253,9 @@ impl TrainedModel {
         meta.model
             .validate()
             .map_err(|e| PipelineError::format(&config_path, e.to_string()))?;
+        meta.inputs
+            .validate()
+            .map_err(|e| PipelineError::format(&config_path, e.to_string()))?;
         if meta.inputs.n_inputs() != meta.model.inputs {
             return Err(PipelineError::format(
                 &config_path,

@@ -776,6 +776,25 @@ fn seasonal_change_target_forecasts_scores_and_rolls_its_own_seasons() {
         model.meta.inputs.features.lags,
         vec![1, 48, 336, 49, 96, 384]
     );
+    // A config whose lag inputs name a lag the windows do not hold is refused on loading.
+    let damaged = dir.path().join("damaged");
+    std::fs::create_dir(&damaged).unwrap();
+    std::fs::copy(
+        dir.path().join("model.safetensors"),
+        damaged.join("model.safetensors"),
+    )
+    .unwrap();
+    let mut config: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("config.json")).unwrap()).unwrap();
+    let lag_inputs = serde_json::to_string(&config["inputs"]["lag_inputs"]).unwrap();
+    assert_eq!(
+        lag_inputs,
+        r#"{"kind":"seasonal_change","lags":[1,48,336]}"#
+    );
+    config["inputs"]["lag_inputs"]["lags"] = serde_json::json!([1, 48, 7]);
+    std::fs::write(damaged.join("config.json"), config.to_string()).unwrap();
+    let e = TrainedModel::load(&damaged).unwrap_err().to_string();
+    assert!(e.contains("lag input 7 needs lags 7 and 7 + 48"), "{e}");
 
     // Scoring: the first season has no reference, so no target and no NLL; the rest is scored.
     let s = &data.series[0];
@@ -826,7 +845,7 @@ fn seasonal_change_target_forecasts_scores_and_rolls_its_own_seasons() {
     // `context` steps with the same scale as the forecast: its NLL of the first held-out value
     // is that of the one-step forecast mixture (forecast inputs built along the rollout,
     // scoring inputs from windows: the same numbers).
-    let origin_i = origin as usize;
+    let origin_i = origin;
     assert_eq!(origin_i % 48, 0);
     let refreshed = ScoreConfig {
         refresh: 48,
