@@ -1,4 +1,4 @@
-//! From forecasts and outcomes to [`EvalSeries`](crate::metrics::EvalSeries): quantiles, CRPS
+//! From forecasts and outcomes to [`EvalSeries`]: quantiles, CRPS
 //! and NLL computed from the predictive distribution itself.
 
 use particast_ingest::PreparedSeries;

@@ -6,13 +6,16 @@
 //!
 //! - [`train()`]: windows sampled from ingestion (seeded, weighted by scale), an optional value
 //!   transform ([`Transform`], e.g. `ln y`), per-window scaling ([`Scaling`]), the level or the
-//!   change from one season ago as the emission's target ([`Target`]), Adam with global-norm clipping, learning-rate decay on plateau, early stopping
-//!   on the NLL of a held-out tail of every series, a checkpoint every epoch and resume. Progress
+//!   change from one season ago as the emission's target ([`Target`], whose lags then enter as
+//!   seasonal changes next to their levels, [`LagInputs`]), Adam with global-norm clipping,
+//!   learning-rate decay on plateau, early stopping on the NLL of a held-out tail of every series, a checkpoint every epoch and resume. Progress
 //!   goes to a [`Reporter`]; the result is a [`TrainedModel`] saved as a model directory
 //!   (`model.safetensors` + `config.json`, written atomically, with a format version).
 //! - [`score_series`]: per observation the exact one-step predictive NLL under the particle
-//!   mixture, the PIT value and an anomaly score, streaming through each series in chunks that
-//!   carry the particle state; [`score_continued`] continues from a saved [`SeriesState`].
+//!   mixture, the PIT value and an anomaly score (tail probability, z-score or rank of the NLL,
+//!   [`AnomalyMethod`]), streaming through each series in chunks that carry the particle state
+//!   (optionally re-conditioned on the recent past every few steps); [`score_continued`]
+//!   continues from a saved [`SeriesState`].
 //! - [`forecast_series`]: `particle` mode (each particle rolls on its own mean; quantiles by
 //!   inverting the mixture CDF) or `sample` mode (exact ancestral sampling), censored at zero for
 //!   nonnegative series ([`Nonnegative`]); [`forecast_ensemble`] mixes several models.
