@@ -85,11 +85,10 @@ pub enum AnomalyMethod {
     Likelihood,
     /// The rank of the recent surprise (mean NLL of the last `smooth` observations) among the
     /// NLLs of the previous `long_window` observations, as a fraction; beyond the largest of
-    /// them it keeps rising with the excess (relative to the largest minus the median, on a
-    /// log scale), so the
-    /// most extreme surprises still rank above the others. Unlike a z-score it does not
-    /// assume the NLLs are Gaussian: on a spiky series a spike only ranks as high as it is
-    /// rare there.
+    /// them it keeps rising with the excess (relative to the largest minus the median, on a log
+    /// scale), so the most extreme surprises still rank above the others. Unlike a z-score it
+    /// does not assume the NLLs are Gaussian: on a spiky series a spike only ranks as high as
+    /// it is rare there.
     Rank,
 }
 
@@ -306,8 +305,11 @@ fn score_from(
             while recent.len() > keep {
                 if let Some(old) = recent.pop_front() {
                     if cfg.method == AnomalyMethod::Rank {
+                        // Always present (`sorted` mirrors `recent`); checked all the same.
                         let i = sorted.partition_point(|x| x.total_cmp(&old).is_lt());
-                        sorted.remove(i);
+                        if i < sorted.len() {
+                            sorted.remove(i);
+                        }
                     }
                 }
             }
