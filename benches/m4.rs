@@ -30,8 +30,8 @@ mod common;
 use particast::ingest::PreparedSeries;
 use particast::ingest::{Dataset, Source};
 use particast::pipeline::{
-    forecast_ensemble, Mode, Scaling, SeriesForecast, Silent, StepForecast, Target, TrainedModel,
-    Transform,
+    empirical_quantile as quantile, forecast_ensemble, Mode, Scaling, SeriesForecast, Silent,
+    StepForecast, Target, TrainedModel, Transform,
 };
 use particast::run::{evaluate_forecasts, run_pipeline};
 use particast::spec::PipelineSpec;
@@ -59,13 +59,6 @@ fn owa_and_coverage95(m: &particast::pipeline::metrics::Metrics) -> (f64, f64) {
         .map(|c| c.1)
         .unwrap_or(f64::NAN);
     (owa, cov95)
-}
-
-/// The `q` quantile of ascending `v` (linear between order statistics).
-fn quantile(v: &[f64], q: f64) -> f64 {
-    let x = q * (v.len() - 1) as f64;
-    let (i, f) = (x.floor() as usize, x - x.floor());
-    v[i] + f * (v[(i + 1).min(v.len() - 1)] - v[i])
 }
 
 /// Seasonal naive with empirical intervals, the reference for MSIS and coverage (M4 published

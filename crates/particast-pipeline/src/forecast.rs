@@ -385,9 +385,13 @@ fn forecast_particle(
     })
 }
 
-/// The q-quantile of sorted samples, interpolating between order statistics (type 7).
-pub(crate) fn empirical_quantile(sorted: &[f64], q: f64) -> f64 {
+/// The q-quantile of ascending `sorted` samples, interpolating between order statistics
+/// (type 7); NaN for no samples.
+pub fn empirical_quantile(sorted: &[f64], q: f64) -> f64 {
     let n = sorted.len();
+    if n == 0 {
+        return f64::NAN;
+    }
     let h = (n - 1) as f64 * q;
     let lo = h.floor() as usize;
     let hi = (lo + 1).min(n - 1);

@@ -522,13 +522,19 @@ impl InputSpec {
         let scale = &affine.scale;
         let log1p: Vec<f32> = scale.iter().map(|s| s.ln_1p() as f32).collect();
         let slots = self.lag_slots();
+        // Where each lag sits among the window's lags, by lag (looked up per input and step).
+        let max_lag = self.features.lags.iter().copied().max().unwrap_or(0);
+        let mut index_of = vec![None; max_lag + 1];
+        for (i, &l) in self.features.lags.iter().enumerate() {
+            index_of[l] = Some(i);
+        }
         let mut masks = Vec::with_capacity(slots.len() * d);
         for t in 0..steps {
             masks.clear();
             for &lag in &slots {
                 for dd in 0..d {
                     let back = |b: usize| {
-                        let i = self.features.lags.iter().position(|&l| l == b)?;
+                        let i = (*index_of.get(b)?)?;
                         let j = t * k * d + i * d + dd;
                         (w.lag_mask[j] == 1).then(|| affine.to_scaled(dd, w.lags[j] as f64))
                     };

@@ -52,8 +52,8 @@ mod train;
 
 pub use error::{PipelineError, Result};
 pub use forecast::{
-    forecast_ensemble, forecast_series, ForecastConfig, Mode, Nonnegative, SeriesForecast,
-    StepForecast,
+    empirical_quantile, forecast_ensemble, forecast_series, ForecastConfig, Mode, Nonnegative,
+    SeriesForecast, StepForecast,
 };
 pub use inputs::{Affine, InputSpec, KernelBatch, LagInput, LagInputs, Scaling, Target, Transform};
 pub use model_dir::{write_atomic, ModelMeta, TrainedModel, FORMAT_VERSION};

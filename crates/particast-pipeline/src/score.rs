@@ -242,15 +242,17 @@ fn score_from(
             let into = (abs_start + t0 - start) % cfg.refresh;
             n = n.min(cfg.refresh - into);
             if into == 0 && abs_start + t0 - start >= ctx && t0 >= ctx {
-                let cw = WindowData::of(s, (t0 - ctx) as i64, ctx, &spec.features);
-                affine = spec.scaling.affine(&cw.values, &cw.mask, d, ctx);
-                let fresh = ParticleState::new(&tm.model, 1);
-                pstate.h = fresh.h;
-                pstate.log_w = fresh.log_w;
                 warm = ctx;
             }
         }
         let w = WindowData::of(s, (t0 - warm) as i64, warm + n, &spec.features);
+        if warm > 0 {
+            // A fresh start on the conditioning steps, scaled by them alone.
+            affine = spec.scaling.affine(&w.values, &w.mask, d, warm);
+            let fresh = ParticleState::new(&tm.model, 1);
+            pstate.h = fresh.h;
+            pstate.log_w = fresh.log_w;
+        }
         let mut kb = KernelBatch::default();
         spec.push_window(&w, warm + n, &affine, &mut kb);
         let so = score(&tm.model, &mut pstate, &kb.view(0), false)?;

@@ -854,14 +854,18 @@ fn seasonal_change_target_forecasts_scores_and_rolls_its_own_seasons() {
     let (scores, _) = score_series(&model, std::slice::from_ref(s), &refreshed)
         .unwrap()
         .remove(0);
-    let fc = ForecastConfig {
-        horizon: 1,
-        nonnegative: Nonnegative::Never,
-        ..Default::default()
+    // Uncensored particle-mode forecasts (the mean of a mixture censored at 0 is not its centre).
+    let uncensored = |m: &TrainedModel, horizon: usize| {
+        let fc = ForecastConfig {
+            horizon,
+            nonnegative: Nonnegative::Never,
+            ..Default::default()
+        };
+        forecast_series(m, &train_data.series, &fc)
+            .unwrap()
+            .remove(0)
     };
-    let f = forecast_series(&model, &train_data.series, &fc)
-        .unwrap()
-        .remove(0);
+    let f = uncensored(&model, 1);
     let y = actual[0];
     let nll_fc = -particast_pipeline::mixture::pdf(&f.steps[0].mixture, y).ln();
     let nll_sc = scores.nll[origin_i].unwrap();
@@ -881,15 +885,7 @@ fn seasonal_change_target_forecasts_scores_and_rolls_its_own_seasons() {
     assert_eq!(flat.model.tensor("head.w").unwrap().len(), w * h);
     flat.model.tensor_mut("head.w").unwrap()[..dims * h].fill(0.0);
     flat.model.tensor_mut("head.b").unwrap()[..dims].fill(0.0);
-    // (Uncensored: the mean of a mixture censored at 0 is not its centre.)
-    let fc = ForecastConfig {
-        horizon: 120,
-        nonnegative: Nonnegative::Never,
-        ..Default::default()
-    };
-    let f = forecast_series(&flat, &train_data.series, &fc)
-        .unwrap()
-        .remove(0);
+    let f = uncensored(&flat, 120);
     let history = &train_data.series[0];
     for (k, st) in f.steps.iter().enumerate() {
         let want = history.value((origin + k % 48) as i64 - 48, 0).unwrap();
