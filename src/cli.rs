@@ -2,9 +2,10 @@
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use particast::ingest::{
-    IngestError, IngestOptions, InputFormat, Layout, SeriesStream, ShortSeries, Source, WindowSpec,
-    WindowStream,
+    Duplicates, IngestError, IngestOptions, InputFormat, Layout, SeriesStream, ShortSeries,
+    WindowSpec, WindowStream,
 };
+use particast::pipeline::sink::OutputFormat;
 use std::time::Instant;
 use tracing::info_span;
 
@@ -45,17 +46,20 @@ pub enum Command {
     /// Score every observation: predictive NLL, PIT, anomaly score and flag.
     #[command(after_help = "Examples:
   particast score --input data.parquet --model model/ --output scores.parquet
-  particast score --input new.parquet --model model/ --output s.parquet --state-in state.parquet --state-out state.parquet")]
+  particast score --input new.parquet --model model/ --output s.parquet --state-in state.parquet --state-out state.parquet
+  cat data.csv | particast score --input - --model model/ --output - --output-format arrow | consumer")]
     Score(ScoreArgs),
     /// Forecast every series `horizon` steps ahead with intervals.
     #[command(after_help = "Examples:
   particast forecast --input data.parquet --model model/ --horizon 48 --output forecast.parquet
-  particast forecast --input data.parquet --model model/ --horizon 24 --mode sample --samples 500 --levels 50,90 --output f.parquet")]
+  particast forecast --input data.parquet --model model/ --horizon 24 --mode sample --samples 500 --levels 50,90 --output f.parquet
+  cat data.csv | particast forecast --input - --model model/ --horizon 48 --output - > forecast.parquet")]
     Forecast(ForecastArgs),
     /// Score a forecast file against actuals: sMAPE, MASE, MSIS, coverage, ND, NRMSE, wQL, CRPS, NLL.
     #[command(after_help = "Examples:
   particast evaluate --forecast forecast.parquet --actuals test.parquet --history train.parquet --season 24
-  particast evaluate --forecast f.parquet --actuals test.csv --format wide --history train.csv --season 24 --json")]
+  particast evaluate --forecast f.parquet --actuals test.csv --format wide --history train.csv --season 24 --json
+  particast forecast ... --output - | particast evaluate --forecast - --actuals test.parquet --season 24")]
     Evaluate(EvaluateArgs),
     /// Draw a forecast fan chart and/or an anomaly view of one series (PNG or SVG).
     #[command(after_help = "Examples:
@@ -166,9 +170,13 @@ pub struct ScoreArgs {
     /// Model directory.
     #[arg(long)]
     pub model: std::path::PathBuf,
-    /// Output Parquet file.
+    /// Output file, or `-` for standard output; a FIFO or device is written through.
     #[arg(long, short)]
     pub output: std::path::PathBuf,
+    /// Output format [default: by extension (.arrow, .arrows, .ipc: Arrow IPC stream), else
+    /// Parquet, also on standard output].
+    #[arg(long, value_enum)]
+    pub output_format: Option<OutputFormatArg>,
     /// Continue series from these saved states (series not in the file start fresh).
     #[arg(long)]
     pub state_in: Option<std::path::PathBuf>,
@@ -216,9 +224,13 @@ pub struct ForecastArgs {
     /// Steps ahead.
     #[arg(long)]
     pub horizon: usize,
-    /// Output Parquet file.
+    /// Output file, or `-` for standard output; a FIFO or device is written through.
     #[arg(long, short)]
     pub output: std::path::PathBuf,
+    /// Output format [default: by extension (.arrow, .arrows, .ipc: Arrow IPC stream), else
+    /// Parquet, also on standard output].
+    #[arg(long, value_enum)]
+    pub output_format: Option<OutputFormatArg>,
     /// Interval levels in percent.
     #[arg(long, value_delimiter = ',', default_value = "80,95")]
     pub levels: Vec<f64>,
@@ -238,10 +250,10 @@ pub struct ForecastArgs {
 
 #[derive(Args, Debug)]
 pub struct EvaluateArgs {
-    /// Forecast Parquet file (from `particast forecast`).
+    /// Forecast file from `particast forecast` (Parquet or Arrow IPC), or `-` for standard input.
     #[arg(long)]
     pub forecast: std::path::PathBuf,
-    /// Actuals (read like an input; the columns of the model's data by default).
+    /// Actuals (read like an input; `-` for standard input when the forecast is a file).
     #[arg(long)]
     pub actuals: String,
     /// In-sample history for MASE and MSIS (same reading options).
@@ -265,6 +277,9 @@ pub struct EvaluateArgs {
     /// Target column.
     #[arg(long = "target-col")]
     pub target_cols: Vec<String>,
+    /// Rows of a series with the same timestamp in the actuals and history.
+    #[arg(long, value_enum)]
+    pub duplicates: Option<DuplicatesArg>,
     /// Print the metrics as JSON.
     #[arg(long)]
     pub json: bool,
@@ -332,6 +347,50 @@ pub enum FormatArg {
 pub enum InputFormatArg {
     Csv,
     Parquet,
+    /// Arrow IPC (stream or file).
+    Arrow,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum OutputFormatArg {
+    Parquet,
+    /// Arrow IPC stream.
+    Arrow,
+}
+
+impl OutputFormatArg {
+    /// The library's format (`auto` when not given).
+    pub fn format(arg: Option<Self>) -> OutputFormat {
+        match arg {
+            None => OutputFormat::Auto,
+            Some(OutputFormatArg::Parquet) => OutputFormat::Parquet,
+            Some(OutputFormatArg::Arrow) => OutputFormat::Arrow,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum DuplicatesArg {
+    /// Fail, naming the series, timestamp and row.
+    Error,
+    /// Keep the first row of each timestamp.
+    First,
+    /// Keep the last row of each timestamp.
+    Last,
+    /// Average the rows of each timestamp.
+    Mean,
+}
+
+impl DuplicatesArg {
+    /// The library's policy.
+    pub fn policy(self) -> Duplicates {
+        match self {
+            DuplicatesArg::Error => Duplicates::Error,
+            DuplicatesArg::First => Duplicates::First,
+            DuplicatesArg::Last => Duplicates::Last,
+            DuplicatesArg::Mean => Duplicates::Mean,
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -344,7 +403,8 @@ pub enum ShortArg {
 /// Input options shared by commands that read data.
 #[derive(Args, Debug, Clone)]
 pub struct InputArgs {
-    /// A CSV or Parquet file, or a glob of them (quote it).
+    /// A CSV, Parquet or Arrow IPC file, a glob of them (quote it), or `-` for standard input
+    /// (CSV, Parquet or an Arrow IPC stream, told from its first bytes).
     #[arg(long = "input", short = 'i')]
     pub input: String,
     /// Table layout [default: long, or the model's].
@@ -371,6 +431,9 @@ pub struct InputArgs {
     /// Read each series' rows as consecutive steps even if their timestamps are irregular.
     #[arg(long)]
     pub sequence: bool,
+    /// Rows of a series with the same timestamp [default: error, or the model's].
+    #[arg(long, value_enum)]
+    pub duplicates: Option<DuplicatesArg>,
     /// Frequency override (30min, 1h, 1d, 1mo, or an integer step).
     #[arg(long)]
     pub frequency: Option<String>,
@@ -388,6 +451,7 @@ impl InputArgs {
             o.format = match f {
                 InputFormatArg::Csv => InputFormat::Csv,
                 InputFormatArg::Parquet => InputFormat::Parquet,
+                InputFormatArg::Arrow => InputFormat::Arrow,
             };
         } else {
             o.format = InputFormat::Auto;
@@ -411,6 +475,9 @@ impl InputArgs {
         o.sort |= self.sort;
         if self.sequence {
             o.irregular = particast::ingest::Irregular::Sequence;
+        }
+        if let Some(d) = self.duplicates {
+            o.duplicates = d.policy();
         }
         if let Some(f) = &self.frequency {
             o.frequency = Some(f.clone());
@@ -460,10 +527,26 @@ impl Failure {
             code: 2,
         }
     }
+
+    /// The reader of standard output (or of a pipe written through) closed it before the
+    /// output was complete: not particast's failure. Exit code 0 and no message, as ripgrep
+    /// and other filters do; the reader got a prefix of the output.
+    pub fn reader_gone() -> Self {
+        Failure {
+            headline: String::new(),
+            detail: None,
+            code: 0,
+        }
+    }
 }
 
 impl From<particast::Error> for Failure {
     fn from(e: particast::Error) -> Self {
+        if let particast::Error::Pipeline(p) = &e {
+            if particast::pipeline::sink::is_broken_pipe(p) {
+                return Failure::reader_gone();
+            }
+        }
         Failure {
             code: if e.is_bad_input() { 2 } else { 1 },
             headline: e.to_string(),
@@ -474,6 +557,9 @@ impl From<particast::Error> for Failure {
 
 impl From<particast::pipeline::PipelineError> for Failure {
     fn from(e: particast::pipeline::PipelineError) -> Self {
+        if particast::pipeline::sink::is_broken_pipe(&e) {
+            return Failure::reader_gone();
+        }
         particast::Error::from(e).into()
     }
 }
@@ -550,7 +636,8 @@ fn ingest(args: IngestArgs, quiet: bool) -> Result<(), Failure> {
             code: 2,
         });
     }
-    let mut stream = SeriesStream::open(Source::Path(args.input.input.clone()), &opts)?;
+    let input = crate::commands::open_input(&args.input)?;
+    let mut stream = SeriesStream::open(input.source(), &opts)?;
     let schema = stream.schema().clone();
     let shown = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
     let keep = std::rc::Rc::clone(&shown);

@@ -1,13 +1,15 @@
 //! The commands behind the CLI: each reads its arguments, calls the library, prints a summary.
 
 use indicatif::{ProgressBar, ProgressStyle};
+use particast::ingest::ipc::{read_ipc_file, spool_stdin, Spooled};
 use particast::ingest::polars::prelude::*;
 use particast::ingest::{Dataset, IngestOptions, Layout, Source};
 use particast::kernels::{Cell, Gate, Head};
 use particast::pipeline::evaluate::{actuals_for, eval_series, history_of};
 use particast::pipeline::metrics::{evaluate as compute_metrics, Metrics};
 use particast::pipeline::mixture::Component;
-use particast::pipeline::output::{forecast_batch, scores_batch, to_dataframe, write_parquet};
+use particast::pipeline::output::{forecast_batch, scores_batch, to_dataframe};
+use particast::pipeline::sink::{is_stdout, write_frame, Protected};
 use particast::pipeline::{
     check_state, forecast_ensemble, forecast_series, load_states, save_states, score_continued,
     score_series, train as train_model, EpochReport, ForecastConfig, Mode, Nonnegative, Reporter,
@@ -16,11 +18,88 @@ use particast::pipeline::{
 use particast::run::run_pipeline;
 use particast::spec::PipelineSpec;
 use std::collections::HashMap;
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use crate::cli::*;
+
+/// Set when a command writes its data to standard output: its summary lines then go to
+/// standard error, so the data stream stays clean.
+static DATA_ON_STDOUT: AtomicBool = AtomicBool::new(false);
+
+/// Prints one summary line: on standard output, or on standard error when standard output
+/// carries data. A closed stream is not an error here (the reader has gone).
+pub(crate) fn say_line(line: String) {
+    if DATA_ON_STDOUT.load(Ordering::Relaxed) {
+        let _ = writeln!(std::io::stderr(), "{line}");
+    } else {
+        let _ = writeln!(std::io::stdout(), "{line}");
+    }
+}
+
+macro_rules! say {
+    ($($t:tt)*) => { say_line(format!($($t)*)) };
+}
+
+/// Marks standard output as carrying data when `path` is `-`.
+fn note_output(path: &Path) {
+    if is_stdout(path) {
+        DATA_ON_STDOUT.store(true, Ordering::Relaxed);
+    }
+}
+
+/// A data input: a path or glob, or standard input copied to a temporary file (kept as long
+/// as this value lives, so the model's reading options may read it twice).
+pub(crate) struct InputData {
+    path: String,
+    spooled: Option<Spooled>,
+}
+
+impl InputData {
+    /// The source to read.
+    pub(crate) fn source(&self) -> Source {
+        match &self.spooled {
+            Some(s) => s.source(),
+            None => Source::Path(self.path.clone()),
+        }
+    }
+}
+
+/// Opens `--input`: `-` copies standard input (refused when it is a terminal).
+pub(crate) fn open_input(args: &InputArgs) -> Result<InputData, Failure> {
+    open_path(&args.input, args.options(IngestOptions::default()).format)
+}
+
+fn open_path(path: &str, format: particast::ingest::InputFormat) -> Result<InputData, Failure> {
+    // A FIFO or device (`--input <(zcat data.csv.gz)` gives `/dev/fd/63`) is copied like
+    // standard input: it can be read only once and has no size.
+    let special = path != "-" && std::fs::metadata(path).is_ok_and(|m| !m.is_file() && !m.is_dir());
+    if special {
+        let mut f =
+            std::fs::File::open(path).map_err(|e| Failure::input(format!("{path}: {e}")))?;
+        return Ok(InputData {
+            path: path.to_string(),
+            spooled: Some(particast::ingest::ipc::spool(&mut f, path, format, None)?),
+        });
+    }
+    if path != "-" {
+        return Ok(InputData {
+            path: path.to_string(),
+            spooled: None,
+        });
+    }
+    if std::io::stdin().is_terminal() {
+        return Err(Failure::input(
+            "--input - reads standard input, which is a terminal: pipe the data in (`cat data.csv | particast ...`)",
+        ));
+    }
+    Ok(InputData {
+        path: path.to_string(),
+        spooled: Some(spool_stdin(format, None)?),
+    })
+}
 
 /// Draws a progress bar on a terminal and prints one line per epoch either way.
 struct BarReporter {
@@ -89,7 +168,7 @@ impl Drop for BarReporter {
 }
 
 fn print_training(s: &TrainSummary) {
-    println!(
+    say!(
         "trained    {} parameters, {} epochs (best {}), best validation NLL {} per observation ({} in original units), {:.1} s",
         s.parameters,
         s.epochs,
@@ -98,7 +177,7 @@ fn print_training(s: &TrainSummary) {
         s.best_val_nll_original.map(|v| format!("{v:.4}")).unwrap_or_else(|| "-".into()),
         s.wall_seconds
     );
-    println!(
+    say!(
         "particles  effective number {:.2}, mean pairwise state distance {:.3}{}",
         s.effective_particles,
         s.particle_distance,
@@ -111,7 +190,7 @@ fn print_training(s: &TrainSummary) {
 }
 
 fn print_metrics(m: &Metrics) {
-    println!("\n{:<22} {:>12}", "metric", "value");
+    say!("\n{:<22} {:>12}", "metric", "value");
     let rows = [
         ("series", m.series as f64),
         ("observations", m.observations as f64),
@@ -126,10 +205,10 @@ fn print_metrics(m: &Metrics) {
         ("mean NLL", m.nll),
     ];
     for (name, v) in rows {
-        println!("{name:<22} {v:>12.4}");
+        say!("{name:<22} {v:>12.4}");
     }
     for (level, c) in &m.coverage {
-        println!("{:<22} {:>12.4}", format!("coverage {level}%"), c);
+        say!("{:<22} {:>12.4}", format!("coverage {level}%"), c);
     }
 }
 
@@ -146,84 +225,32 @@ pub fn run(args: RunArgs, quiet: bool) -> Result<(), Failure> {
         print_training(t);
     }
     if let Some((rows, flagged)) = report.scored {
-        println!("scored     {rows} observations, {flagged} flagged");
+        say!("scored     {rows} observations, {flagged} flagged");
     }
     if let Some(n) = report.forecast_series {
-        println!("forecast   {n} series");
+        say!("forecast   {n} series");
     }
     if let Some(m) = &report.metrics {
         print_metrics(m);
     }
-    println!("\noutputs");
+    say!("\noutputs");
     for (what, path) in &report.outputs {
-        println!("  {what:<14} {}", path.display());
+        say!("  {what:<14} {}", path.display());
     }
-    println!("done in {:.1} s", start.elapsed().as_secs_f64());
+    say!("done in {:.1} s", start.elapsed().as_secs_f64());
     Ok(())
-}
-
-/// Refuses, before any work, an output path that cannot be written: one that is a folder, or
-/// whose folder is missing or is a file. `folder` is true for a model directory, which is created
-/// when missing (but not under a file).
-fn check_output(path: &Path, folder: bool) -> Result<(), Failure> {
-    let shown = path.display();
-    if folder && path.exists() && !path.is_dir() {
-        return Err(Failure::input(format!(
-            "cannot use {shown} as a model folder: it is a file"
-        )));
-    }
-    if !folder && path.is_dir() {
-        return Err(Failure::input(format!(
-            "cannot write {shown}: it is a folder"
-        )));
-    }
-    let parent_of = |p: &Path| -> Option<std::path::PathBuf> {
-        p.parent().map(|q| {
-            if q.as_os_str().is_empty() {
-                std::path::PathBuf::from(".")
-            } else {
-                q.to_path_buf()
-            }
-        })
-    };
-    let Some(mut p) = parent_of(path) else {
-        return Ok(());
-    };
-    loop {
-        if p.exists() {
-            if p.is_dir() {
-                return Ok(());
-            }
-            return Err(Failure::input(format!(
-                "cannot write {shown}: {} is not a folder",
-                p.display()
-            )));
-        }
-        if !folder {
-            return Err(Failure::input(format!(
-                "cannot write {shown}: the folder {} does not exist",
-                p.display()
-            )));
-        }
-        match parent_of(&p) {
-            Some(q) if q != p => p = q,
-            _ => return Ok(()),
-        }
-    }
 }
 
 fn read(input: &InputArgs, base: IngestOptions) -> Result<(Dataset, IngestOptions), Failure> {
     let opts = input.options(base);
-    let data = Dataset::read(Source::Path(input.input.clone()), &opts)?;
+    let data = Dataset::read(open_input(input)?.source(), &opts)?;
     Ok((data, opts))
 }
 
 /// Reads data for a trained model: its reading options, with the command line's on top.
 fn read_for_model(input: &InputArgs, model: &TrainedModel) -> Result<Dataset, Failure> {
-    Ok(model.read_data(
-        || Source::Path(input.input.clone()),
-        |base| input.options(base),
-    )?)
+    let data = open_input(input)?;
+    Ok(model.read_data(|| data.source(), |base| input.options(base))?)
 }
 
 pub fn train(args: TrainArgs, quiet: bool) -> Result<(), Failure> {
@@ -280,7 +307,12 @@ pub fn train(args: TrainArgs, quiet: bool) -> Result<(), Failure> {
     if let Some(v) = args.seed {
         cfg.seed = v;
     }
-    check_output(&args.model, true)?;
+    let mut protected = Protected::new();
+    protected.input(&args.input.input);
+    if let Some(c) = &args.config {
+        protected.file(c);
+    }
+    protected.model_outputs(&args.model)?;
     let (data, opts) = read(&args.input, IngestOptions::default())?;
     let mut reporter = BarReporter::new(quiet);
     let model = train_model(&data, &opts, &cfg, &args.model, args.resume, &mut reporter)?;
@@ -289,16 +321,24 @@ pub fn train(args: TrainArgs, quiet: bool) -> Result<(), Failure> {
         if let Some(s) = &model.meta.training {
             print_training(s);
         }
-        println!("model      {}", args.model.display());
+        say!("model      {}", args.model.display());
     }
     Ok(())
 }
 
 pub fn score(args: ScoreArgs, quiet: bool) -> Result<(), Failure> {
-    check_output(&args.output, false)?;
+    // The state file may be updated in place (`--state-in s --state-out s`, read whole before
+    // anything is written); every other input is protected from every output.
+    let mut protected = Protected::new();
+    protected.input(&args.input.input).model_dir(&args.model);
     if let Some(p) = &args.state_out {
-        check_output(p, false)?;
+        protected.claim(p)?;
     }
+    if let Some(p) = &args.state_in {
+        protected.file(p);
+    }
+    protected.claim(&args.output)?;
+    note_output(&args.output);
     let model = TrainedModel::load(&args.model)?;
     let data = read_for_model(&args.input, &model)?;
     model.check_schema(&data.schema)?;
@@ -358,7 +398,11 @@ pub fn score(args: ScoreArgs, quiet: bool) -> Result<(), Failure> {
     ends.extend(states.into_values());
     let batch = scores_batch(&scores, &data.schema)?;
     let mut df = to_dataframe(&batch, &data.schema.time_kind)?;
-    write_parquet(&mut df, &args.output)?;
+    write_frame(
+        &mut df,
+        &args.output,
+        OutputFormatArg::format(args.output_format),
+    )?;
     if let Some(p) = &args.state_out {
         save_states(&ends, p)?;
     }
@@ -368,20 +412,26 @@ pub fn score(args: ScoreArgs, quiet: bool) -> Result<(), Failure> {
             .flat_map(|s| s.flag.iter().zip(&s.present))
             .filter(|(f, p)| **p && **f == Some(true))
             .count();
-        println!(
+        say!(
             "scored     {} observations of {} series, {} flagged (threshold {})",
             df.height(),
             scores.len(),
             flagged,
             cfg.threshold
         );
-        println!("output     {}", args.output.display());
+        say!("output     {}", shown(&args.output));
     }
     Ok(())
 }
 
 pub fn forecast(args: ForecastArgs, quiet: bool) -> Result<(), Failure> {
-    check_output(&args.output, false)?;
+    let mut protected = Protected::new();
+    protected.input(&args.input.input);
+    for m in &args.model {
+        protected.model_dir(m);
+    }
+    protected.claim(&args.output)?;
+    note_output(&args.output);
     let models = args
         .model
         .iter()
@@ -417,9 +467,13 @@ pub fn forecast(args: ForecastArgs, quiet: bool) -> Result<(), Failure> {
         models.iter().any(|m| m.model.config.head == Head::StudentT),
     )?;
     let mut df = to_dataframe(&batch, &data.schema.time_kind)?;
-    write_parquet(&mut df, &args.output)?;
+    write_frame(
+        &mut df,
+        &args.output,
+        OutputFormatArg::format(args.output_format),
+    )?;
     if !quiet {
-        println!(
+        say!(
             "forecast   {} series x {} steps ({:?} mode{})",
             forecasts.len(),
             cfg.horizon,
@@ -430,9 +484,27 @@ pub fn forecast(args: ForecastArgs, quiet: bool) -> Result<(), Failure> {
                 String::new()
             }
         );
-        println!("output     {}", args.output.display());
+        say!("output     {}", shown(&args.output));
     }
     Ok(())
+}
+
+/// An input path as shown in messages.
+fn shown_input(path: &Path) -> String {
+    if path.as_os_str() == "-" {
+        particast::ingest::ipc::STDIN_NAME.into()
+    } else {
+        path.display().to_string()
+    }
+}
+
+/// An output path as shown in summaries.
+fn shown(path: &Path) -> String {
+    if is_stdout(path) {
+        "standard output".into()
+    } else {
+        path.display().to_string()
+    }
 }
 
 fn polars_fail(path: &Path, e: PolarsError) -> Failure {
@@ -443,13 +515,43 @@ fn polars_fail(path: &Path, e: PolarsError) -> Failure {
     ))
 }
 
+/// Reads a whole Parquet or Arrow IPC file (told from its first bytes), or standard input for
+/// `-`.
+fn read_frame(path: &Path) -> Result<DataFrame, Failure> {
+    let input = open_path(
+        &path.to_string_lossy(),
+        particast::ingest::InputFormat::Auto,
+    )?;
+    let (file, name) = match &input.spooled {
+        Some(s) if s.format() == particast::ingest::InputFormat::Csv => {
+            return Err(Failure::input(format!(
+                "{}: not a forecast file (expected Parquet or an Arrow IPC stream)",
+                shown_input(path)
+            )))
+        }
+        Some(s) => (s.path().to_path_buf(), shown_input(path)),
+        None => (path.to_path_buf(), path.display().to_string()),
+    };
+    let mut head = [0u8; 4];
+    let parquet = std::fs::File::open(&file)
+        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut head))
+        .map(|_| &head == b"PAR1")
+        .map_err(|e| Failure::input(format!("{name}: {e}")))?;
+    if parquet {
+        let f = std::fs::File::open(&file).map_err(|e| Failure::input(format!("{name}: {e}")))?;
+        ParquetReader::new(f)
+            .finish()
+            .map_err(|e| polars_fail(Path::new(&name), e))
+    } else {
+        Ok(read_ipc_file(&file, &name)?)
+    }
+}
+
 /// Reads a forecast file back into per-series forecasts (mixtures when the columns are there).
 fn read_forecast(path: &Path) -> Result<(Vec<SeriesForecast>, Vec<f64>), Failure> {
-    let f = std::fs::File::open(path)
-        .map_err(|e| Failure::input(format!("{}: {e}", path.display())))?;
-    let df = ParquetReader::new(f)
-        .finish()
-        .map_err(|e| polars_fail(path, e))?;
+    let df = read_frame(path)?;
+    let shown = shown_input(path);
+    let path = Path::new(&shown);
     let names: Vec<String> = df
         .get_column_names()
         .iter()
@@ -558,6 +660,16 @@ fn read_forecast(path: &Path) -> Result<(Vec<SeriesForecast>, Vec<f64>), Failure
 }
 
 pub fn evaluate(args: EvaluateArgs, quiet: bool) -> Result<(), Failure> {
+    let stdin_users = [
+        args.forecast.as_os_str() == "-",
+        args.actuals == "-",
+        args.history.as_deref() == Some("-"),
+    ];
+    if stdin_users.iter().filter(|u| **u).count() > 1 {
+        return Err(Failure::input(
+            "only one of --forecast, --actuals and --history can read standard input (-)",
+        ));
+    }
     let (forecasts, levels) = read_forecast(&args.forecast)?;
     let mut opts = IngestOptions::default();
     if let Some(f) = args.format {
@@ -576,9 +688,12 @@ pub fn evaluate(args: EvaluateArgs, quiet: bool) -> Result<(), Failure> {
     if !args.target_cols.is_empty() {
         opts.target_cols = args.target_cols.clone();
     }
-    let actuals = Dataset::read(Source::Path(args.actuals.clone()), &opts)?;
+    if let Some(d) = args.duplicates {
+        opts.duplicates = d.policy();
+    }
+    let actuals = Dataset::read(open_path(&args.actuals, opts.format)?.source(), &opts)?;
     let history = match &args.history {
-        Some(h) => Some(Dataset::read(Source::Path(h.clone()), &opts)?),
+        Some(h) => Some(Dataset::read(open_path(h, opts.format)?.source(), &opts)?),
         None => None,
     };
     let positional = opts.layout == Layout::Wide;
@@ -606,7 +721,7 @@ pub fn evaluate(args: EvaluateArgs, quiet: bool) -> Result<(), Failure> {
     }
     let m = compute_metrics(&evals, args.season);
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&m).unwrap_or_default());
+        say!("{}", serde_json::to_string_pretty(&m).unwrap_or_default());
     } else if !quiet {
         print_metrics(&m);
     }
@@ -616,12 +731,13 @@ pub fn evaluate(args: EvaluateArgs, quiet: bool) -> Result<(), Failure> {
 pub fn inspect(args: InspectArgs) -> Result<(), Failure> {
     let m = TrainedModel::load(&args.model)?;
     let c = &m.model.config;
-    println!("model       {}", args.model.display());
-    println!(
+    say!("model       {}", args.model.display());
+    say!(
         "format      version {} (particast {})",
-        m.meta.format_version, m.meta.particast_version
+        m.meta.format_version,
+        m.meta.particast_version
     );
-    println!(
+    say!(
         "network     {:?} cell, H={}, L={} particles, embedding {}, {:?} head, {:?} gate{}, {} inputs, {} target(s), {} parameters",
         c.cell,
         c.hidden,
@@ -635,10 +751,10 @@ pub fn inspect(args: InspectArgs) -> Result<(), Failure> {
         m.model.params.len()
     );
     if c.gate == Gate::FixedShare {
-        println!("share rate  {:.4}", m.model.share_rate());
+        say!("share rate  {:.4}", m.model.share_rate());
     }
     let d = &m.meta.data;
-    println!(
+    say!(
         "data        id `{}`, time `{}` ({:?}), targets [{}], covariates [{}], frequency {}",
         d.id_col,
         d.time_col,
@@ -647,7 +763,7 @@ pub fn inspect(args: InspectArgs) -> Result<(), Failure> {
         d.covariate_cols.join(", "),
         d.frequency_text()
     );
-    println!(
+    say!(
         "inputs      lags {:?} (as {:?}), calendar [{}], transform {:?}, scaling {:?}, target {:?}, context {}, horizon {}",
         m.meta.inputs.features.lags,
         m.meta.inputs.lag_inputs,
@@ -677,8 +793,14 @@ pub fn plot(args: PlotArgs, quiet: bool) -> Result<(), Failure> {
             "nothing to draw: give --forecast FILE and/or --anomaly FILE",
         ));
     }
+    let mut protected = Protected::new();
+    protected.input(&args.input.input).model_dir(&args.model);
+    if let Some(l) = &args.labels {
+        protected.file(l);
+    }
     for p in args.forecast.iter().chain(&args.anomaly) {
-        check_output(p, false)?;
+        protected.claim(p)?;
+        note_output(p);
     }
     let model = TrainedModel::load(&args.model)?;
     let data = read_for_model(&args.input, &model)?;
@@ -700,7 +822,7 @@ pub fn plot(args: PlotArgs, quiet: bool) -> Result<(), Failure> {
         let fc = forecast_series(&model, std::slice::from_ref(series), &cfg)?;
         particast::plot::forecast_chart(series, &fc[0], args.history, path)?;
         if !quiet {
-            println!("fan chart  {}", path.display());
+            say!("fan chart  {}", path.display());
         }
     }
     if let Some(path) = &args.anomaly {
@@ -716,7 +838,7 @@ pub fn plot(args: PlotArgs, quiet: bool) -> Result<(), Failure> {
         };
         particast::plot::anomaly_chart(&scores, &series.axis.kind, &windows, args.threshold, path)?;
         if !quiet {
-            println!("anomaly    {}", path.display());
+            say!("anomaly    {}", path.display());
         }
     }
     Ok(())
@@ -727,24 +849,30 @@ pub fn nab(args: NabArgs) -> Result<(), Failure> {
     let files = particast::nab::read_scores(&args.scores, &args.labels)?;
     let results: Vec<_> = PROFILES.iter().map(|p| score_corpus(&files, p)).collect();
     if args.json {
-        println!(
+        say!(
             "{}",
             serde_json::to_string_pretty(&results).unwrap_or_default()
         );
     } else {
-        println!(
+        say!(
             "{} files, {} windows",
             files.len(),
             results.first().map(|r| r.windows).unwrap_or(0)
         );
-        println!(
+        say!(
             "{:<22} {:>10} {:>10} {:>10}",
-            "profile", "score", "raw", "threshold"
+            "profile",
+            "score",
+            "raw",
+            "threshold"
         );
         for r in &results {
-            println!(
+            say!(
                 "{:<22} {:>10.2} {:>10.2} {:>10.4}",
-                r.profile, r.normalized, r.raw, r.threshold
+                r.profile,
+                r.normalized,
+                r.raw,
+                r.threshold
             );
         }
     }

@@ -29,6 +29,11 @@ fn main() -> ExitCode {
                 .ok()
                 .and_then(|l| l.clone())
                 .unwrap_or_default();
+            // Except `println!` meeting a closed standard output (`particast ... | head`): the
+            // reader is gone, which ends the command quietly, as for a data output.
+            if what.contains("failed printing to stdout") {
+                return ExitCode::SUCCESS;
+            }
             eprintln!(
                 "error: internal error, a bug in particast (please report it): {}",
                 what.lines().collect::<Vec<_>>().join(" ")
@@ -36,6 +41,8 @@ fn main() -> ExitCode {
             ExitCode::from(101)
         }
         Ok(Ok(())) => ExitCode::SUCCESS,
+        // The reader of our standard output went away: quietly done (see `Failure::reader_gone`).
+        Ok(Err(e)) if e.code == 0 => ExitCode::SUCCESS,
         Ok(Err(e)) => {
             eprintln!("error: {}", e.headline);
             if let Some(detail) = &e.detail {

@@ -93,12 +93,17 @@ fn with_backend(
         .and_then(|e| e.to_str())
         .map(str::to_ascii_lowercase)
         .unwrap_or_default();
-    // The image encoder goes by the extension, so the temporary file keeps it.
-    let name = path
-        .file_stem()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = path.with_file_name(format!(".{name}.partial.{ext}"));
+    // Drawn into a private temporary folder (the image encoder goes by the extension, so the
+    // file keeps it), then handed to the output layer, which writes it atomically or through
+    // to a pipe and never over an input.
+    let scratch = tempfile::Builder::new()
+        .prefix(".particast-plot-")
+        .tempdir()
+        .map_err(|e| Error::Io {
+            path: std::env::temp_dir(),
+            source: e,
+        })?;
+    let tmp = scratch.path().join(format!("picture.{ext}"));
     let result = match ext.as_str() {
         "png" => draw(BitMapBackend::new(&tmp, size).into_drawing_area()),
         "svg" => draw_svg(SVGBackend::new(&tmp, size).into_drawing_area()),
@@ -109,14 +114,12 @@ fn with_backend(
             ))
         }
     };
-    if let Err(e) = result {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(plot_err(path, e));
-    }
-    std::fs::rename(&tmp, path).map_err(|e| Error::Io {
-        path: path.to_path_buf(),
+    result.map_err(|e| plot_err(path, e))?;
+    let bytes = std::fs::read(&tmp).map_err(|e| Error::Io {
+        path: tmp.clone(),
         source: e,
-    })
+    })?;
+    Ok(particast_pipeline::sink::write_bytes(path, &bytes)?)
 }
 
 /// A fan chart: the last `history` steps, the median, the 80/95% (or configured) bands and, for

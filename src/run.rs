@@ -5,6 +5,7 @@ use particast_kernels::Head;
 use particast_pipeline::evaluate::{actuals_for, eval_series, history_of};
 use particast_pipeline::metrics::{evaluate, Metrics};
 use particast_pipeline::output::{forecast_batch, scores_batch, to_dataframe, write_parquet};
+use particast_pipeline::sink::Protected;
 use particast_pipeline::{
     forecast_series, save_states, score_series, train, write_atomic, Reporter, SeriesForecast,
     TrainSummary, TrainedModel,
@@ -44,6 +45,43 @@ pub fn hold_out(series: &[PreparedSeries], h: usize) -> Vec<PreparedSeries> {
         .collect()
 }
 
+/// Refuses, before any work, outputs of the pipeline that would replace a file it reads (the
+/// pipeline file, the input, the actuals, the labels, the model it loads) or each other.
+pub fn check_outputs(spec: &PipelineSpec) -> Result<(), Error> {
+    let mut p = Protected::new();
+    p.file(&spec.file).input(&spec.input.path);
+    if let Some(a) = spec.evaluate.as_ref().and_then(|e| e.actuals.as_ref()) {
+        p.input(&a.path);
+    }
+    if let Some(l) = spec.plot.as_ref().and_then(|p| p.labels.as_ref()) {
+        p.file(l);
+    }
+    match &spec.train {
+        Some(t) => p.model_outputs(&t.model)?,
+        None => {
+            p.model_dir(&spec.model_dir());
+        }
+    }
+    if let Some(s) = &spec.score {
+        p.claim(&s.output)?;
+        if let Some(state) = &s.state {
+            p.claim(state)?;
+        }
+    }
+    if let Some(f) = &spec.forecast {
+        p.claim(&f.output)?;
+        if let Some(e) = &spec.evaluate {
+            p.claim(&e.output)?;
+        }
+    }
+    if let Some(pl) = &spec.plot {
+        for path in pl.forecast.iter().chain(&pl.anomaly) {
+            p.claim(path)?;
+        }
+    }
+    Ok(())
+}
+
 /// Runs the stages a pipeline file asks for.
 pub fn run_pipeline(spec: &PipelineSpec, reporter: &mut dyn Reporter) -> Result<RunReport, Error> {
     let _span = info_span!("run", file = %spec.file.display()).entered();
@@ -51,6 +89,7 @@ pub fn run_pipeline(spec: &PipelineSpec, reporter: &mut dyn Reporter) -> Result<
         path: spec.output_dir.clone(),
         source: e,
     })?;
+    check_outputs(spec)?;
     let mut report = RunReport::default();
     let data = Dataset::read(Source::Path(spec.input.path.clone()), &spec.input.options)?;
     let holdout = spec.train.as_ref().map(|t| t.holdout).unwrap_or(0);

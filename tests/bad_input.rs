@@ -941,3 +941,525 @@ fn values_outside_a_log_models_domain() {
     );
     assert_eq!(snapshot(&model), before_model);
 }
+
+/// `particast score` of `input` with `model` into `output` (more arguments after).
+fn score_cmd(input: &Path, model: &Path, output: &Path, more: &[&str]) -> Output {
+    let mut args = vec![
+        "score",
+        "--input",
+        input.to_str().unwrap(),
+        "--model",
+        model.to_str().unwrap(),
+        "--output",
+        output.to_str().unwrap(),
+    ];
+    args.extend_from_slice(more);
+    particast(&args)
+}
+
+/// An output that is an input of the same command (directly, through another spelling, a
+/// symlink or a hard link) or a file of the model directory is refused before any work, and
+/// every file is left as it was; two outputs of one command may not be the same file.
+#[test]
+fn outputs_that_would_destroy_an_input_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = train_model(dir.path());
+    let model_before = snapshot(&model);
+    let clean = dir.path().join("clean.csv");
+    let data_before = std::fs::read(&clean).unwrap();
+    let same = Expect::Fail(2, "input");
+    // The input itself, and other spellings of it.
+    let dotted = dir.path().join(".").join("clean.csv");
+    let roundabout = dir.path().join("model").join("..").join("clean.csv");
+    let link = dir.path().join("link.csv");
+    std::os::unix::fs::symlink(&clean, &link).unwrap();
+    let hard = dir.path().join("hard.csv");
+    std::fs::hard_link(&clean, &hard).unwrap();
+    for (case, out) in [
+        ("output = input", clean.clone()),
+        ("output = ./input", dotted),
+        ("output = dir/../input", roundabout),
+        ("output = symlink to input", link.clone()),
+        ("output = hard link of input", hard.clone()),
+    ] {
+        check_cli(case, &score_cmd(&clean, &model, &out, &[]), same);
+        check_cli(
+            &format!("forecast: {case}"),
+            &particast(&[
+                "forecast",
+                "--input",
+                clean.to_str().unwrap(),
+                "--model",
+                model.to_str().unwrap(),
+                "--horizon",
+                "4",
+                "--output",
+                out.to_str().unwrap(),
+            ]),
+            same,
+        );
+        assert_eq!(std::fs::read(&clean).unwrap(), data_before, "{case}");
+    }
+    // A glob input protects every file it matches.
+    let glob = format!("{}/*.csv", dir.path().display());
+    check_cli(
+        "output = a file of the input glob",
+        &particast(&[
+            "score",
+            "--input",
+            &glob,
+            "--model",
+            model.to_str().unwrap(),
+            "--output",
+            hard.to_str().unwrap(),
+        ]),
+        same,
+    );
+    // The model directory's files, as a score, state or forecast output.
+    for file in ["config.json", "model.safetensors", "checkpoint.safetensors"] {
+        let target = model.join(file);
+        check_cli(
+            &format!("score output = model's {file}"),
+            &score_cmd(&clean, &model, &target, &[]),
+            same,
+        );
+        let scores = dir.path().join("s.parquet");
+        check_cli(
+            &format!("state output = model's {file}"),
+            &score_cmd(
+                &clean,
+                &model,
+                &scores,
+                &["--state-out", target.to_str().unwrap()],
+            ),
+            same,
+        );
+    }
+    // Training into a folder that holds the training data under a model file's name.
+    let trap = dir.path().join("trap");
+    std::fs::create_dir(&trap).unwrap();
+    std::fs::write(trap.join("config.json"), clean_csv()).unwrap();
+    check_cli(
+        "train data = a model file",
+        &particast(&[
+            "train",
+            "--input",
+            trap.join("config.json").to_str().unwrap(),
+            "--input-format",
+            "csv",
+            "--model",
+            trap.to_str().unwrap(),
+            "--epochs",
+            "1",
+        ]),
+        same,
+    );
+    assert_eq!(
+        std::fs::read(trap.join("config.json")).unwrap(),
+        clean_csv().as_bytes()
+    );
+    // The state input may be updated in place (read whole first), but it is not the scores.
+    let state = dir.path().join("state.parquet");
+    let scores = dir.path().join("scores.parquet");
+    let ok = score_cmd(
+        &clean,
+        &model,
+        &scores,
+        &["--state-out", state.to_str().unwrap()],
+    );
+    check_cli("first state", &ok, Expect::Ok("scored"));
+    let in_place = score_cmd(
+        &clean,
+        &model,
+        &scores,
+        &[
+            "--state-in",
+            state.to_str().unwrap(),
+            "--state-out",
+            state.to_str().unwrap(),
+        ],
+    );
+    assert_ne!(in_place.status.code(), Some(101));
+    let state_before = std::fs::read(&state).unwrap();
+    check_cli(
+        "scores = state input",
+        &score_cmd(
+            &clean,
+            &model,
+            &state,
+            &["--state-in", state.to_str().unwrap()],
+        ),
+        same,
+    );
+    assert_eq!(std::fs::read(&state).unwrap(), state_before);
+    // Two outputs at one place.
+    check_cli(
+        "scores = state output",
+        &score_cmd(
+            &clean,
+            &model,
+            &scores,
+            &["--state-out", scores.to_str().unwrap()],
+        ),
+        Expect::Fail(2, "same file as the output"),
+    );
+    // A pipeline whose score output is its own input.
+    let pipeline = dir.path().join("self.toml");
+    std::fs::write(
+        &pipeline,
+        "[input]\npath = \"clean.csv\"\n[train]\nmodel = \"model\"\nepochs = 1\nbatches_per_epoch = 1\nhidden = 4\nparticles = 2\ncontext = 24\nhorizon = 12\n[score]\noutput = \"clean.csv\"\n",
+    )
+    .unwrap();
+    check_cli(
+        "pipeline: score output = input",
+        &particast(&["run", pipeline.to_str().unwrap()]),
+        same,
+    );
+    std::fs::write(
+        &pipeline,
+        "[input]\npath = \"clean.csv\"\n[score]\noutput = \"self.toml\"\n[train]\nmodel = \"model\"\n",
+    )
+    .unwrap();
+    check_cli(
+        "pipeline: score output = the pipeline file",
+        &particast(&["run", pipeline.to_str().unwrap()]),
+        same,
+    );
+    // The Rust API's guard says the same.
+    let mut guard = particast::pipeline::sink::Protected::new();
+    guard.input(clean.to_str().unwrap()).model_dir(&model);
+    check_api("API: output = input", guard.claim(&link), same);
+    check_api(
+        "API: output = model file",
+        guard.claim(&model.join("config.json")),
+        same,
+    );
+    check_api(
+        "API: a new file",
+        guard.claim(&dir.path().join("new.parquet")),
+        Expect::Ok(""),
+    );
+
+    assert_eq!(std::fs::read(&clean).unwrap(), data_before);
+    assert_eq!(snapshot(&model), model_before);
+    assert!(leftovers(dir.path()).is_empty());
+    assert!(std::fs::symlink_metadata(&link)
+        .unwrap()
+        .file_type()
+        .is_symlink());
+}
+
+/// Outputs that are not regular files are written through, never replaced: a FIFO stays a FIFO
+/// (and its reader gets the Parquet file), `/dev/null` stays a device, a symlink to a file
+/// stays a symlink (its target gets the output); `/dev/full` is a clean write error.
+#[test]
+fn non_regular_outputs_are_written_through_never_replaced() {
+    use std::os::unix::fs::FileTypeExt;
+    let dir = tempfile::tempdir().unwrap();
+    let model = train_model(dir.path());
+    let clean = dir.path().join("clean.csv");
+
+    // A FIFO with a reader on the other end.
+    let fifo = dir.path().join("scores.fifo");
+    let made = Command::new("mkfifo").arg(&fifo).status().unwrap();
+    assert!(made.success());
+    let reader = {
+        let fifo = fifo.clone();
+        std::thread::spawn(move || std::fs::read(&fifo).unwrap())
+    };
+    let out = score_cmd(&clean, &model, &fifo, &[]);
+    check_cli("FIFO output", &out, Expect::Ok("scored"));
+    let bytes = reader.join().unwrap();
+    assert_eq!(&bytes[..4], b"PAR1");
+    assert_eq!(&bytes[bytes.len() - 4..], b"PAR1");
+    let df = ParquetReader::new(std::io::Cursor::new(bytes))
+        .finish()
+        .unwrap();
+    assert_eq!(df.height(), 240);
+    assert!(std::fs::symlink_metadata(&fifo)
+        .unwrap()
+        .file_type()
+        .is_fifo());
+
+    // A character device.
+    let out = score_cmd(&clean, &model, Path::new("/dev/null"), &[]);
+    check_cli("/dev/null output", &out, Expect::Ok("scored"));
+    assert!(std::fs::metadata("/dev/null")
+        .unwrap()
+        .file_type()
+        .is_char_device());
+    // A full device: a write error (exit 1, one line), the device untouched.
+    if Path::new("/dev/full").exists() {
+        let out = score_cmd(&clean, &model, Path::new("/dev/full"), &[]);
+        check_cli("/dev/full output", &out, Expect::Fail(1, "/dev/full"));
+        assert!(std::fs::metadata("/dev/full")
+            .unwrap()
+            .file_type()
+            .is_char_device());
+    }
+
+    // A symlink to a regular file.
+    let target = dir.path().join("real.parquet");
+    std::fs::write(&target, b"old").unwrap();
+    let link = dir.path().join("latest.parquet");
+    std::os::unix::fs::symlink(&target, &link).unwrap();
+    let out = score_cmd(&clean, &model, &link, &[]);
+    check_cli("symlink output", &out, Expect::Ok("scored"));
+    assert!(std::fs::symlink_metadata(&link)
+        .unwrap()
+        .file_type()
+        .is_symlink());
+    assert_eq!(&std::fs::read(&target).unwrap()[..4], b"PAR1");
+    // A dangling symlink is refused, not replaced.
+    let dangling = dir.path().join("dangling.parquet");
+    std::os::unix::fs::symlink(dir.path().join("nowhere/x.parquet"), &dangling).unwrap();
+    let out = score_cmd(&clean, &model, &dangling, &[]);
+    assert!(matches!(out.status.code(), Some(1) | Some(2)), "{out:?}");
+    assert!(std::fs::symlink_metadata(&dangling)
+        .unwrap()
+        .file_type()
+        .is_symlink());
+    assert!(leftovers(dir.path()).is_empty());
+}
+
+/// A write that fails part-way (here the file-size limit, as a full disk would) leaves the
+/// previous output byte for byte and no temporary file.
+#[test]
+fn a_failed_write_keeps_the_previous_output() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = train_model(dir.path());
+    let clean = dir.path().join("clean.csv");
+    let out_dir = dir.path().join("out");
+    std::fs::create_dir(&out_dir).unwrap();
+    let output = out_dir.join("scores.arrow");
+    std::fs::write(&output, b"previous output").unwrap();
+    // 2 KiB per file (ulimit -f counts 512-byte blocks); SIGXFSZ ignored so the write fails
+    // with EFBIG instead of killing the process.
+    let script = format!(
+        "trap '' XFSZ; ulimit -f 4; exec '{}' score --input '{}' --model '{}' --output '{}'",
+        env!("CARGO_BIN_EXE_particast"),
+        clean.display(),
+        model.display(),
+        output.display()
+    );
+    let out = Command::new("sh").arg("-c").arg(&script).output().unwrap();
+    check_cli(
+        "write beyond the file-size limit",
+        &out,
+        Expect::Fail(1, "scores.arrow"),
+    );
+    assert_eq!(std::fs::read(&output).unwrap(), b"previous output");
+    assert!(leftovers(&out_dir).is_empty(), "{:?}", leftovers(&out_dir));
+}
+
+/// Sizes nobody can allocate are refused with a message naming the option, before any
+/// allocation: each option alone above its limit, and moderate values whose product is huge.
+#[test]
+fn impossible_sizes_are_refused_naming_the_option() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = train_model(dir.path());
+    let clean = dir.path().join("clean.csv");
+    let out = dir.path().join("f.parquet");
+    let forecast = |more: &[&str]| {
+        let mut args = vec![
+            "forecast",
+            "--input",
+            clean.to_str().unwrap(),
+            "--model",
+            model.to_str().unwrap(),
+            "--output",
+            out.to_str().unwrap(),
+        ];
+        args.extend_from_slice(more);
+        particast(&args)
+    };
+    let many_levels = "50,".repeat(200);
+    let cases: Vec<(&str, Vec<&str>, &str)> = vec![
+        (
+            "horizon in the billions",
+            vec!["--horizon", "5000000000"],
+            "horizon",
+        ),
+        (
+            "samples in the billions",
+            vec![
+                "--horizon",
+                "4",
+                "--mode",
+                "sample",
+                "--samples",
+                "2000000000",
+            ],
+            "samples",
+        ),
+        (
+            "moderate horizon x samples",
+            vec![
+                "--horizon",
+                "100000",
+                "--mode",
+                "sample",
+                "--samples",
+                "100000",
+            ],
+            "the horizon, the samples",
+        ),
+        (
+            "too many levels",
+            vec!["--horizon", "4", "--levels", &many_levels[..399]],
+            "levels",
+        ),
+    ];
+    for (case, args, needle) in &cases {
+        check_cli(case, &forecast(args), Expect::Fail(2, needle));
+    }
+    assert!(!out.exists());
+    // Training sizes.
+    let m2 = dir.path().join("m2");
+    for (case, flag, value, needle) in [
+        ("hidden", "--hidden", "100000000", "hidden"),
+        ("particles", "--particles", "100000000", "particles"),
+        ("context", "--context", "5000000000", "context"),
+        (
+            "hidden x particles x context",
+            "--hidden",
+            "4000",
+            "would need about",
+        ),
+    ] {
+        let mut args = vec![
+            "train",
+            "--input",
+            clean.to_str().unwrap(),
+            "--model",
+            m2.to_str().unwrap(),
+            flag,
+            value,
+        ];
+        if case.contains(" x ") {
+            args.extend_from_slice(&["--particles", "4000", "--context", "100000"]);
+        }
+        check_cli(case, &particast(&args), Expect::Fail(2, needle));
+    }
+    // Scoring sizes, through a pipeline file and the API.
+    let pipeline = dir.path().join("big.toml");
+    std::fs::write(
+        &pipeline,
+        format!(
+            "[input]\npath = \"clean.csv\"\n[train]\nmodel = \"{}\"\n[score]\nchunk = 1000000000000\n",
+            model.display()
+        ),
+    )
+    .unwrap();
+    let spec = PipelineSpec::load(&pipeline).unwrap();
+    let tm = TrainedModel::load(&model).unwrap();
+    let data = Dataset::read(Source::path(&clean), &IngestOptions::default()).unwrap();
+    let cfg = spec.score.as_ref().unwrap().config.clone();
+    check_api(
+        "API: chunk",
+        particast::pipeline::score_series(&tm, &data.series, &cfg),
+        Expect::Fail(2, "chunk"),
+    );
+    let huge = particast::pipeline::ForecastConfig {
+        horizon: 200_000,
+        samples: 200_000,
+        mode: particast::pipeline::Mode::Sample,
+        ..Default::default()
+    };
+    check_api(
+        "API: horizon x samples",
+        particast::pipeline::forecast_series(&tm, &data.series, &huge),
+        Expect::Fail(2, "would need about"),
+    );
+    let bad_score = particast::pipeline::ScoreConfig {
+        long_window: usize::MAX,
+        ..Default::default()
+    };
+    check_api(
+        "API: long window",
+        particast::pipeline::score_series(&tm, &data.series, &bad_score),
+        Expect::Fail(2, "long_window"),
+    );
+}
+
+/// Duplicated timestamps: an error naming the policy option by default, and `first`, `last`
+/// and `mean` through the API, the CLI and a pipeline file.
+#[test]
+fn duplicate_timestamps_follow_the_policy() {
+    use particast::ingest::Duplicates;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("dup.csv");
+    // 01:00 three times (2, 4, and a missing value), 03:00 twice (5, 7).
+    std::fs::write(
+        &file,
+        format!(
+            "{HEADER}a,2020-01-01 00:00:00,1\na,2020-01-01 01:00:00,2\na,2020-01-01 01:00:00,4\na,2020-01-01 01:00:00,\na,2020-01-01 02:00:00,3\na,2020-01-01 03:00:00,5\na,2020-01-01 03:00:00,7\n"
+        ),
+    )
+    .unwrap();
+    let read = |d| {
+        Dataset::read(
+            Source::path(&file),
+            &IngestOptions::default().with_duplicates(d),
+        )
+    };
+    check_api(
+        "duplicates: error",
+        read(Duplicates::Error),
+        Expect::Fail(2, "duplicates = "),
+    );
+    for (policy, want) in [
+        (Duplicates::First, [1.0, 2.0, 3.0, 5.0]),
+        // The last row of 01:00 is missing: `last` keeps the row, so the step is missing.
+        (Duplicates::Last, [1.0, f64::NAN, 3.0, 7.0]),
+        (Duplicates::Mean, [1.0, 3.0, 3.0, 6.0]),
+    ] {
+        let data = read(policy).unwrap();
+        let s = &data.series[0];
+        assert_eq!(s.len(), 4, "{policy:?}");
+        for (t, w) in want.iter().enumerate() {
+            if w.is_nan() {
+                assert_eq!(s.mask[t], 0, "{policy:?} step {t}");
+            } else {
+                assert_eq!(s.mask[t], 1, "{policy:?} step {t}");
+                assert_eq!(s.values[t], *w, "{policy:?} step {t}");
+            }
+        }
+    }
+    let f = file.to_str().unwrap();
+    let ingest = |more: &[&str]| {
+        let mut args = vec!["ingest", "--input", f, "--context", "1", "--horizon", "1"];
+        args.extend_from_slice(more);
+        particast(&args)
+    };
+    check_cli(
+        "CLI duplicates: default",
+        &ingest(&[]),
+        Expect::Fail(2, "duplicates = "),
+    );
+    for p in ["first", "last", "mean"] {
+        check_cli(
+            &format!("CLI duplicates: {p}"),
+            &ingest(&["--duplicates", p]),
+            Expect::Ok("1 series"),
+        );
+    }
+    let pipeline = dir.path().join("dup.toml");
+    std::fs::write(
+        &pipeline,
+        "[input]\npath = \"dup.csv\"\nduplicates = \"mean\"\n",
+    )
+    .unwrap();
+    let spec = PipelineSpec::load(&pipeline).unwrap();
+    assert_eq!(spec.input.options.duplicates, Duplicates::Mean);
+    std::fs::write(
+        &pipeline,
+        "[input]\npath = \"dup.csv\"\nduplicates = \"median\"\n",
+    )
+    .unwrap();
+    check_cli(
+        "pipeline: unknown policy",
+        &particast(&["run", pipeline.to_str().unwrap()]),
+        Expect::Fail(2, "duplicates"),
+    );
+}

@@ -74,7 +74,7 @@ pub enum IngestError {
         prev: i64,
     },
     /// Two rows of one series have the same timestamp.
-    #[error("{source_name}: series `{series}` has a duplicate timestamp {ds} in `{column}` at row {row}")]
+    #[error("{source_name}: series `{series}` has a duplicate timestamp {ds} in `{column}` at row {row}; set duplicates = \"first\", \"last\" or \"mean\" to merge such rows")]
     DuplicateTimestamp {
         /// The input.
         source_name: String,

@@ -3,13 +3,15 @@
 //! Reads time series with polars, lazily, validates them, and hands the rest of particast
 //! windows as arrow-rs [`RecordBatch`](arrow_array::RecordBatch)es.
 //!
-//! **Inputs** ([`Source`]): a Parquet or CSV file, a glob of them, or a polars `LazyFrame` /
-//! `DataFrame`. **Layouts** ([`Layout`]): *long* (`unique_id`, `ds`, `y`, names configurable, several
+//! **Inputs** ([`Source`]): a Parquet, CSV or Arrow IPC file, a glob of them, or a polars
+//! `LazyFrame` / `DataFrame`; standard input, a FIFO or a device is copied to a temporary file
+//! first and read under its own name ([`ipc::spool_stdin`], [`Source::Named`]). **Layouts** ([`Layout`]): *long* (`unique_id`, `ds`, `y`, names configurable, several
 //! targets for multivariate series, other numeric columns as covariates) and *wide* (M4: one row
 //! per series, id first, values padded with empty cells; `ds` becomes 0..n).
 //!
 //! **Validation** ([`IngestError`], every variant naming file, column, series and row): missing
-//! or wrongly typed columns, unsorted (unless [`IngestOptions::sort`]) or duplicate timestamps,
+//! or wrongly typed columns, unsorted (unless [`IngestOptions::sort`]) or duplicate timestamps
+//! (unless [`IngestOptions::duplicates`] keeps the first or last row or averages them),
 //! irregular steps, null ids, empty input. Each series' frequency is inferred (most common step;
 //! calendar months for monthly data); gaps become missing steps (mask 0), non-finite values are
 //! treated as missing; both are counted in the [`IngestReport`].
@@ -64,6 +66,7 @@
 
 mod error;
 pub mod ffi;
+pub mod ipc;
 mod options;
 mod reader;
 mod series;
@@ -72,7 +75,9 @@ pub mod time;
 mod window;
 
 pub use error::{IngestError, Result};
-pub use options::{IngestOptions, InputFormat, Irregular, Layout, ShortSeries, WindowSpec};
+pub use options::{
+    Duplicates, IngestOptions, InputFormat, Irregular, Layout, ShortSeries, WindowSpec,
+};
 pub use reader::{Dataset, SeriesStream};
 pub use series::{
     DataSchema, FeatureSpec, IngestReport, PreparedSeries, SeriesStats, MAX_ABS_VALUE,

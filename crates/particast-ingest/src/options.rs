@@ -14,6 +14,8 @@ pub enum InputFormat {
     Csv,
     /// Apache Parquet.
     Parquet,
+    /// An Arrow IPC stream or file (`.arrow`, `.arrows`, `.ipc`), read whole into memory.
+    Arrow,
 }
 
 /// How series are laid out in the table.
@@ -54,6 +56,34 @@ pub enum Irregular {
     Sequence,
 }
 
+/// What to do with several rows of one series at the same timestamp.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Duplicates {
+    /// Fail with [`crate::IngestError::DuplicateTimestamp`], naming series, timestamp and row.
+    #[default]
+    Error,
+    /// Keep the first row of each timestamp (in input order) and drop the others.
+    First,
+    /// Keep the last row of each timestamp (in input order).
+    Last,
+    /// Average the rows of each timestamp, target by target and covariate by covariate, over
+    /// the values that are present (missing when none is).
+    Mean,
+}
+
+impl Duplicates {
+    /// The option's name in files and on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            Duplicates::Error => "error",
+            Duplicates::First => "first",
+            Duplicates::Last => "last",
+            Duplicates::Mean => "mean",
+        }
+    }
+}
+
 /// Options for reading and validating series.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -77,6 +107,9 @@ pub struct IngestOptions {
     pub sort: bool,
     /// Timestamps off a regular grid.
     pub irregular: Irregular,
+    /// Rows of one series that share a timestamp (long layout; not used with
+    /// `irregular = "sequence"`, where every row is its own step).
+    pub duplicates: Duplicates,
     /// Frequency override (`30min`, `1h`, `1d`, `1mo`, or an integer step); inferred when absent.
     pub frequency: Option<String>,
     /// CSV field separator.
@@ -108,6 +141,7 @@ impl Default for IngestOptions {
             covariate_cols: None,
             sort: false,
             irregular: Irregular::Error,
+            duplicates: Duplicates::Error,
             frequency: None,
             separator: ',',
             calendar: true,
@@ -154,6 +188,11 @@ impl IngestOptions {
     /// Sorts within series.
     pub fn with_sort(mut self, on: bool) -> Self {
         self.sort = on;
+        self
+    }
+    /// Sets the policy for duplicate timestamps.
+    pub fn with_duplicates(mut self, policy: Duplicates) -> Self {
+        self.duplicates = policy;
         self
     }
     /// Sets the in-memory row limit before partitioning.

@@ -119,11 +119,15 @@ impl SeriesStream {
     pub fn open(source: Source, opts: &IngestOptions) -> Result<SeriesStream> {
         let path = match &source {
             Source::Path(p) => Some(p.clone()),
+            Source::Named { inner, .. } => match inner.as_ref() {
+                Source::Path(p) => Some(p.clone()),
+                _ => None,
+            },
             _ => None,
         };
         let name = source.name();
         guard(&name, || Self::open_inner(source, opts)).map_err(|e| match &path {
-            Some(p) => crate::source::explain_parse_error(e, p, opts),
+            Some(p) => crate::source::explain_parse_error(e, p, &name, opts),
             None => e,
         })
     }
@@ -303,6 +307,7 @@ impl SeriesStream {
                 n_covariates: self.info.covariate_cols.len(),
                 sort: self.opts.sort,
                 sequence: self.opts.irregular == Irregular::Sequence,
+                duplicates: self.opts.duplicates,
                 frequency: self.override_freq,
                 max_gap_ratio: self.opts.max_gap_ratio,
                 drop_all_missing: self.opts.drop_all_missing,

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 
 use crate::error::{IngestError, Result};
+use crate::options::Duplicates;
 use crate::time::{
     axis_positions, infer_frequency, mode_step, CalendarFeature, Frequency, TimeAxis, TimeKind,
 };
@@ -291,6 +292,7 @@ pub(crate) struct BuildContext<'a> {
     pub n_covariates: usize,
     pub sort: bool,
     pub sequence: bool,
+    pub duplicates: Duplicates,
     pub frequency: Option<Frequency>,
     pub max_gap_ratio: f64,
     pub drop_all_missing: bool,
@@ -472,10 +474,11 @@ fn build_one(
             .frequency
             .or_else(|| mode_step(&ds).map(Frequency::Fixed));
         let positions = (0..idx.len() as i64).collect();
+        let steps: Vec<&[u32]> = idx.chunks(1).collect();
         return fill_values(
             id,
             source_name,
-            &idx,
+            &steps,
             rows,
             positions,
             frequency,
@@ -486,16 +489,30 @@ fn build_one(
             ctx,
         );
     }
-    if let Some(p) = idx.windows(2).position(|w| ts(w[1]) == ts(w[0])) {
-        return Err(IngestError::DuplicateTimestamp {
-            source_name: source_name.into(),
-            column: ctx.time_col.into(),
-            series: id.into(),
-            row: rows[idx[p + 1] as usize],
-            ds: ts(idx[p + 1]),
-        });
-    }
-    let ds: Vec<i64> = idx.iter().map(|&i| ts(i)).collect();
+    // The rows of each timestamp (one, unless the duplicates policy merges several).
+    let steps: Vec<&[u32]> = match ctx.duplicates {
+        Duplicates::Error => {
+            if let Some(p) = idx.windows(2).position(|w| ts(w[1]) == ts(w[0])) {
+                return Err(IngestError::DuplicateTimestamp {
+                    source_name: source_name.into(),
+                    column: ctx.time_col.into(),
+                    series: id.into(),
+                    row: rows[idx[p + 1] as usize],
+                    ds: ts(idx[p + 1]),
+                });
+            }
+            idx.chunks(1).collect()
+        }
+        policy => idx
+            .chunk_by(|a, b| ts(*a) == ts(*b))
+            .map(|run| match policy {
+                Duplicates::First => &run[..1],
+                Duplicates::Last => &run[run.len() - 1..],
+                _ => run,
+            })
+            .collect(),
+    };
+    let ds: Vec<i64> = steps.iter().map(|run| ts(run[0])).collect();
     let inferred = infer_frequency(&ds, ctx.time_kind).map_err(|bad| IngestError::Irregular {
         source_name: source_name.into(),
         series: id.into(),
@@ -548,7 +565,7 @@ fn build_one(
     fill_values(
         id,
         source_name,
-        &idx,
+        &steps,
         rows,
         positions,
         frequency,
@@ -560,12 +577,13 @@ fn build_one(
     )
 }
 
-/// Places the rows `idx` of one series at `positions` and gathers values, mask and statistics.
+/// Places the rows of one series at `positions` (the rows of step k are `steps[k]`: one row, or
+/// several merged by their mean) and gathers values, mask and statistics.
 #[allow(clippy::too_many_arguments)]
 fn fill_values(
     id: &str,
     source_name: &str,
-    idx: &[u32],
+    steps: &[&[u32]],
     rows: &[u64],
     positions: Vec<i64>,
     frequency: Option<Frequency>,
@@ -575,7 +593,10 @@ fn fill_values(
     covs: &[&arrow_array::PrimitiveArray<Float64Type>],
     ctx: &BuildContext<'_>,
 ) -> Result<Option<PreparedSeries>> {
-    let ds: Vec<i64> = idx.iter().map(|&i| ds_col.value(i as usize)).collect();
+    let ds: Vec<i64> = steps
+        .iter()
+        .map(|run| ds_col.value(run[0] as usize))
+        .collect();
     let len = (*positions.last().unwrap_or(&0) + 1) as usize;
     let d_n = ctx.n_targets;
     let c_n = ctx.n_covariates;
@@ -587,27 +608,38 @@ fn fill_values(
     let mut sum = vec![0.0f64; d_n];
     let mut sum_abs = vec![0.0f64; d_n];
     let mut non_finite = 0usize;
-    for (k, &i) in idx.iter().enumerate() {
+    for (k, run) in steps.iter().enumerate() {
         let t = positions[k] as usize;
         present[t] = true;
         for (d, col) in targets.iter().enumerate() {
-            if col.is_null(i as usize) {
+            // The mean of the run's finite values (the value itself for a single row).
+            let (mut total, mut n) = (0.0f64, 0usize);
+            for &i in *run {
+                if col.is_null(i as usize) {
+                    continue;
+                }
+                let v = col.value(i as usize);
+                if !v.is_finite() {
+                    non_finite += 1;
+                    continue;
+                }
+                if v.abs() > MAX_ABS_VALUE {
+                    return Err(IngestError::OutOfRange {
+                        source_name: source_name.into(),
+                        column: ctx.target_cols.get(d).cloned().unwrap_or_default(),
+                        series: id.into(),
+                        row: rows[i as usize],
+                        value: v,
+                    });
+                }
+                // The first value as it is (so a single row keeps even the sign of a zero).
+                total = if n == 0 { v } else { total + v };
+                n += 1;
+            }
+            if n == 0 {
                 continue;
             }
-            let v = col.value(i as usize);
-            if !v.is_finite() {
-                non_finite += 1;
-                continue;
-            }
-            if v.abs() > MAX_ABS_VALUE {
-                return Err(IngestError::OutOfRange {
-                    source_name: source_name.into(),
-                    column: ctx.target_cols.get(d).cloned().unwrap_or_default(),
-                    series: id.into(),
-                    row: rows[i as usize],
-                    value: v,
-                });
-            }
+            let v = if n == 1 { total } else { total / n as f64 };
             values[t * d_n + d] = v;
             mask[t * d_n + d] = 1;
             observed[d] += 1;
@@ -615,11 +647,18 @@ fn fill_values(
             sum_abs[d] += v.abs();
         }
         for (c, col) in covs.iter().enumerate() {
-            if !col.is_null(i as usize) {
-                let v = col.value(i as usize);
-                if v.is_finite() {
-                    covariates[t * c_n + c] = v as f32;
+            let (mut total, mut n) = (0.0f64, 0usize);
+            for &i in *run {
+                if !col.is_null(i as usize) {
+                    let v = col.value(i as usize);
+                    if v.is_finite() {
+                        total = if n == 0 { v } else { total + v };
+                        n += 1;
+                    }
                 }
+            }
+            if n > 0 {
+                covariates[t * c_n + c] = (total / n as f64) as f32;
             }
         }
     }

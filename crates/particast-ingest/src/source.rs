@@ -18,6 +18,14 @@ pub enum Source {
     Lazy(Box<LazyFrame>),
     /// An in-memory polars frame from a Rust caller.
     Frame(DataFrame),
+    /// Another source shown under another name in messages (standard input, copied to a
+    /// temporary file, is `<stdin>`: see [`crate::ipc::spool_stdin`]).
+    Named {
+        /// The name in messages.
+        name: String,
+        /// What is read.
+        inner: Box<Source>,
+    },
 }
 
 impl std::fmt::Debug for Source {
@@ -43,6 +51,7 @@ impl Source {
             Source::Path(p) => p.clone(),
             Source::Lazy(_) => "<lazyframe>".into(),
             Source::Frame(_) => "<dataframe>".into(),
+            Source::Named { name, .. } => name.clone(),
         }
     }
 }
@@ -65,12 +74,14 @@ pub(crate) fn glob_base(p: &str) -> String {
 enum FileKind {
     Csv,
     Parquet,
+    Arrow,
 }
 
 fn format_of(path: &str, opt: InputFormat) -> Result<FileKind> {
     match opt {
         InputFormat::Csv => return Ok(FileKind::Csv),
         InputFormat::Parquet => return Ok(FileKind::Parquet),
+        InputFormat::Arrow => return Ok(FileKind::Arrow),
         InputFormat::Auto => {}
     }
     let lower = path.to_ascii_lowercase();
@@ -78,6 +89,8 @@ fn format_of(path: &str, opt: InputFormat) -> Result<FileKind> {
         Ok(FileKind::Csv)
     } else if lower.ends_with(".parquet") || lower.ends_with(".pq") {
         Ok(FileKind::Parquet)
+    } else if lower.ends_with(".arrow") || lower.ends_with(".arrows") || lower.ends_with(".ipc") {
+        Ok(FileKind::Arrow)
     } else {
         Err(IngestError::UnknownFormat {
             source_name: path.into(),
@@ -148,9 +161,11 @@ fn expand(p: &str) -> Result<Vec<String>> {
 
 /// Turns polars' "could not parse" error on a CSV target column into one that names the file,
 /// column, series and row of the first value that is not a number. Other errors pass through.
+/// `shown` is the source's name in messages (the path itself, or `<stdin>` for a copy of it).
 pub(crate) fn explain_parse_error(
     err: IngestError,
     path: &str,
+    shown: &str,
     opts: &IngestOptions,
 ) -> IngestError {
     let IngestError::Read { message, .. } = &err else {
@@ -204,7 +219,11 @@ pub(crate) fn explain_parse_error(
                     .unwrap_or_default()
             };
             return IngestError::NotANumber {
-                source_name: file.clone(),
+                source_name: if shown == path {
+                    file.clone()
+                } else {
+                    shown.to_string()
+                },
                 column: target.clone(),
                 series,
                 row: row as u64,
@@ -228,6 +247,13 @@ pub(crate) struct Input {
 /// Builds the lazy scans of a source: one per file of a glob.
 pub(crate) fn scan(source: &Source, opts: &IngestOptions) -> Result<Vec<Input>> {
     match source {
+        Source::Named { name, inner } => {
+            let mut inputs = scan(inner, opts)?;
+            for input in &mut inputs {
+                input.name.clone_from(name);
+            }
+            Ok(inputs)
+        }
         Source::Lazy(_) | Source::Frame(_) if opts.id_from_path => Err(IngestError::Options(
             "id_from_path needs a file or glob input".into(),
         )),
@@ -268,16 +294,18 @@ pub(crate) fn scan(source: &Source, opts: &IngestOptions) -> Result<Vec<Input>> 
                         .with_try_parse_dates(true)
                         .with_infer_schema_length(Some(10_000))
                         .with_glob(false)
-                        .finish(),
+                        .finish()
+                        .map_err(|e| IngestError::read(&file, e))?,
                     FileKind::Parquet => LazyFrame::scan_parquet(
                         PlRefPath::new(file.as_str()),
                         ScanArgsParquet {
                             glob: false,
                             ..Default::default()
                         },
-                    ),
-                }
-                .map_err(|e| IngestError::read(&file, e))?;
+                    )
+                    .map_err(|e| IngestError::read(&file, e))?,
+                    FileKind::Arrow => crate::ipc::read_ipc_file(Path::new(&file), &file)?.lazy(),
+                };
                 let path_id = opts.id_from_path.then(|| {
                     file.strip_prefix(base.as_str())
                         .unwrap_or(&file)

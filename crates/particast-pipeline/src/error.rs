@@ -34,6 +34,41 @@ pub enum PipelineError {
     /// Settings that cannot work.
     #[error("invalid settings: {0}")]
     Config(String),
+    /// An output that must not be written there (an input of the same command, a folder, a
+    /// missing folder).
+    #[error("cannot write {path}: {reason}")]
+    Output {
+        /// The output path.
+        path: PathBuf,
+        /// Why not.
+        reason: String,
+    },
+    /// A size option above its documented limit (see [`crate::limits`]).
+    #[error("{option} = {value} is above the limit of {limit}{hint}")]
+    Limit {
+        /// The option (its name in files; on the command line `--` and dashes).
+        option: &'static str,
+        /// The value asked for.
+        value: u64,
+        /// The largest value accepted.
+        limit: u64,
+        /// What to do instead (may be empty).
+        hint: String,
+    },
+    /// Settings whose combination needs more memory than the limit (see [`crate::limits`]).
+    #[error("{what} would need about {needed} of memory ({detail}), more than the limit of {limit}; lower {options} (or raise PARTICAST_MEMORY_LIMIT)")]
+    TooLarge {
+        /// The stage.
+        what: &'static str,
+        /// Bytes needed, formatted.
+        needed: String,
+        /// The sizes that make it up.
+        detail: String,
+        /// The limit, formatted.
+        limit: String,
+        /// The options that drive it.
+        options: &'static str,
+    },
     /// polars failed (writing outputs).
     #[error("{context}: {message}")]
     Polars {

@@ -21,6 +21,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{PipelineError, Result};
 use crate::inputs::{Affine, KernelBatch, Transform, INPUT_CLAMP};
+use crate::limits::{self, ForecastSize};
 use crate::mixture::{self, Component};
 use crate::model_dir::TrainedModel;
 
@@ -112,6 +113,11 @@ impl ForecastConfig {
     fn validate(&self) -> Result<()> {
         if self.horizon == 0 {
             return Err(PipelineError::Config("horizon must be positive".into()));
+        }
+        limits::at_most("horizon", self.horizon, limits::MAX_HORIZON, "")?;
+        limits::at_most("levels", self.levels.len(), limits::MAX_LEVELS, "")?;
+        if self.mode == Mode::Sample {
+            limits::at_most("samples", self.samples, limits::MAX_SAMPLES, "")?;
         }
         if let Some(l) = self.levels.iter().find(|l| !(**l > 0.0 && **l < 100.0)) {
             return Err(PipelineError::Config(format!(
@@ -489,6 +495,52 @@ fn forecast_sample(
     })
 }
 
+/// Refuses a forecast of `series` series with `models` whose estimated memory is above
+/// [`limits::memory_limit`] (see [`limits::forecast_bytes`]).
+fn check_forecast_memory(
+    models: &[TrainedModel],
+    series: usize,
+    cfg: &ForecastConfig,
+) -> Result<()> {
+    let configs = || models.iter().map(|m| &m.model.config);
+    let samples = if cfg.mode == Mode::Sample {
+        cfg.samples
+    } else {
+        0
+    };
+    let size = ForecastSize {
+        series,
+        horizon: cfg.horizon,
+        levels: cfg.levels.len(),
+        samples,
+        particles: configs().map(|c| c.particles).sum(),
+        hidden: configs().map(|c| c.hidden).max().unwrap_or(0),
+        inputs: configs().map(|c| c.inputs).max().unwrap_or(0),
+        head_width: configs().map(|c| c.head_width()).max().unwrap_or(0),
+        grid: if models
+            .iter()
+            .any(|m| !m.meta.inputs.transform.is_identity())
+        {
+            99 * models.len()
+        } else {
+            0
+        },
+        in_flight: rayon::current_num_threads(),
+    };
+    limits::check_memory(
+        "forecasting",
+        limits::forecast_bytes(&size),
+        format!(
+            "{} series x {} steps x {} samples x {} particles",
+            size.series,
+            size.horizon,
+            samples.max(1),
+            size.particles
+        ),
+        "the horizon, the samples or the number of series",
+    )
+}
+
 /// Forecasts every series (in parallel over series).
 pub fn forecast_series(
     tm: &TrainedModel,
@@ -496,6 +548,7 @@ pub fn forecast_series(
     cfg: &ForecastConfig,
 ) -> Result<Vec<SeriesForecast>> {
     cfg.validate()?;
+    check_forecast_memory(std::slice::from_ref(tm), series.len(), cfg)?;
     series
         .par_iter()
         .map(|s| match cfg.mode {
@@ -521,6 +574,8 @@ pub fn forecast_ensemble(
             "an ensemble needs at least one model".into(),
         ));
     };
+    cfg.validate()?;
+    check_forecast_memory(models, series.len(), cfg)?;
     let mut out = forecast_series(first, series, cfg)?;
     if rest.is_empty() {
         return Ok(out);

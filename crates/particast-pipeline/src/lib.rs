@@ -20,7 +20,9 @@
 //!   inverting the mixture CDF) or `sample` mode (exact ancestral sampling), censored at zero for
 //!   nonnegative series ([`Nonnegative`]); [`forecast_ensemble`] mixes several models.
 //! - [`metrics`]: CRPS, wQL, ND, NRMSE, MASE, sMAPE, MSIS, coverage, NLL, with their definitions.
-//! - [`output`]: the stages' Arrow columns and atomic Parquet writing.
+//! - [`output`]: the stages' Arrow columns; [`sink`]: every file written, in one place
+//!   (standard output, write-through to pipes and devices, atomic files, outputs that would
+//!   replace an input refused); [`limits`]: sizes checked before anything is allocated.
 //! - [`nab`]: the Numenta Anomaly Benchmark's scoring (windows, probation, scaled sigmoid,
 //!   profiles, corpus-optimal threshold, normalisation).
 //!
@@ -42,12 +44,14 @@ mod error;
 pub mod evaluate;
 pub mod forecast;
 mod inputs;
+pub mod limits;
 pub mod metrics;
 pub mod mixture;
 mod model_dir;
 pub mod nab;
 pub mod output;
 pub mod score;
+pub mod sink;
 mod train;
 
 pub use error::{PipelineError, Result};

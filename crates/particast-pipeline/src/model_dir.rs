@@ -6,8 +6,7 @@ use particast_ingest::{DataSchema, Dataset, IngestOptions, Source};
 use particast_kernels::{Model, ModelConfig};
 use safetensors::tensor::{Dtype, SafeTensors, TensorView};
 use serde::{Deserialize, Serialize};
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use crate::error::{PipelineError, Result};
 use crate::inputs::InputSpec;
@@ -19,6 +18,8 @@ pub const FORMAT_VERSION: u32 = 1;
 pub const WEIGHTS: &str = "model.safetensors";
 /// Config file in a model directory.
 pub const CONFIG: &str = "config.json";
+/// Every file a model directory may hold (weights, config, the checkpoint pair).
+pub const MODEL_FILES: [&str; 4] = [WEIGHTS, CONFIG, CHECKPOINT_WEIGHTS, CHECKPOINT_STATE];
 
 /// Everything but the weights: `config.json`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -53,35 +54,10 @@ pub struct TrainedModel {
     pub model: Model<f32>,
 }
 
-/// A temporary-file builder for outputs: hidden `.particast-*` name in the destination folder,
-/// and on Unix mode 0644 (tempfile's default 0600 would leave outputs unreadable to the group
-/// once renamed into place).
-pub(crate) fn output_temp_builder(suffix: &str) -> tempfile::Builder<'_, '_> {
-    let mut b = tempfile::Builder::new();
-    b.prefix(".particast-").suffix(suffix);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        b.permissions(std::fs::Permissions::from_mode(0o644));
-    }
-    b
-}
-
-/// Writes `bytes` to `path` atomically: a temporary file in the same folder, synced, renamed.
+/// Writes `bytes` to `path` atomically (or through to a pipe or device): see
+/// [`crate::sink::write_with`].
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    let mut tmp = output_temp_builder(".tmp")
-        .tempfile_in(&dir)
-        .map_err(|e| PipelineError::io(&dir, e))?;
-    tmp.write_all(bytes)
-        .and_then(|_| tmp.as_file().sync_all())
-        .map_err(|e| PipelineError::io(path, e))?;
-    tmp.persist(path)
-        .map_err(|e| PipelineError::io(path, e.error))?;
-    Ok(())
+    crate::sink::write_bytes(path, bytes)
 }
 
 /// Serialises named f32/f64 tensors to safetensors bytes.

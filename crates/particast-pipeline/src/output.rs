@@ -196,33 +196,8 @@ pub fn to_dataframe(batch: &RecordBatch, time_kind: &TimeKind) -> Result<DataFra
         })
 }
 
-/// Writes a frame as Parquet atomically (temporary file in the same folder, then rename); an
-/// existing file is replaced only when the new one is complete.
+/// Writes a frame as Parquet through [`crate::sink::write_with`]: atomically for a file,
+/// through for a pipe, device or standard output (`-`); a failed write leaves the previous file.
 pub fn write_parquet(df: &mut DataFrame, path: &Path) -> Result<()> {
-    let dir = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => std::path::PathBuf::from("."),
-    };
-    if !dir.is_dir() {
-        return Err(PipelineError::io(
-            path,
-            std::io::Error::new(std::io::ErrorKind::NotFound, "output folder does not exist"),
-        ));
-    }
-    let tmp = crate::model_dir::output_temp_builder(".parquet.tmp")
-        .tempfile_in(&dir)
-        .map_err(|e| PipelineError::io(&dir, e))?;
-    let file = tmp.reopen().map_err(|e| PipelineError::io(tmp.path(), e))?;
-    ParquetWriter::new(file)
-        .finish(df)
-        .map_err(|e| PipelineError::Polars {
-            context: format!("writing {}", path.display()),
-            message: e.to_string(),
-        })?;
-    tmp.as_file()
-        .sync_all()
-        .map_err(|e| PipelineError::io(path, e))?;
-    tmp.persist(path)
-        .map_err(|e| PipelineError::io(path, e.error))?;
-    Ok(())
+    crate::sink::write_frame(df, path, crate::sink::OutputFormat::Parquet)
 }

@@ -464,12 +464,67 @@ pub fn initial_state(tm: &TrainedModel, s: &PreparedSeries) -> SeriesState {
     }
 }
 
+impl ScoreConfig {
+    /// Checks every size against its limit ([`crate::limits`]).
+    pub fn validate(&self) -> Result<()> {
+        use crate::limits::{at_most, MAX_CHUNK, MAX_WINDOW};
+        at_most("chunk", self.chunk, MAX_CHUNK, "")?;
+        at_most("long_window", self.long_window, MAX_WINDOW, "")?;
+        at_most("smooth", self.smooth, MAX_WINDOW, "")?;
+        at_most("suppress", self.suppress, MAX_WINDOW, "")?;
+        at_most("refresh", self.refresh, MAX_WINDOW, "")?;
+        if !self.threshold.is_finite() {
+            return Err(PipelineError::Config(
+                "threshold must be a finite number".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Refuses scoring `series` with `tm` when the estimated memory is above the limit
+    /// ([`crate::limits::score_bytes`]).
+    fn check_memory(&self, tm: &TrainedModel, series: &[PreparedSeries]) -> Result<()> {
+        let c = &tm.model.config;
+        let steps: usize = series.iter().map(|s| s.len()).sum();
+        let longest = series.iter().map(|s| s.len()).max().unwrap_or(0);
+        let chunk = self.chunk.max(1).min(longest.max(1));
+        let window = self
+            .long_window
+            .max(self.smooth)
+            .max(self.suppress)
+            .min(longest.max(1))
+            + 2;
+        let width = 4 * c.hidden + c.inputs + c.head_width() + c.embedding;
+        crate::limits::check_memory(
+            "scoring",
+            crate::limits::score_bytes(
+                steps,
+                c.targets,
+                chunk,
+                c.particles,
+                width,
+                window,
+                rayon::current_num_threads().min(series.len()),
+            ),
+            format!(
+                "{} steps of {} series, chunks of {chunk} steps x {} particles",
+                steps,
+                series.len(),
+                c.particles
+            ),
+            "the chunk or the number of rows per call",
+        )
+    }
+}
+
 /// Scores whole series (in parallel over series), returning the scores and the end states.
 pub fn score_series(
     tm: &TrainedModel,
     series: &[PreparedSeries],
     cfg: &ScoreConfig,
 ) -> Result<Vec<(SeriesScores, SeriesState)>> {
+    cfg.validate()?;
+    cfg.check_memory(tm, series)?;
     series
         .par_iter()
         .map(|s| {
@@ -488,6 +543,8 @@ pub fn score_continued(
     new: &PreparedSeries,
     cfg: &ScoreConfig,
 ) -> Result<SeriesScores> {
+    cfg.validate()?;
+    cfg.check_memory(tm, std::slice::from_ref(new))?;
     let d = new.n_targets;
     let freq_step = |from: i64, to: i64| -> Option<i64> {
         // Steps between the saved last timestamp and the new first one.

@@ -204,6 +204,14 @@ impl TrainConfig {
         if self.batch_size == 0 || self.batches_per_epoch == 0 || self.epochs == 0 {
             return bad("batch_size, batches_per_epoch and epochs must be positive");
         }
+        use crate::limits::{at_most, MAX_BATCH_SIZE, MAX_CONTEXT, MAX_HORIZON};
+        at_most("context", self.context, MAX_CONTEXT, "")?;
+        at_most("horizon", self.horizon, MAX_HORIZON, "")?;
+        at_most("batch_size", self.batch_size, MAX_BATCH_SIZE, "")?;
+        let max_dim = particast_kernels::ModelConfig::MAX_DIM;
+        at_most("hidden", self.hidden, max_dim, "")?;
+        at_most("particles", self.particles, max_dim, "")?;
+        at_most("embedding", self.embedding, max_dim, "")?;
         let positive = |v: f64| v > 0.0 && v.is_finite();
         if !positive(self.lr) || !positive(self.clip) {
             return bad("lr and clip must be positive");
@@ -281,6 +289,28 @@ fn remove_stale_temporaries(dir: &Path) {
     }
 }
 
+/// Refuses training settings whose estimated memory (one batch's activations, the parameters
+/// with gradients and Adam moments) is above the limit ([`crate::limits::train_bytes`]).
+fn check_train_memory(cfg: &TrainConfig, mc: &ModelConfig) -> Result<()> {
+    let window = cfg.context + cfg.horizon;
+    let per_row = 8 * mc.hidden + mc.inputs + mc.embedding + 2 * mc.head_width();
+    crate::limits::check_memory(
+        "training",
+        crate::limits::train_bytes(
+            cfg.batch_size,
+            window,
+            mc.particles,
+            per_row,
+            mc.parameter_count().unwrap_or(u64::MAX),
+        ),
+        format!(
+            "batches of {} windows x {window} steps x {} particles x hidden {}",
+            cfg.batch_size, mc.particles, mc.hidden
+        ),
+        "batch_size, context, horizon, particles or hidden",
+    )
+}
+
 /// Trains a model on `data` and writes it to `dir` (resuming from a checkpoint there when
 /// `resume` is set and one exists).
 pub fn train(
@@ -314,6 +344,8 @@ pub fn train(
         &transformed
     };
     let model_cfg = cfg.model_config(&spec);
+    model_cfg.validate()?;
+    check_train_memory(cfg, &model_cfg)?;
     // Hold out the last `horizon` steps of every series for validation.
     let train_series: Vec<PreparedSeries> = data
         .series
