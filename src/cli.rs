@@ -702,13 +702,14 @@ fn ingest(args: IngestArgs, quiet: bool) -> Result<(), Failure> {
         );
     }
     println!(
-        "\nread       {} rows, {} series, {} observed values; {} gap steps filled, {} non-finite values masked, {} all-missing series dropped; {} bucket(s)",
+        "\nread       {} rows, {} series, {} observed values; {} gap steps filled, {} non-finite values masked, {} all-missing series dropped, {} duplicate rows merged; {} bucket(s)",
         report.rows,
         report.series,
         report.observed,
         report.gaps_filled,
         report.non_finite,
         report.dropped_all_missing,
+        report.duplicates_merged,
         report.buckets
     );
     println!(

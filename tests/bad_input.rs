@@ -1417,6 +1417,8 @@ fn duplicate_timestamps_follow_the_policy() {
         let data = read(policy).unwrap();
         let s = &data.series[0];
         assert_eq!(s.len(), 4, "{policy:?}");
+        assert_eq!(data.report.rows, 7, "{policy:?}");
+        assert_eq!(data.report.duplicates_merged, 3, "{policy:?}");
         for (t, w) in want.iter().enumerate() {
             if w.is_nan() {
                 assert_eq!(s.mask[t], 0, "{policy:?} step {t}");
@@ -1441,7 +1443,7 @@ fn duplicate_timestamps_follow_the_policy() {
         check_cli(
             &format!("CLI duplicates: {p}"),
             &ingest(&["--duplicates", p]),
-            Expect::Ok("1 series"),
+            Expect::Ok("3 duplicate rows merged"),
         );
     }
     let pipeline = dir.path().join("dup.toml");

@@ -246,6 +246,27 @@ fn stdin_may_be_parquet_or_an_arrow_stream_and_a_fifo_input_works() {
     writer.join().unwrap();
     ok("fifo input", &out);
     assert_eq!(out.stdout, want);
+    // With ids from paths, standard input is the series `<stdin>` (not the temporary copy).
+    let one: String = csv(60)
+        .lines()
+        .filter(|l| l.starts_with("a,"))
+        .map(|l| format!("{}\n", &l[2..]))
+        .collect();
+    let out = run_with_stdin(
+        &[
+            "ingest",
+            "--input",
+            "-",
+            "--id-from-path",
+            "--context",
+            "1",
+            "--horizon",
+            "1",
+        ],
+        format!("ds,y\n{one}").as_bytes(),
+    );
+    ok("ingest --id-from-path from stdin", &out);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("<stdin>"));
     // Empty standard input: a clear error.
     let out = run_with_stdin(
         &["score", "--input", "-", "--model", m, "--output", "-"],

@@ -44,6 +44,9 @@ pub struct SeriesStats {
     pub gaps_filled: usize,
     /// Non-finite values (NaN, +-inf) treated as missing.
     pub non_finite: usize,
+    /// Rows merged into another row of the same timestamp (the `duplicates` policy).
+    #[serde(default)]
+    pub duplicates_merged: usize,
     /// First timestamp (physical value).
     pub first_ds: i64,
     /// Last timestamp (physical value).
@@ -158,6 +161,7 @@ impl PreparedSeries {
             mean_abs: avg(&sum_abs),
             gaps_filled: 0,
             non_finite: 0,
+            duplicates_merged: 0,
             first_ds: self.stats.first_ds,
             last_ds: if n == 0 {
                 self.stats.first_ds
@@ -259,6 +263,8 @@ pub struct IngestReport {
     pub non_finite: usize,
     /// Series dropped because nothing was observed.
     pub dropped_all_missing: usize,
+    /// Rows merged into another row of the same timestamp (the `duplicates` policy).
+    pub duplicates_merged: usize,
     /// Buckets the input was partitioned into (1 when it fit in memory).
     pub buckets: usize,
 }
@@ -270,6 +276,7 @@ impl IngestReport {
         self.observed += s.observed.iter().sum::<usize>();
         self.gaps_filled += s.gaps_filled;
         self.non_finite += s.non_finite;
+        self.duplicates_merged += s.duplicates_merged;
     }
 }
 
@@ -562,7 +569,8 @@ fn build_one(
                 .unwrap_or_default(),
         });
     }
-    fill_values(
+    let merged = idx.len() - steps.len();
+    Ok(fill_values(
         id,
         source_name,
         &steps,
@@ -574,7 +582,12 @@ fn build_one(
         targets,
         covs,
         ctx,
-    )
+    )?
+    .map(|mut s| {
+        s.stats.rows += merged;
+        s.stats.duplicates_merged = merged;
+        s
+    }))
 }
 
 /// Places the rows of one series at `positions` (the rows of step k are `steps[k]`: one row, or
@@ -697,6 +710,7 @@ fn fill_values(
         mean_abs,
         gaps_filled: len - ds.len(),
         non_finite,
+        duplicates_merged: 0,
         first_ds: ds[0],
         last_ds: *ds.last().unwrap_or(&ds[0]),
         frequency,

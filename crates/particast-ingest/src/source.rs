@@ -251,6 +251,11 @@ pub(crate) fn scan(source: &Source, opts: &IngestOptions) -> Result<Vec<Input>> 
             let mut inputs = scan(inner, opts)?;
             for input in &mut inputs {
                 input.name.clone_from(name);
+                // Ids from paths come from the name, not the copy's temporary path.
+                if input.path_id.is_some() {
+                    let base = glob_base(name);
+                    input.path_id = Some(name.strip_prefix(base.as_str()).unwrap_or(name).into());
+                }
             }
             Ok(inputs)
         }
