@@ -431,6 +431,13 @@ pub struct InputArgs {
     /// Read each series' rows as consecutive steps even if their timestamps are irregular.
     #[arg(long)]
     pub sequence: bool,
+    /// strftime format of a text time column (e.g. %d/%m/%Y, %Y-%m-%d %H:%M; %Y, %Y-%m and
+    /// %YQ%q read years, months and quarters) [default: told from the values].
+    #[arg(long)]
+    pub time_format: Option<String>,
+    /// Read an integer time column as a Unix epoch in these units instead of a step counter.
+    #[arg(long, value_parser = ["s", "ms", "us", "ns"])]
+    pub time_unit: Option<String>,
     /// Rows of a series with the same timestamp [default: error, or the model's].
     #[arg(long, value_enum)]
     pub duplicates: Option<DuplicatesArg>,
@@ -478,6 +485,12 @@ impl InputArgs {
         }
         if let Some(d) = self.duplicates {
             o.duplicates = d.policy();
+        }
+        if let Some(f) = &self.time_format {
+            o.time_format = Some(f.clone());
+        }
+        if let Some(u) = &self.time_unit {
+            o.time_unit = Some(u.clone());
         }
         if let Some(f) = &self.frequency {
             o.frequency = Some(f.clone());

@@ -73,6 +73,18 @@ pub enum IngestError {
         /// The timestamp before it.
         prev: i64,
     },
+    /// A text time column whose values fit none of the shapes particast reads.
+    #[error("{source_name}: column `{column}` holds `{value}`, which is none of the time shapes tried: {tried}; set time_format (--time-format, strftime such as %Y-%m-%d %H:%M) or read the column as an integer step")]
+    TimeFormat {
+        /// The input.
+        source_name: String,
+        /// The time column.
+        column: String,
+        /// The first value that fits no shape.
+        value: String,
+        /// The shapes tried.
+        tried: String,
+    },
     /// Two rows of one series have the same timestamp.
     #[error("{source_name}: series `{series}` has a duplicate timestamp {ds} in `{column}` at row {row}; set duplicates = \"first\", \"last\" or \"mean\" to merge such rows")]
     DuplicateTimestamp {
@@ -127,7 +139,7 @@ pub enum IngestError {
     },
     /// A null timestamp.
     #[error(
-        "{source_name}: null timestamp in column `{column}` for series `{series}` at row {row}"
+        "{source_name}: null or unreadable timestamp in column `{column}` for series `{series}` at row {row}"
     )]
     NullTimestamp {
         /// The input.

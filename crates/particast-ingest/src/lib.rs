@@ -72,6 +72,7 @@ mod reader;
 mod series;
 mod source;
 pub mod time;
+mod timeparse;
 mod window;
 
 pub use error::{IngestError, Result};

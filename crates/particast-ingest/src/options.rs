@@ -110,6 +110,13 @@ pub struct IngestOptions {
     /// Rows of one series that share a timestamp (long layout; not used with
     /// `irregular = "sequence"`, where every row is its own step).
     pub duplicates: Duplicates,
+    /// strftime format of a text time column (`%d/%m/%Y`, `%Y-%m-%d %H:%M`; `%Y`, `%Y-%m` and
+    /// `%YQ%q` read years, months and quarters as the first day of their period, also from an
+    /// integer column of years); the shape is told from the values when absent.
+    pub time_format: Option<String>,
+    /// Read an integer time column as a Unix epoch in these units (`s`, `ms`, `us`, `ns`)
+    /// instead of a step counter.
+    pub time_unit: Option<String>,
     /// Frequency override (`30min`, `1h`, `1d`, `1mo`, or an integer step); inferred when absent.
     pub frequency: Option<String>,
     /// CSV field separator.
@@ -142,6 +149,8 @@ impl Default for IngestOptions {
             sort: false,
             irregular: Irregular::Error,
             duplicates: Duplicates::Error,
+            time_format: None,
+            time_unit: None,
             frequency: None,
             separator: ',',
             calendar: true,

@@ -171,7 +171,7 @@ pub(crate) fn explain_parse_error(
     let IngestError::Read { message, .. } = &err else {
         return err;
     };
-    if !message.contains("could not parse") {
+    if !message.contains("could not parse") && !message.contains("conversion from `str`") {
         return err;
     }
     let Ok(files) = expand(path) else {
@@ -179,7 +179,7 @@ pub(crate) fn explain_parse_error(
     };
     let is_number = |v: &str| {
         let v = v.trim();
-        v.is_empty() || v.parse::<f64>().is_ok()
+        MISSING_TEXT.contains(&v) || v.parse::<f64>().is_ok()
     };
     for file in files {
         if !matches!(format_of(&file, opts.format), Ok(FileKind::Csv)) {
@@ -280,24 +280,28 @@ pub(crate) fn scan(source: &Source, opts: &IngestOptions) -> Result<Vec<Input>> 
                     opts.separator
                 ))
             })?;
-            // Targets are read as floats, so `nan`, `inf` and `1e300` parse (and are then
-            // counted as missing or kept) instead of turning the column into text.
-            let targets_as_floats = (opts.layout == crate::options::Layout::Long).then(|| {
+            // Targets (and named covariates) are read as text and parsed by `numeric_text`,
+            // so `nan`, `inf` and `1e300` parse, `""`, `NA` and `N/A` are missing, and a
+            // column's type never depends on what its first rows hold. In the wide layout
+            // every column is text for the same reason (M4-style padding, quoted or not).
+            let wide = opts.layout == crate::options::Layout::Wide;
+            let targets_as_text = (!wide).then(|| {
                 Arc::new(Schema::from_iter(
                     opts.target_cols
                         .iter()
-                        .map(|t| Field::new(t.as_str().into(), DataType::Float64)),
+                        .chain(opts.covariate_cols.iter().flatten())
+                        .map(|t| Field::new(t.as_str().into(), DataType::String)),
                 ))
             });
             let mut inputs = Vec::new();
             for file in expand(p)? {
                 let lf = match format_of(&file, opts.format)? {
                     FileKind::Csv => LazyCsvReader::new(PlRefPath::new(file.as_str()))
-                        .with_dtype_overwrite(targets_as_floats.clone())
+                        .with_dtype_overwrite(targets_as_text.clone())
                         .with_has_header(true)
                         .with_separator(sep)
-                        .with_try_parse_dates(true)
-                        .with_infer_schema_length(Some(10_000))
+                        .with_try_parse_dates(!wide)
+                        .with_infer_schema_length(Some(if wide { 0 } else { 10_000 }))
                         .with_glob(false)
                         .finish()
                         .map_err(|e| IngestError::read(&file, e))?,
@@ -390,6 +394,46 @@ fn time_kind_of(dt: &DataType) -> Option<TimeKind> {
     })
 }
 
+/// Cells that mean "no value" in text columns of numbers (besides a null).
+const MISSING_TEXT: [&str; 9] = ["", "NA", "N/A", "na", "n/a", "null", "NULL", "None", "#N/A"];
+
+/// A text column of numbers as Float64: surrounding spaces ignored, [`MISSING_TEXT`] cells
+/// missing, `nan`/`inf` as Rust parses them; anything else that is not a number fails the read
+/// with "could not parse", and is then reported with its series and row by
+/// `explain_parse_error`.
+fn numeric_text(name: &str) -> Expr {
+    let column = name.to_string();
+    col(name).map(
+        move |c: Column| {
+            let text = c.str()?;
+            let mut out: Vec<Option<f64>> = Vec::with_capacity(text.len());
+            for v in text.iter() {
+                out.push(match v.map(str::trim) {
+                    None => None,
+                    Some(v) if MISSING_TEXT.contains(&v) => None,
+                    Some(v) => Some(v.parse::<f64>().map_err(
+                        |_| polars_err!(ComputeError: "could not parse `{v}` as a number in column `{column}`"),
+                    )?),
+                });
+            }
+            Ok(
+                Float64Chunked::from_iter_options(c.name().clone(), out.into_iter())
+                    .into_series()
+                    .into_column(),
+            )
+        },
+        |_, f| Ok(Field::new(f.name().clone(), DataType::Float64)),
+    )
+}
+
+/// Column `name` of `schema` as Float64 (text parsed by [`numeric_text`]).
+fn to_float(schema: &Schema, name: &str) -> Expr {
+    match schema.get(name) {
+        Some(DataType::String) => numeric_text(name),
+        _ => col(name).cast(DataType::Float64),
+    }
+}
+
 /// Translates long-layout inputs into one lazy canonical frame (files concatenated in order,
 /// each with its own row numbers and file index).
 pub(crate) fn canonical_long(
@@ -425,7 +469,23 @@ pub(crate) fn canonical_long(
                 col(opts.id_col.as_str())
             }
         };
-        let time_dt = require(&schema, &opts.time_col, &name)?.clone();
+        let raw_dt = require(&schema, &opts.time_col, &name)?.clone();
+        // Text (and epoch or formatted) time columns become dates or datetimes.
+        let (time_source, time_dt) = match crate::timeparse::time_column(&lf, &raw_dt, opts, &name)?
+        {
+            Some(expr) => {
+                let dt = lf
+                    .clone()
+                    .select([expr.clone().alias(opts.time_col.as_str())])
+                    .collect_schema()
+                    .map_err(|e| IngestError::read(&name, e))?
+                    .get(opts.time_col.as_str())
+                    .cloned()
+                    .unwrap_or(DataType::Date);
+                (expr, dt)
+            }
+            None => (col(opts.time_col.as_str()), raw_dt),
+        };
         let kind = time_kind_of(&time_dt).ok_or_else(|| {
             wrong_type(
                 &name,
@@ -436,7 +496,7 @@ pub(crate) fn canonical_long(
         })?;
         for t in &opts.target_cols {
             let dt = require(&schema, t, &name)?;
-            if !numeric_or_null(dt) {
+            if !numeric_or_null(dt) && dt != &DataType::String {
                 return Err(wrong_type(&name, t, "a numeric type", dt));
             }
         }
@@ -457,12 +517,13 @@ pub(crate) fn canonical_long(
         };
         for c in &covariate_cols {
             let dt = require(&schema, c, &name)?;
-            if !numeric_or_null(dt) {
+            let named = opts.covariate_cols.is_some();
+            if !numeric_or_null(dt) && !(named && dt == &DataType::String) {
                 return Err(wrong_type(&name, c, "a numeric type", dt));
             }
         }
         // Later files must have the first file's kind of time; datetime units are unified.
-        let mut time_expr = col(opts.time_col.as_str());
+        let mut time_expr = time_source;
         match &first {
             None => first = Some((time_dt.clone(), kind.clone(), covariate_cols.clone())),
             Some((first_dt, first_kind, _)) => {
@@ -485,18 +546,10 @@ pub(crate) fn canonical_long(
             time_expr.cast(DataType::Int64).alias(canon::DS),
         ];
         for (i, t) in opts.target_cols.iter().enumerate() {
-            exprs.push(
-                col(t.as_str())
-                    .cast(DataType::Float64)
-                    .alias(canon::target(i)),
-            );
+            exprs.push(to_float(&schema, t).alias(canon::target(i)));
         }
         for (i, c) in covariate_cols.iter().enumerate() {
-            exprs.push(
-                col(c.as_str())
-                    .cast(DataType::Float64)
-                    .alias(canon::covariate(i)),
-            );
+            exprs.push(to_float(&schema, c).alias(canon::covariate(i)));
         }
         exprs.push(col(canon::ROW).cast(DataType::UInt64));
         exprs.push(lit(file_index as u32).alias(canon::FILE));
@@ -546,7 +599,7 @@ pub(crate) fn canonical_wide(input: Input, opts: &IngestOptions) -> Result<(Data
         .iter()
         .filter(|(n, _)| n.as_str() != id_col)
         .map(|(n, dt)| {
-            if numeric_or_null(dt) {
+            if numeric_or_null(dt) || dt == &DataType::String {
                 Ok(n.to_string())
             } else {
                 Err(wrong_type(&name, n, "a numeric type (wide layout)", dt))
@@ -556,11 +609,7 @@ pub(crate) fn canonical_wide(input: Input, opts: &IngestOptions) -> Result<(Data
     let df = lf
         .select(
             std::iter::once(col(id_col.as_str()).cast(DataType::String))
-                .chain(
-                    value_cols
-                        .iter()
-                        .map(|c| col(c.as_str()).cast(DataType::Float64)),
-                )
+                .chain(value_cols.iter().map(|c| to_float(&schema, c)))
                 .collect::<Vec<_>>(),
         )
         .collect()

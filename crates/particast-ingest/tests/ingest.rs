@@ -139,11 +139,22 @@ fn validation_errors_name_the_problem() {
         "{e}"
     );
     assert!(e.to_string().contains("unique_id, ds, value"), "{e}");
-    // Wrong type.
+    // Text that is not a number (text columns of numbers are parsed, `NA` is missing).
     let df = df!("unique_id" => ["a"], "ds" => [0i64], "y" => ["x"]).unwrap();
     let e = read_err(df, &opts);
     assert!(
-        matches!(&e, IngestError::WrongType { column, .. } if column == "y"),
+        e.to_string().contains("`x` as a number in column `y`"),
+        "{e}"
+    );
+    let df = df!("unique_id" => ["a", "a"], "ds" => [0i64, 1], "y" => [" 1.5", "NA"]).unwrap();
+    let data = Dataset::read(Source::Frame(df), &opts).unwrap();
+    assert_eq!(data.series[0].values[0], 1.5);
+    assert_eq!(data.series[0].mask, vec![1, 0]);
+    // Wrong type.
+    let df = df!("unique_id" => ["a"], "ds" => [0.5f64], "y" => [1.0]).unwrap();
+    let e = read_err(df, &opts);
+    assert!(
+        matches!(&e, IngestError::WrongType { column, .. } if column == "ds"),
         "{e}"
     );
     // Unsorted, with the row.
