@@ -431,6 +431,12 @@ pub struct InputArgs {
     /// Read each series' rows as consecutive steps even if their timestamps are irregular.
     #[arg(long)]
     pub sequence: bool,
+    /// Covariate column, repeat for several [default: every other numeric column].
+    #[arg(long = "covariate-col", conflicts_with = "no_covariates")]
+    pub covariate_cols: Vec<String>,
+    /// No covariates: the other columns are ignored.
+    #[arg(long)]
+    pub no_covariates: bool,
     /// strftime format of a text time column (e.g. %d/%m/%Y, %Y-%m-%d %H:%M; %Y, %Y-%m and
     /// %YQ%q read years, months and quarters) [default: told from the values].
     #[arg(long)]
@@ -485,6 +491,11 @@ impl InputArgs {
         }
         if let Some(d) = self.duplicates {
             o.duplicates = d.policy();
+        }
+        if self.no_covariates {
+            o.covariate_cols = Some(Vec::new());
+        } else if !self.covariate_cols.is_empty() {
+            o.covariate_cols = Some(self.covariate_cols.clone());
         }
         if let Some(f) = &self.time_format {
             o.time_format = Some(f.clone());

@@ -285,11 +285,15 @@ pub(crate) fn scan(source: &Source, opts: &IngestOptions) -> Result<Vec<Input>> 
             // column's type never depends on what its first rows hold. In the wide layout
             // every column is text for the same reason (M4-style padding, quoted or not).
             let wide = opts.layout == crate::options::Layout::Wide;
+            // The time column is text too: polars' date guessing reads `01/02/2021` as
+            // 1 February without a word; `timeparse` tells the shape from the values and
+            // refuses what it cannot tell apart.
             let targets_as_text = (!wide).then(|| {
                 Arc::new(Schema::from_iter(
                     opts.target_cols
                         .iter()
                         .chain(opts.covariate_cols.iter().flatten())
+                        .chain(std::iter::once(&opts.time_col))
                         .map(|t| Field::new(t.as_str().into(), DataType::String)),
                 ))
             });
@@ -300,7 +304,7 @@ pub(crate) fn scan(source: &Source, opts: &IngestOptions) -> Result<Vec<Input>> 
                         .with_dtype_overwrite(targets_as_text.clone())
                         .with_has_header(true)
                         .with_separator(sep)
-                        .with_try_parse_dates(!wide)
+                        .with_try_parse_dates(false)
                         .with_infer_schema_length(Some(if wide { 0 } else { 10_000 }))
                         .with_glob(false)
                         .finish()

@@ -21,6 +21,8 @@ const SAMPLE: u32 = 2000;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Shape {
+    /// Integers: a step counter (kept as integers).
+    Integer,
     /// Years, quarters and months (period starts), possibly mixed.
     Period,
     /// `%m/%d/%Y`.
@@ -82,6 +84,17 @@ fn shape_of(values: &[String], column: &str, source: &str) -> Result<Shape> {
         return Ok(Shape::Iso);
     };
     let all = |f: &dyn Fn(&str) -> bool| values.iter().find(|v| !f(v));
+    let integer = |v: &str| digits(v.strip_prefix('-').unwrap_or(v));
+    // Four-digit integers between 1700 and 2300 are years; other integers count steps.
+    let year =
+        |v: &str| v.len() == 4 && digits(v) && (1700..=2300).contains(&v.parse().unwrap_or(0));
+    if integer(first) && all(&integer).is_none() {
+        return Ok(if all(&year).is_none() {
+            Shape::Period
+        } else {
+            Shape::Integer
+        });
+    }
     if is_period(first) {
         return match all(&is_period) {
             None => Ok(Shape::Period),
@@ -263,7 +276,7 @@ pub(crate) fn time_column(
 ) -> Result<Option<Expr>> {
     let name = opts.time_col.as_str();
     if let Some(unit) = &opts.time_unit {
-        if !dtype.is_integer() {
+        if !dtype.is_integer() && dtype != &DataType::String {
             return Err(IngestError::Options(format!(
                 "time_unit {unit:?} is for integer epoch columns; `{name}` is {dtype}"
             )));
@@ -279,7 +292,7 @@ pub(crate) fn time_column(
                 )))
             }
         };
-        let c = col(name).cast(DataType::Int64);
+        let c = col(name).strict_cast(DataType::Int64);
         let c = if factor == 1 { c } else { c * lit(factor) };
         return Ok(Some(c.cast(DataType::Datetime(tu, None))));
     }
@@ -316,6 +329,7 @@ pub(crate) fn time_column(
         date: true,
     };
     let reader = match shape_of(&values, name, source)? {
+        Shape::Integer => return Ok(Some(col(name).strict_cast(DataType::Int64))),
         Shape::Period => Reader::Period,
         Shape::Us => format("%m/%d/%Y"),
         Shape::DaySlash => format("%d/%m/%Y"),
@@ -349,6 +363,8 @@ mod tests {
     #[test]
     fn shapes_are_told_from_samples() {
         assert_eq!(shape(&["1975", "1976"]).unwrap(), Shape::Period);
+        assert_eq!(shape(&["1", "2", "1975"]).unwrap(), Shape::Integer);
+        assert_eq!(shape(&["-9223372036854775808"]).unwrap(), Shape::Integer);
         assert_eq!(
             shape(&["1984Q1", "1984Q2", "1990-03", "2001"]).unwrap(),
             Shape::Period
