@@ -335,6 +335,9 @@ pub struct NabArgs {
 pub struct InspectArgs {
     /// Model directory.
     pub model: std::path::PathBuf,
+    /// Print the whole model description (config.json and the parameter count) as JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]

@@ -728,23 +728,127 @@ pub fn evaluate(args: EvaluateArgs, quiet: bool) -> Result<(), Failure> {
     Ok(())
 }
 
+/// Words for the model's settings, as a user types them.
+mod words {
+    use particast::ingest::{time::TimeUnit, TimeKind};
+    use particast::kernels::{Cell, Gate, Head};
+    use particast::pipeline::{LagInputs, Scaling, Target, Transform};
+
+    pub fn cell(c: Cell) -> &'static str {
+        match c {
+            Cell::Gru => "gru",
+            Cell::Tanh => "tanh",
+        }
+    }
+    pub fn head(h: Head) -> &'static str {
+        match h {
+            Head::Gaussian => "gaussian",
+            Head::StudentT => "student-t",
+        }
+    }
+    pub fn gate(g: Gate) -> &'static str {
+        match g {
+            Gate::Uniform => "uniform",
+            Gate::Bayes => "bayes",
+            Gate::FixedShare => "fixed-share",
+        }
+    }
+    pub fn time(k: &TimeKind) -> String {
+        match k {
+            TimeKind::Date => "dates".into(),
+            TimeKind::Integer => "integer steps".into(),
+            TimeKind::Datetime { unit, tz } => format!(
+                "datetimes in {}{}",
+                match unit {
+                    TimeUnit::Ns => "nanoseconds",
+                    TimeUnit::Us => "microseconds",
+                    TimeUnit::Ms => "milliseconds",
+                },
+                tz.as_ref()
+                    .map(|t| format!(", time zone {t}"))
+                    .unwrap_or_default()
+            ),
+        }
+    }
+    pub fn scaling(s: &Scaling) -> String {
+        match s {
+            Scaling::MeanAbs { floor } => format!("mean |y| of the context (floor {floor:e})"),
+            Scaling::SeasonalDiff { season, floor } => format!(
+                "mean absolute {season}-step change of the context (floor {floor:e} x mean |y|)"
+            ),
+        }
+    }
+    pub fn transform(t: &Transform) -> String {
+        match t {
+            Transform::None => "none".into(),
+            Transform::Log { offset } if *offset == 0.0 => "log".into(),
+            Transform::Log { offset } => format!("log(y + {offset})"),
+        }
+    }
+    pub fn target(t: &Target) -> String {
+        match t {
+            Target::Level => "the level".into(),
+            Target::SeasonalChange { season } => format!("the change from {season} steps before"),
+        }
+    }
+    pub fn lag_inputs(l: &LagInputs) -> &'static str {
+        match l {
+            LagInputs::Level => "as levels",
+            LagInputs::SeasonalChange { .. } => "as seasonal changes and levels",
+        }
+    }
+    /// The settings as TOML values of a `[train]` section.
+    pub fn toml_value<T: serde::Serialize>(v: &T) -> String {
+        serde_json::to_value(v)
+            .ok()
+            .and_then(|j| match j {
+                serde_json::Value::Object(map) => Some(
+                    map.iter()
+                        .map(|(k, v)| format!("{k} = {v}"))
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                ),
+                _ => None,
+            })
+            .map(|inner| format!("{{ {inner} }}"))
+            .unwrap_or_default()
+    }
+}
+
 pub fn inspect(args: InspectArgs) -> Result<(), Failure> {
     let m = TrainedModel::load(&args.model)?;
     let c = &m.model.config;
+    if args.json {
+        let mut value = serde_json::to_value(&m.meta).map_err(|e| Failure {
+            headline: format!("{}: {e}", args.model.display()),
+            detail: None,
+            code: 1,
+        })?;
+        if let serde_json::Value::Object(map) = &mut value {
+            map.insert("parameters".into(), m.model.params.len().into());
+        }
+        say!(
+            "{}",
+            serde_json::to_string_pretty(&value).unwrap_or_default()
+        );
+        return Ok(());
+    }
+    let d = &m.meta.data;
+    let inputs = &m.meta.inputs;
     say!("model       {}", args.model.display());
     say!(
-        "format      version {} (particast {})",
+        "format      version {}, written by particast {}",
         m.meta.format_version,
         m.meta.particast_version
     );
     say!(
-        "network     {:?} cell, H={}, L={} particles, embedding {}, {:?} head, {:?} gate{}, {} inputs, {} target(s), {} parameters",
-        c.cell,
+        "network     {} cell, hidden size {}, {} particles, embedding {}, {} head, {} gate{}; {} inputs per step, {} target(s), {} parameters",
+        words::cell(c.cell),
         c.hidden,
         c.particles,
         c.embedding,
-        c.head,
-        c.gate,
+        words::head(c.head),
+        words::gate(c.gate),
         if c.noise { ", transition noise" } else { "" },
         c.inputs,
         c.targets,
@@ -753,33 +857,80 @@ pub fn inspect(args: InspectArgs) -> Result<(), Failure> {
     if c.gate == Gate::FixedShare {
         say!("share rate  {:.4}", m.model.share_rate());
     }
-    let d = &m.meta.data;
     say!(
-        "data        id `{}`, time `{}` ({:?}), targets [{}], covariates [{}], frequency {}",
+        "data        series id `{}`, time `{}` ({}), target(s) {}, covariates {}, frequency {}",
         d.id_col,
         d.time_col,
-        d.time_kind,
+        words::time(&d.time_kind),
         d.target_cols.join(", "),
-        d.covariate_cols.join(", "),
+        if d.covariate_cols.is_empty() {
+            "none".to_string()
+        } else {
+            d.covariate_cols.join(", ")
+        },
         d.frequency_text()
     );
+    let lags = &inputs.features.lags;
     say!(
-        "inputs      lags {:?} (as {:?}), calendar [{}], transform {:?}, scaling {:?}, target {:?}, context {}, horizon {}",
-        m.meta.inputs.features.lags,
-        m.meta.inputs.lag_inputs,
-        m.meta
-            .inputs
-            .features
-            .calendar
-            .iter()
-            .map(|c| c.name())
-            .collect::<Vec<_>>()
-            .join(", "),
-        m.meta.inputs.transform,
-        m.meta.inputs.scaling,
-        m.meta.inputs.target,
+        "inputs      lags {} {}; calendar features {}",
+        if lags.is_empty() {
+            "none".to_string()
+        } else {
+            lags.iter()
+                .map(|l| l.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        },
+        words::lag_inputs(&inputs.lag_inputs),
+        if inputs.features.calendar.is_empty() {
+            "none".to_string()
+        } else {
+            inputs
+                .features
+                .calendar
+                .iter()
+                .map(|c| c.name())
+                .collect::<Vec<_>>()
+                .join(", ")
+        }
+    );
+    say!(
+        "recipe      transform {}; predicts {}; scaled by the {}; context {}, horizon {}",
+        words::transform(&inputs.transform),
+        words::target(&inputs.target),
+        words::scaling(&inputs.scaling),
         m.meta.context,
         m.meta.horizon
+    );
+    let mut flags = format!(
+        "particast train --cell {} --head {} --gate {} --hidden {} --particles {} --context {} --horizon {}",
+        words::cell(c.cell),
+        words::head(c.head),
+        words::gate(c.gate),
+        c.hidden,
+        c.particles,
+        m.meta.context,
+        m.meta.horizon
+    );
+    // The lags as read (the network's lag 1 is added by the model itself).
+    let read_lags = &m.meta.ingest.lags;
+    if !read_lags.is_empty() {
+        flags += &format!(
+            " --lags {}",
+            read_lags
+                .iter()
+                .map(|l| l.to_string())
+                .collect::<Vec<_>>()
+                .join(",")
+        );
+    }
+    say!("as flags    {flags}");
+    say!(
+        "[train]     transform = {}, target = {}, scaling = {}, embedding = {}",
+        words::toml_value(&inputs.transform),
+        words::toml_value(&inputs.target),
+        words::toml_value(&inputs.scaling),
+        c.embedding
     );
     if let Some(t) = &m.meta.training {
         print_training(t);

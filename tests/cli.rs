@@ -102,9 +102,21 @@ fn train_inspect_score_forecast_evaluate() {
     let m = model.to_str().unwrap();
     let stdout = ok(&run(&["inspect", m]));
     assert!(
-        stdout.contains("L=4 particles") && stdout.contains("lags [1, 48, 336]"),
+        stdout.contains("4 particles") && stdout.contains("lags 1, 48, 336"),
         "{stdout}"
     );
+    // Words a user types, not Rust debug values.
+    for debug in ["Gru", "Datetime {", "MeanAbs", "None", "Some("] {
+        assert!(!stdout.contains(debug), "`{debug}` in\n{stdout}");
+    }
+    assert!(
+        stdout.contains("gru cell") && stdout.contains("--lags 48,336"),
+        "{stdout}"
+    );
+    let json: serde_json::Value =
+        serde_json::from_slice(&run(&["inspect", m, "--json"]).stdout).unwrap();
+    assert_eq!(json["model"]["particles"], 4, "{json}");
+    assert!(json["parameters"].as_u64().unwrap() > 0);
 
     let scores = dir.path().join("scores.parquet");
     let state = dir.path().join("state.parquet");
