@@ -971,7 +971,7 @@ pub fn plot(args: PlotArgs, quiet: bool) -> Result<(), Failure> {
             ..Default::default()
         };
         let fc = forecast_series(&model, std::slice::from_ref(series), &cfg)?;
-        particast::plot::forecast_chart(series, &fc[0], args.history, path)?;
+        particast::plot::forecast_chart(series, &fc[0], &cfg.levels, args.history, path)?;
         if !quiet {
             say!("fan chart  {}", path.display());
         }

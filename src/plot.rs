@@ -72,11 +72,28 @@ fn seconds(kind: &TimeKind, v: i64) -> f64 {
     }
 }
 
-fn label(kind: &TimeKind, secs: f64) -> String {
+/// The date format of tick labels for an axis spanning `span` seconds: whole years, months,
+/// days or times, short enough never to be broken.
+fn tick_format(span: f64) -> &'static str {
+    const DAY: f64 = 86_400.0;
+    if span >= 3.0 * 365.0 * DAY {
+        "%Y"
+    } else if span >= 90.0 * DAY {
+        "%Y-%m"
+    } else if span >= 4.0 * DAY {
+        "%Y-%m-%d"
+    } else if span >= DAY {
+        "%m-%d %H:%M"
+    } else {
+        "%H:%M"
+    }
+}
+
+fn label(kind: &TimeKind, secs: f64, span: f64) -> String {
     match kind {
         TimeKind::Integer => format!("{secs:.0}"),
         _ => chrono::DateTime::from_timestamp(secs as i64, 0)
-            .map(|d| d.format("%Y-%m-%d %H:%M").to_string())
+            .map(|d| d.format(tick_format(span)).to_string())
             .unwrap_or_default(),
     }
 }
@@ -127,6 +144,7 @@ fn with_backend(
 pub fn forecast_chart(
     series: &PreparedSeries,
     forecast: &SeriesForecast,
+    levels: &[f64],
     history: usize,
     path: &Path,
 ) -> Result<(), Error> {
@@ -165,7 +183,18 @@ pub fn forecast_chart(
         .or(xs.first().copied())
         .unwrap_or(0.0);
     let x1 = xs.last().copied().unwrap_or(x0 + 1.0).max(x0 + 1.0);
-    let title = format!("{}: forecast", forecast.id);
+    let span = x1 - x0;
+    let levels: Vec<String> = levels.iter().map(|l| format!("{l}%")).collect();
+    let title = format!(
+        "{}: forecast of {} steps, median with {} intervals",
+        forecast.id,
+        steps.len(),
+        if levels.is_empty() {
+            "no".to_string()
+        } else {
+            levels.join(" and ")
+        }
+    );
     macro_rules! draw_fan {
         ($root:expr) => {{
             let root = $root;
@@ -180,7 +209,7 @@ pub fn forecast_chart(
             chart
                 .configure_mesh()
                 .x_labels(6)
-                .x_label_formatter(&|x| label(&kind, *x))
+                .x_label_formatter(&|x| label(&kind, *x, span))
                 .draw()
                 .map_err(|e| e.to_string())?;
             let colors = [RGBColor(160, 190, 235), RGBColor(100, 150, 220)];
@@ -197,33 +226,52 @@ pub fn forecast_chart(
                         .map(|(x, s)| (*x, s.intervals[k].0)),
                 );
                 let c = colors[k.min(1)];
-                chart
+                let band = chart
                     .draw_series(std::iter::once(Polygon::new(poly, c.mix(0.6).filled())))
                     .map_err(|e| e.to_string())?;
+                if let Some(name) = levels.get(k) {
+                    band.label(format!("{name} interval"))
+                        .legend(move |(x, y)| {
+                            Rectangle::new([(x, y - 5), (x + 16, y + 5)], c.mix(0.6).filled())
+                        });
+                }
             }
             let particles = steps.first().map(|s| s.mixture.len()).unwrap_or(0);
+            let grey = RGBColor(120, 120, 120).mix(0.5);
             for p in 0..particles {
-                chart
+                let drawn = chart
                     .draw_series(LineSeries::new(
                         xs.iter().zip(steps).map(|(x, s)| (*x, s.mixture[p].mu)),
-                        RGBColor(120, 120, 120).mix(0.5).stroke_width(1),
+                        grey.stroke_width(1),
                     ))
                     .map_err(|e| e.to_string())?;
+                if p == 0 {
+                    drawn.label("particle means").legend(move |(x, y)| {
+                        PathElement::new(vec![(x, y), (x + 16, y)], grey.stroke_width(1))
+                    });
+                }
             }
+            let history_color = RGBColor(40, 40, 40);
             chart
-                .draw_series(LineSeries::new(hist.iter().copied(), BLACK.stroke_width(1)))
+                .draw_series(LineSeries::new(
+                    hist.iter().copied(),
+                    history_color.stroke_width(1),
+                ))
                 .map_err(|e| e.to_string())?
                 .label("history")
-                .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], BLACK));
+                .legend(move |(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 16, y)], history_color.stroke_width(1))
+                });
+            let median_color = RGBColor(20, 60, 160);
             chart
                 .draw_series(LineSeries::new(
                     xs.iter().zip(steps).map(|(x, s)| (*x, s.median)),
-                    RGBColor(20, 60, 160).stroke_width(2),
+                    median_color.stroke_width(2),
                 ))
                 .map_err(|e| e.to_string())?
-                .label("median (bands: intervals; grey: particle means)")
-                .legend(|(x, y)| {
-                    PathElement::new(vec![(x, y), (x + 16, y)], RGBColor(20, 60, 160))
+                .label("median")
+                .legend(move |(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 16, y)], median_color.stroke_width(2))
                 });
             chart
                 .configure_series_labels()
@@ -260,7 +308,18 @@ pub fn anomaly_chart(
     }
     let pad = (hi - lo).max(1e-9) * 0.05;
     let (x0, x1) = (xs[0], xs[n - 1].max(xs[0] + 1.0));
-    let title = format!("{}: anomaly scores", scores.id);
+    let span = x1 - x0;
+    let flagged = scores.flag.iter().filter(|f| **f == Some(true)).count();
+    let title = format!(
+        "{}: observations ({} flagged at anomaly score >= {threshold}{})",
+        scores.id,
+        flagged,
+        if windows.is_empty() {
+            ""
+        } else {
+            "; shaded: labelled anomaly windows"
+        }
+    );
     let wins: Vec<(f64, f64)> = windows
         .iter()
         .map(|(a, b)| (seconds(kind, *a), seconds(kind, *b)))
@@ -280,7 +339,7 @@ pub fn anomaly_chart(
             chart
                 .configure_mesh()
                 .x_labels(6)
-                .x_label_formatter(&|x| label(kind, *x))
+                .x_label_formatter(&|x| label(kind, *x, span))
                 .draw()
                 .map_err(|e| e.to_string())?;
             for (a, b) in &wins {
@@ -291,18 +350,30 @@ pub fn anomaly_chart(
                     )))
                     .map_err(|e| e.to_string())?;
             }
+            let line = RGBColor(40, 40, 40);
             chart
                 .draw_series(LineSeries::new(
                     xs.iter().zip(&ys).filter_map(|(x, y)| y.map(|y| (*x, y))),
-                    BLACK.stroke_width(1),
+                    line.stroke_width(1),
                 ))
-                .map_err(|e| e.to_string())?;
+                .map_err(|e| e.to_string())?
+                .label("observed")
+                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], line));
             chart
                 .draw_series(
                     (0..n)
                         .filter(|&t| scores.flag[t] == Some(true))
                         .filter_map(|t| ys[t].map(|y| Circle::new((xs[t], y), 3, RED.filled()))),
                 )
+                .map_err(|e| e.to_string())?
+                .label("flagged")
+                .legend(|(x, y)| Circle::new((x + 8, y), 3, RED.filled()));
+            chart
+                .configure_series_labels()
+                .position(SeriesLabelPosition::UpperLeft)
+                .background_style(WHITE.mix(0.8))
+                .border_style(BLACK)
+                .draw()
                 .map_err(|e| e.to_string())?;
             let mut lower = ChartBuilder::on(&bottom)
                 .margin(12)
@@ -314,22 +385,37 @@ pub fn anomaly_chart(
                 .configure_mesh()
                 .x_labels(6)
                 .y_desc("anomaly score")
-                .x_label_formatter(&|x| label(kind, *x))
+                .x_label_formatter(&|x| label(kind, *x, span))
                 .draw()
                 .map_err(|e| e.to_string())?;
+            let score_color = RGBColor(180, 40, 40);
             lower
                 .draw_series(LineSeries::new(
                     xs.iter()
                         .zip(&scores.anomaly)
                         .filter_map(|(x, a)| a.map(|a| (*x, a))),
-                    RGBColor(180, 40, 40).stroke_width(1),
+                    score_color.stroke_width(1),
                 ))
-                .map_err(|e| e.to_string())?;
+                .map_err(|e| e.to_string())?
+                .label("anomaly score")
+                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], score_color));
+            let threshold_color = BLUE.mix(0.6);
             lower
                 .draw_series(LineSeries::new(
                     vec![(x0, threshold), (x1, threshold)],
-                    BLUE.mix(0.6),
+                    threshold_color.stroke_width(2),
                 ))
+                .map_err(|e| e.to_string())?
+                .label(format!("flag threshold {threshold}"))
+                .legend(move |(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 16, y)], threshold_color.stroke_width(2))
+                });
+            lower
+                .configure_series_labels()
+                .position(SeriesLabelPosition::LowerLeft)
+                .background_style(WHITE.mix(0.8))
+                .border_style(BLACK)
+                .draw()
                 .map_err(|e| e.to_string())?;
             root.present().map_err(|e| e.to_string())
         }};

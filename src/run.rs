@@ -182,6 +182,7 @@ pub fn run_pipeline(spec: &PipelineSpec, reporter: &mut dyn Reporter) -> Result<
                 crate::plot::forecast_chart(
                     &data.series[plot_index],
                     fc,
+                    &f.config.levels,
                     p.history + holdout,
                     path,
                 )?;

@@ -185,8 +185,64 @@ fn train_inspect_score_forecast_evaluate() {
         "data/nab/labels/combined_windows.json",
     ]));
     ok(&particast().args(&args).output().unwrap());
-    assert!(std::fs::read_to_string(&fan).unwrap().contains("<svg"));
+    let svg = std::fs::read_to_string(&fan).unwrap();
+    assert!(svg.contains("<svg"));
+    let texts = svg_texts(&svg);
     assert_eq!(&std::fs::read(&view).unwrap()[1..4], b"PNG");
+    // The fan chart's headline names the series and what is drawn; the legend names every
+    // kind of mark; date ticks are whole days for a span of days.
+    for want in [
+        "nyc_taxi.csv: forecast of 48 steps, median with 80% and 95% intervals",
+        "history",
+        "median",
+        "80% interval",
+        "95% interval",
+        "particle means",
+    ] {
+        assert!(texts.iter().any(|t| t == want), "`{want}` not in {texts:?}");
+    }
+    let ticks: Vec<&String> = texts.iter().filter(|t| t.starts_with("2015-")).collect();
+    assert!(
+        !ticks.is_empty() && ticks.iter().all(|t| t.len() == 10),
+        "date ticks should be whole days: {ticks:?}"
+    );
+    // The anomaly view labels its threshold line.
+    let view_svg = dir.path().join("view.svg");
+    let mut args = vec!["plot".to_string()];
+    args.extend(taxi_input(&[
+        "--model",
+        m,
+        "--anomaly",
+        view_svg.to_str().unwrap(),
+        "--labels",
+        "data/nab/labels/combined_windows.json",
+        "--threshold",
+        "0.95",
+    ]));
+    ok(&particast().args(&args).output().unwrap());
+    let texts = svg_texts(&std::fs::read_to_string(&view_svg).unwrap());
+    for want in [
+        "flag threshold 0.95",
+        "anomaly score",
+        "observed",
+        "flagged",
+    ] {
+        assert!(texts.iter().any(|t| t == want), "`{want}` not in {texts:?}");
+    }
+    assert!(
+        texts
+            .iter()
+            .any(|t| t.starts_with("nyc_taxi.csv: observations (")
+                && t.ends_with(
+                    "flagged at anomaly score &gt;= 0.95; shaded: labelled anomaly windows)"
+                )),
+        "{texts:?}"
+    );
+    let ticks: Vec<&String> = texts.iter().filter(|t| t.starts_with("2014-")).collect();
+    assert!(
+        !ticks.is_empty() && ticks.iter().all(|t| t.len() == 7),
+        "date ticks should be whole months: {ticks:?}"
+    );
 
     // Evaluating the forecast against the input itself: no timestamps overlap the future, so
     // every actual is unknown and the table says so with zero observations.
@@ -207,6 +263,17 @@ fn train_inspect_score_forecast_evaluate() {
     ]);
     let stdout = ok(&out);
     assert!(stdout.contains("\"observations\": 0"), "{stdout}");
+}
+
+/// The text of every `<text>` element of an SVG picture.
+fn svg_texts(svg: &str) -> Vec<String> {
+    svg.split("<text")
+        .skip(1)
+        .filter_map(|t| {
+            let body = &t[t.find('>')? + 1..];
+            Some(body[..body.find("</text>")?].trim().to_string())
+        })
+        .collect()
 }
 
 #[test]
