@@ -522,7 +522,7 @@ pub(crate) fn canonical_long(
         for c in &covariate_cols {
             let dt = require(&schema, c, &name)?;
             let named = opts.covariate_cols.is_some();
-            if !numeric_or_null(dt) && !(named && dt == &DataType::String) {
+            if !(numeric_or_null(dt) || (named && dt == &DataType::String)) {
                 return Err(wrong_type(&name, c, "a numeric type", dt));
             }
         }
