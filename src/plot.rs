@@ -22,6 +22,149 @@ fn register_font() {
     });
 }
 
+mod bearing {
+    use plotters_backend::{
+        BackendColor, BackendCoord, BackendStyle, BackendTextStyle, DrawingBackend,
+        DrawingErrorKind,
+    };
+
+    /// A bitmap backend whose text is drawn with each glyph at its own side bearing.
+    ///
+    /// plotters 0.3.7's ab_glyph renderer places every glyph's ink at the pen position, dropping its
+    /// left side bearing, so a glyph with a wide bearing (the digit 1 of DejaVu Sans) is followed by
+    /// a gap: `2014-1 2-31`. This wrapper draws text itself (same font, size, colour, anchor,
+    /// rotation and layout box as plotters) and hands everything else to the inner backend.
+    pub(super) struct BearingText<B> {
+        pub(super) inner: B,
+        pub(super) font: ab_glyph::FontRef<'static>,
+    }
+
+    impl<B: DrawingBackend> DrawingBackend for BearingText<B> {
+        type ErrorType = B::ErrorType;
+
+        fn get_size(&self) -> (u32, u32) {
+            self.inner.get_size()
+        }
+        fn ensure_prepared(&mut self) -> Result<(), DrawingErrorKind<Self::ErrorType>> {
+            self.inner.ensure_prepared()
+        }
+        fn present(&mut self) -> Result<(), DrawingErrorKind<Self::ErrorType>> {
+            self.inner.present()
+        }
+        fn draw_pixel(
+            &mut self,
+            point: BackendCoord,
+            color: BackendColor,
+        ) -> Result<(), DrawingErrorKind<Self::ErrorType>> {
+            self.inner.draw_pixel(point, color)
+        }
+        fn draw_line<S: BackendStyle>(
+            &mut self,
+            from: BackendCoord,
+            to: BackendCoord,
+            style: &S,
+        ) -> Result<(), DrawingErrorKind<Self::ErrorType>> {
+            self.inner.draw_line(from, to, style)
+        }
+        fn draw_rect<S: BackendStyle>(
+            &mut self,
+            upper_left: BackendCoord,
+            bottom_right: BackendCoord,
+            style: &S,
+            fill: bool,
+        ) -> Result<(), DrawingErrorKind<Self::ErrorType>> {
+            self.inner.draw_rect(upper_left, bottom_right, style, fill)
+        }
+        fn draw_path<S: BackendStyle, I: IntoIterator<Item = BackendCoord>>(
+            &mut self,
+            path: I,
+            style: &S,
+        ) -> Result<(), DrawingErrorKind<Self::ErrorType>> {
+            self.inner.draw_path(path, style)
+        }
+        fn draw_circle<S: BackendStyle>(
+            &mut self,
+            center: BackendCoord,
+            radius: u32,
+            style: &S,
+            fill: bool,
+        ) -> Result<(), DrawingErrorKind<Self::ErrorType>> {
+            self.inner.draw_circle(center, radius, style, fill)
+        }
+        fn fill_polygon<S: BackendStyle, I: IntoIterator<Item = BackendCoord>>(
+            &mut self,
+            vert: I,
+            style: &S,
+        ) -> Result<(), DrawingErrorKind<Self::ErrorType>> {
+            self.inner.fill_polygon(vert, style)
+        }
+        fn draw_text<TStyle: BackendTextStyle>(
+            &mut self,
+            text: &str,
+            style: &TStyle,
+            pos: BackendCoord,
+        ) -> Result<(), DrawingErrorKind<Self::ErrorType>> {
+            use ab_glyph::{Font, ScaleFont};
+            use plotters_backend::text_anchor::{HPos, VPos};
+            let color = style.color();
+            if color.alpha == 0.0 {
+                return Ok(());
+            }
+            // The same layout box and anchoring as plotters' own text drawing.
+            let ((min_x, min_y), (max_x, max_y)) = style
+                .layout_box(text)
+                .map_err(|e| DrawingErrorKind::FontError(Box::new(e)))?;
+            let (width, height) = (max_x - min_x, max_y - min_y);
+            let dx = match style.anchor().h_pos {
+                HPos::Left => 0,
+                HPos::Right => -width,
+                HPos::Center => -width / 2,
+            };
+            let dy = match style.anchor().v_pos {
+                VPos::Top => 0,
+                VPos::Center => -height / 2,
+                VPos::Bottom => -height,
+            };
+            let trans = style.transform();
+            let (w, h) = self.get_size();
+            let size = style.size() as f32;
+            let font = self.font.as_scaled(size);
+            let mut pen = 0f32;
+            let mut prev = None;
+            for c in text.chars() {
+                let id = font.glyph_id(c);
+                if let Some(p) = prev {
+                    pen += font.kern(p, id);
+                }
+                prev = Some(id);
+                let glyph = id.with_scale_and_position(size, ab_glyph::point(pen, 0.0));
+                if let Some(outline) = self.font.outline_glyph(glyph) {
+                    let rect = outline.px_bounds();
+                    let (gx, gy) = (rect.min.x as i32, (size / 2.0 + rect.min.y) as i32);
+                    let mut pixels = Vec::new();
+                    outline.draw(|x, y, coverage| pixels.push((x as i32, y as i32, coverage)));
+                    for (x, y, coverage) in pixels {
+                        let (x, y) = trans.transform(x + gx + dx - min_x, y + gy + dy - min_y);
+                        let (x, y) = (pos.0 + x, pos.1 + y);
+                        if x >= 0 && x < w as i32 && y >= 0 && y < h as i32 {
+                            self.inner.draw_pixel(
+                                (x, y),
+                                BackendColor {
+                                    alpha: color.alpha * coverage as f64,
+                                    rgb: color.rgb,
+                                },
+                            )?;
+                        }
+                    }
+                }
+                pen += font.h_advance(id);
+            }
+            Ok(())
+        }
+    }
+}
+use bearing::BearingText;
+
 fn plot_err(path: &Path, e: impl std::fmt::Display) -> Error {
     Error::Io {
         path: path.to_path_buf(),
@@ -101,7 +244,7 @@ fn label(kind: &TimeKind, secs: f64, span: f64) -> String {
 fn with_backend(
     path: &Path,
     size: (u32, u32),
-    draw: impl FnOnce(DrawingArea<BitMapBackend<'_>, Shift>) -> Result<(), String>,
+    draw: impl FnOnce(DrawingArea<BearingText<BitMapBackend<'_>>, Shift>) -> Result<(), String>,
     draw_svg: impl FnOnce(DrawingArea<SVGBackend<'_>, Shift>) -> Result<(), String>,
 ) -> Result<(), Error> {
     register_font();
@@ -122,7 +265,16 @@ fn with_backend(
         })?;
     let tmp = scratch.path().join(format!("picture.{ext}"));
     let result = match ext.as_str() {
-        "png" => draw(BitMapBackend::new(&tmp, size).into_drawing_area()),
+        "png" => {
+            let font = ab_glyph::FontRef::try_from_slice(FONT).map_err(|e| plot_err(path, e))?;
+            draw(
+                BearingText {
+                    inner: BitMapBackend::new(&tmp, size),
+                    font,
+                }
+                .into_drawing_area(),
+            )
+        }
         "svg" => draw_svg(SVGBackend::new(&tmp, size).into_drawing_area()),
         other => {
             return Err(plot_err(
@@ -421,4 +573,50 @@ pub fn anomaly_chart(
         }};
     }
     with_backend(path, (1400, 700), |r| draw_view!(r), |r| draw_view!(r))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ab_glyph::{Font, ScaleFont};
+
+    /// The first inked column of `text` drawn at `size` px from x = 10 through [`BearingText`].
+    fn first_ink(text: &str, size: f64) -> usize {
+        register_font();
+        let (w, h) = (240u32, 120u32);
+        let mut buf = vec![255u8; (w * h * 3) as usize];
+        {
+            let root = BearingText {
+                inner: BitMapBackend::with_buffer(&mut buf, (w, h)),
+                font: ab_glyph::FontRef::try_from_slice(FONT).unwrap(),
+            }
+            .into_drawing_area();
+            root.draw(&Text::new(text, (10, 10), ("sans-serif", size).into_font()))
+                .unwrap();
+            root.present().unwrap();
+        }
+        (0..w as usize)
+            .find(|&x| (0..h as usize).any(|y| buf[(y * w as usize + x) * 3] < 200))
+            .unwrap()
+    }
+
+    #[test]
+    fn glyphs_keep_their_left_side_bearing() {
+        // plotters' own renderer puts every glyph's ink at the pen, so a digit 1 (wide left
+        // bearing) is followed by a gap: `2014-1 2`. Here the ink starts one bearing in.
+        let font = ab_glyph::FontRef::try_from_slice(FONT).unwrap();
+        let size = 80.0;
+        let bearing = font
+            .as_scaled(size as f32)
+            .h_side_bearing(font.glyph_id('1'));
+        assert!(
+            bearing >= 5.0,
+            "the test needs a visible bearing: {bearing}"
+        );
+        let ink = first_ink("1", size) as f32;
+        assert!(
+            (ink - (10.0 + bearing)).abs() <= 1.5,
+            "ink of `1` starts at {ink}, expected 10 + {bearing}"
+        );
+    }
 }
