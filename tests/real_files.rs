@@ -390,3 +390,29 @@ fn every_dev_file_reads_with_documented_options() {
         assert!(stdout.contains(want), "{}: {stdout}", args[0]);
     }
 }
+
+/// The reading options are pipeline-file keys too.
+#[test]
+fn time_and_covariate_options_in_pipeline_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("years.csv");
+    std::fs::write(
+        &data,
+        "unique_id,ds,y,step\na,1975,1,1\na,1976,2,2\na,1977,3,3\n",
+    )
+    .unwrap();
+    let file = dir.path().join("p.toml");
+    std::fs::write(
+        &file,
+        "[input]\npath = \"years.csv\"\ntime_format = \"%Y\"\ncovariate_cols = []\n",
+    )
+    .unwrap();
+    let spec = particast::spec::PipelineSpec::load(&file).unwrap();
+    assert_eq!(spec.input.options.time_format.as_deref(), Some("%Y"));
+    let d = read(&data, &spec.input.options);
+    assert_eq!(d.schema.covariate_cols, Vec::<String>::new());
+    assert_eq!(d.series[0].axis.kind, TimeKind::Date);
+    std::fs::write(&file, "[input]\npath = \"years.csv\"\ntime_unit = \"s\"\n").unwrap();
+    let spec = particast::spec::PipelineSpec::load(&file).unwrap();
+    assert_eq!(spec.input.options.time_unit.as_deref(), Some("s"));
+}
