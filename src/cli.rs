@@ -584,9 +584,6 @@ impl From<particast::Error> for Failure {
 
 impl From<particast::pipeline::PipelineError> for Failure {
     fn from(e: particast::pipeline::PipelineError) -> Self {
-        if particast::pipeline::sink::is_broken_pipe(&e) {
-            return Failure::reader_gone();
-        }
         particast::Error::from(e).into()
     }
 }

@@ -1,7 +1,7 @@
 //! The commands behind the CLI: each reads its arguments, calls the library, prints a summary.
 
 use indicatif::{ProgressBar, ProgressStyle};
-use particast::ingest::ipc::{read_ipc_file, spool_stdin, Spooled};
+use particast::ingest::ipc::{read_table, spool_stdin, Spooled};
 use particast::ingest::polars::prelude::*;
 use particast::ingest::{Dataset, IngestOptions, Layout, Source};
 use particast::kernels::{Cell, Gate, Head};
@@ -532,19 +532,7 @@ fn read_frame(path: &Path) -> Result<DataFrame, Failure> {
         Some(s) => (s.path().to_path_buf(), shown_input(path)),
         None => (path.to_path_buf(), path.display().to_string()),
     };
-    let mut head = [0u8; 4];
-    let parquet = std::fs::File::open(&file)
-        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut head))
-        .map(|_| &head == b"PAR1")
-        .map_err(|e| Failure::input(format!("{name}: {e}")))?;
-    if parquet {
-        let f = std::fs::File::open(&file).map_err(|e| Failure::input(format!("{name}: {e}")))?;
-        ParquetReader::new(f)
-            .finish()
-            .map_err(|e| polars_fail(Path::new(&name), e))
-    } else {
-        Ok(read_ipc_file(&file, &name)?)
-    }
+    Ok(read_table(&file, &name)?)
 }
 
 /// Reads a forecast file back into per-series forecasts (mixtures when the columns are there).

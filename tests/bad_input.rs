@@ -16,13 +16,8 @@ use particast::pipeline::TrainedModel;
 use particast::polars::prelude::*;
 use particast::spec::PipelineSpec;
 
-fn particast(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_particast"))
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .args(args)
-        .output()
-        .unwrap()
-}
+mod common;
+use common::particast;
 
 /// What a command or call must do.
 #[derive(Clone, Copy, Debug)]
@@ -137,37 +132,11 @@ fn clean_csv() -> String {
 fn train_model(dir: &Path) -> PathBuf {
     let data = dir.join("clean.csv");
     std::fs::write(&data, clean_csv()).unwrap();
-    let cfg = dir.join("small.toml");
-    std::fs::write(&cfg, "batches_per_epoch = 3\nbatch_size = 8\n").unwrap();
+    let cfg = common::small_config(dir);
     let model = dir.join("model");
-    let out = train_small(&data, &model, &cfg);
+    let out = common::train_tiny(&data, &model, &cfg);
     check_cli("training the suite's model", &out, Expect::Ok(""));
     model
-}
-
-/// `particast train` of a tiny network (H 4, L 2, context 24, one epoch) on `data` into
-/// `model`, with the training settings file `cfg`.
-fn train_small(data: &Path, model: &Path, cfg: &Path) -> Output {
-    particast(&[
-        "train",
-        "--input",
-        data.to_str().unwrap(),
-        "--model",
-        model.to_str().unwrap(),
-        "--config",
-        cfg.to_str().unwrap(),
-        "--hidden",
-        "4",
-        "--particles",
-        "2",
-        "--context",
-        "24",
-        "--horizon",
-        "12",
-        "--epochs",
-        "1",
-        "-q",
-    ])
 }
 
 fn parquet_bytes(mut df: DataFrame) -> Vec<u8> {
@@ -898,7 +867,7 @@ fn values_outside_a_log_models_domain() {
     )
     .unwrap();
     let model = dir.path().join("model");
-    let train = |input: &Path, model: &Path| train_small(input, model, &cfg);
+    let train = |input: &Path, model: &Path| common::train_tiny(input, model, &cfg);
     check_cli(
         "training a log model",
         &train(&data, &model),
@@ -1237,7 +1206,7 @@ fn a_failed_write_keeps_the_previous_output() {
     // with EFBIG instead of killing the process.
     let script = format!(
         "trap '' XFSZ; ulimit -f 4; exec '{}' score --input '{}' --model '{}' --output '{}'",
-        env!("CARGO_BIN_EXE_particast"),
+        common::bin(),
         clean.display(),
         model.display(),
         output.display()

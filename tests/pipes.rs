@@ -10,13 +10,8 @@ use std::process::{Command, Output, Stdio};
 
 use particast::polars::prelude::*;
 
-fn bin() -> &'static str {
-    env!("CARGO_BIN_EXE_particast")
-}
-
-fn run(args: &[&str]) -> Output {
-    Command::new(bin()).args(args).output().unwrap()
-}
+mod common;
+use common::{bin, particast as run};
 
 /// Runs particast with `stdin` piped in; returns its output.
 fn run_with_stdin(args: &[&str], stdin: &[u8]) -> Output {
@@ -75,29 +70,9 @@ fn setup(n: usize) -> Setup {
     let path = dir.path().to_path_buf();
     let data = path.join("data.csv");
     std::fs::write(&data, csv(n)).unwrap();
-    let cfg = path.join("small.toml");
-    std::fs::write(&cfg, "batches_per_epoch = 3\nbatch_size = 8\n").unwrap();
+    let cfg = common::small_config(&path);
     let model = path.join("model");
-    let out = run(&[
-        "train",
-        "--input",
-        data.to_str().unwrap(),
-        "--model",
-        model.to_str().unwrap(),
-        "--config",
-        cfg.to_str().unwrap(),
-        "--hidden",
-        "4",
-        "--particles",
-        "2",
-        "--context",
-        "24",
-        "--horizon",
-        "12",
-        "--epochs",
-        "1",
-        "-q",
-    ]);
+    let out = common::train_tiny(&data, &model, &cfg);
     ok("train", &out);
     Setup {
         _dir: dir,

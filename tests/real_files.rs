@@ -4,17 +4,12 @@
 //! the documented options only (when that folder is there).
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 
 use particast::ingest::{Dataset, Frequency, IngestOptions, Layout, Source, TimeKind};
 
-fn particast(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_particast"))
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .args(args)
-        .output()
-        .unwrap()
-}
+mod common;
+use common::particast;
 
 fn read(path: &Path, opts: &IngestOptions) -> Dataset {
     Dataset::read(Source::path(path), opts).unwrap_or_else(|e| panic!("{}: {e}", path.display()))

@@ -56,6 +56,30 @@ pub fn read_ipc_file(path: &Path, name: &str) -> Result<DataFrame> {
     Ok(out)
 }
 
+/// Reads a whole Parquet file or Arrow IPC file or stream (told from the first bytes) into one
+/// frame, named `name` in messages.
+pub fn read_table(path: &Path, name: &str) -> Result<DataFrame> {
+    let mut file = File::open(path).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => IngestError::NotFound {
+            source_name: name.into(),
+        },
+        _ => IngestError::Io {
+            path: path.to_path_buf(),
+            source: e,
+        },
+    })?;
+    let mut head = [0u8; 4];
+    let n = read_prefix(&mut file, &mut head).map_err(|e| IngestError::read(name, e))?;
+    if head[..n] != *b"PAR1" {
+        return read_ipc_file(path, name);
+    }
+    file.seek(SeekFrom::Start(0))
+        .map_err(|e| IngestError::read(name, e))?;
+    ParquetReader::new(file)
+        .finish()
+        .map_err(|e| IngestError::read(name, e))
+}
+
 /// The schema and every batch of an IPC reader.
 fn all_batches(
     reader: impl RecordBatchReader,
