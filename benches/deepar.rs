@@ -44,23 +44,23 @@ fn particast_side(
     steps: usize,
 ) -> Vec<Side> {
     let cfg = TrainConfig {
-        hidden: 40,
+        hidden: Some(40),
         particles,
-        context: 168,
+        context: Some(168),
         horizon: 48,
-        batch_size: 64,
-        batches_per_epoch: 50,
-        epochs: steps.div_ceil(50),
+        batch_size: Some(64),
+        batches_per_epoch: Some(50),
+        epochs: Some(steps.div_ceil(50)),
         patience: usize::MAX,
         lr_patience: usize::MAX,
         seed: 1,
-        ..Default::default()
+        ..TrainConfig::classic()
     };
     let dir = tempfile::tempdir().expect("temp dir");
     let t = Instant::now();
     let model = train(data, opts, &cfg, dir.path(), false, &mut Silent).expect("training");
     let train_seconds = t.elapsed().as_secs_f64();
-    let train_wps = (cfg.epochs * cfg.batches_per_epoch * cfg.batch_size) as f64 / train_seconds;
+    let train_wps = (cfg.epochs.unwrap_or(0) * cfg.batches_per_epoch.unwrap_or(0) * cfg.batch_size.unwrap_or(0)) as f64 / train_seconds;
 
     let t = Instant::now();
     let scored = score_series(&model, &data.series, &ScoreConfig::default()).expect("scoring");

@@ -27,11 +27,9 @@
 
 mod common;
 
-use particast::ingest::PreparedSeries;
 use particast::ingest::{Dataset, Source};
 use particast::pipeline::{
-    empirical_quantile as quantile, forecast_ensemble, Mode, Scaling, SeriesForecast, Silent,
-    StepForecast, Target, TrainedModel, Transform,
+    forecast_ensemble, Mode, Scaling, Silent, Target, TrainedModel, Transform,
 };
 use particast::run::{evaluate_forecasts, run_pipeline};
 use particast::spec::PipelineSpec;
@@ -61,62 +59,6 @@ fn owa_and_coverage95(m: &particast::pipeline::metrics::Metrics) -> (f64, f64) {
     (owa, cov95)
 }
 
-/// Seasonal naive with empirical intervals, the reference for MSIS and coverage (M4 published
-/// no interval scores for it): the last season repeated; a step k seasons ahead gets the
-/// quantiles of the series' own k-season differences `y[t] - y[t - k m]` as its interval
-/// (floored at 0 for series with no negative value, as particast's forecasts are).
-fn seasonal_naive(
-    series: &[PreparedSeries],
-    h: usize,
-    m: usize,
-    levels: &[f64],
-) -> Vec<SeriesForecast> {
-    series
-        .iter()
-        .map(|s| {
-            let n = s.len() as i64;
-            let y = |t: i64| s.value(t, 0);
-            let nonneg = (0..n).filter_map(y).all(|v| v >= 0.0);
-            let diffs = |lag: i64| -> Vec<f64> {
-                let mut d: Vec<f64> = (lag..n).filter_map(|t| Some(y(t)? - y(t - lag)?)).collect();
-                d.sort_by(f64::total_cmp);
-                d
-            };
-            let per_season: Vec<Vec<f64>> =
-                (1..=h.div_ceil(m)).map(|k| diffs((k * m) as i64)).collect();
-            let steps = (0..h)
-                .map(|i| {
-                    let f = y(n - m as i64 + (i % m) as i64).unwrap_or(0.0);
-                    let d = &per_season[i / m];
-                    let floor = if nonneg { 0.0 } else { f64::NEG_INFINITY };
-                    let intervals = levels
-                        .iter()
-                        .map(|l| {
-                            let a = (1.0 - l / 100.0) / 2.0;
-                            (
-                                (f + quantile(d, a)).max(floor),
-                                (f + quantile(d, 1.0 - a)).max(floor),
-                            )
-                        })
-                        .collect();
-                    StepForecast {
-                        ds: s.timestamp(n + i as i64),
-                        mean: f,
-                        median: f,
-                        intervals,
-                        mixture: Vec::new(),
-                        samples: Vec::new(),
-                    }
-                })
-                .collect();
-            SeriesForecast {
-                id: s.id.clone(),
-                steps,
-            }
-        })
-        .collect()
-}
-
 /// Applies a named variant to the training settings.
 fn apply_variant(variant: &str, cfg: &mut particast::pipeline::TrainConfig) {
     let seasonal_diff = Scaling::SeasonalDiff {
@@ -136,9 +78,9 @@ fn apply_variant(variant: &str, cfg: &mut particast::pipeline::TrainConfig) {
         "log_level" => (Scaling::MeanAbs { floor: 1e-6 }, Target::Level, log),
         other => panic!("unknown variant {other}"),
     };
-    cfg.scaling = scaling;
-    cfg.target = target;
-    cfg.transform = transform;
+    cfg.scaling = Some(scaling);
+    cfg.target = Some(target);
+    cfg.transform = Some(transform);
 }
 
 fn main() {
@@ -188,7 +130,7 @@ fn main() {
         .expect("M4 training data");
     let e = base.evaluate.as_ref().expect("[evaluate]");
     let levels = &base.forecast.as_ref().expect("[forecast]").config.levels;
-    let sn = seasonal_naive(&data.series, 48, 24, levels);
+    let sn = common::seasonal_naive(&data.series, 48, 24, levels);
     let sn = evaluate_forecasts(&sn, &data.series, &data, e, levels).expect("seasonal naive");
     let (sn_owa, sn_cov95) = owa_and_coverage95(&sn);
     println!(
@@ -226,7 +168,7 @@ fn main() {
                 train.config.particles = l;
             }
             if let Some(e) = epochs {
-                train.config.epochs = e;
+                train.config.epochs = Some(e);
             }
             apply_variant(variant, &mut train.config);
             let l = train.config.particles;

@@ -134,7 +134,7 @@ pub struct TrainArgs {
     /// Particles L [default: 8].
     #[arg(long)]
     pub particles: Option<usize>,
-    /// Hidden units H [default: 32].
+    /// Hidden units H [default: auto: 32, or 40 above 100,000 training windows].
     #[arg(long)]
     pub hidden: Option<usize>,
     /// Recurrent cell [default: gru].
@@ -146,21 +146,108 @@ pub struct TrainArgs {
     /// Emission head [default: gaussian].
     #[arg(long, value_enum)]
     pub head: Option<HeadArg>,
-    /// Context steps [default: 168].
+    /// Seasons in steps, comma-separated (`24,168`), `none`, or `auto`: from the frequency,
+    /// kept when the data show them [default: auto].
+    #[arg(long, value_parser = parse_auto_list, value_name = "LIST|none|auto")]
+    pub season: Option<AutoList>,
+    /// Target lags in steps, comma-separated, `none`, or `auto`: 1 and the seasons
+    /// [default: auto].
+    #[arg(long, value_parser = parse_auto_list, value_name = "LIST|none|auto")]
+    pub lags: Option<AutoList>,
+    /// Transform of the values [default: auto: log when every training value is positive].
+    #[arg(long, value_enum)]
+    pub transform: Option<TransformArg>,
+    /// What the network predicts: the level, the change from the previous step, or the change
+    /// from one season ago [default: auto: seasonal when a season is kept, else change].
+    #[arg(long, value_enum)]
+    pub target: Option<TargetArg>,
+    /// Scaling of each window [default: auto: seasonal-diff at the target's season].
+    #[arg(long, value_enum)]
+    pub scaling: Option<ScalingArg>,
+    /// How training windows are spread over the series [default: auto: series, each equally
+    /// often].
+    #[arg(long, value_enum)]
+    pub weighting: Option<WeightingArg>,
+    /// Context steps [default: auto: two seasons and two horizons, 16 at least].
     #[arg(long)]
     pub context: Option<usize>,
-    /// Horizon steps [default: 48].
+    /// Horizon steps (the validation tail of every series) [default: 48].
     #[arg(long)]
     pub horizon: Option<usize>,
-    /// Maximum epochs [default: 30].
+    /// Maximum epochs [default: auto: about ten passes over the windows, 4 to 100].
     #[arg(long)]
     pub epochs: Option<usize>,
+    /// Gradient steps per epoch [default: auto: up to 50].
+    #[arg(long)]
+    pub batches_per_epoch: Option<usize>,
+    /// Windows per gradient step [default: auto: 64].
+    #[arg(long)]
+    pub batch_size: Option<usize>,
+    /// Adam step size [default: 0.003].
+    #[arg(long)]
+    pub lr: Option<f64>,
+    /// Do not compare the recipe's alternatives on the validation split when the evidence
+    /// for a season is mixed (train the first choice only).
+    #[arg(long)]
+    pub no_select: bool,
     /// Seed [default: 42].
     #[arg(long)]
     pub seed: Option<u64>,
     /// Continue from the checkpoint in the model directory.
     #[arg(long)]
     pub resume: bool,
+}
+
+/// A list of steps, or `none`, or `auto` (`None`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct AutoList(pub Option<Vec<usize>>);
+
+/// Parses `auto`, `none` or `24,168`.
+pub fn parse_auto_list(text: &str) -> Result<AutoList, String> {
+    match text.trim() {
+        "auto" => Ok(AutoList(None)),
+        "none" | "" => Ok(AutoList(Some(Vec::new()))),
+        t => t
+            .split(',')
+            .map(|p| {
+                p.trim()
+                    .parse::<usize>()
+                    .ok()
+                    .filter(|&v| v > 0)
+                    .ok_or_else(|| format!("`{}` is not a positive number of steps", p.trim()))
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map(|v| AutoList(Some(v))),
+    }
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum TransformArg {
+    Auto,
+    None,
+    Log,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum TargetArg {
+    Auto,
+    Level,
+    Change,
+    Seasonal,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum ScalingArg {
+    Auto,
+    MeanAbs,
+    SeasonalDiff,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum WeightingArg {
+    Auto,
+    Scale,
+    Series,
 }
 
 #[derive(Args, Debug)]
@@ -652,6 +739,7 @@ fn ingest(args: IngestArgs, quiet: bool) -> Result<(), Failure> {
             ShortArg::Skip => ShortSeries::Skip,
             ShortArg::Pad => ShortSeries::Pad,
         },
+        ..Default::default()
     };
     if spec.stride == 0 || spec.is_empty() {
         return Err(Failure {

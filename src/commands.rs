@@ -3,17 +3,19 @@
 use indicatif::{ProgressBar, ProgressStyle};
 use particast::ingest::ipc::{read_table, spool_stdin, Spooled};
 use particast::ingest::polars::prelude::*;
-use particast::ingest::{Dataset, IngestOptions, Layout, Source};
+use particast::ingest::{Dataset, IngestOptions, Layout, Source, Weighting};
 use particast::kernels::{Cell, Gate, Head};
 use particast::pipeline::evaluate::{actuals_for, eval_series, history_of};
 use particast::pipeline::metrics::{evaluate as compute_metrics, Metrics};
 use particast::pipeline::mixture::Component;
 use particast::pipeline::output::{forecast_batch, scores_batch, to_dataframe};
+use particast::pipeline::recipe::RecipeReport;
 use particast::pipeline::sink::{is_stdout, write_frame, Protected};
 use particast::pipeline::{
     check_state, forecast_ensemble, forecast_series, load_states, save_states, score_continued,
     score_series, train as train_model, EpochReport, ForecastConfig, Mode, Nonnegative, Reporter,
-    ScoreConfig, SeriesForecast, StepForecast, TrainConfig, TrainSummary, TrainedModel,
+    Scaling, ScoreConfig, SeriesForecast, StepForecast, Target, TrainConfig, TrainSummary,
+    TrainedModel, Transform,
 };
 use particast::run::run_pipeline;
 use particast::spec::PipelineSpec;
@@ -123,6 +125,20 @@ impl BarReporter {
 }
 
 impl Reporter for BarReporter {
+    fn on_recipe(&mut self, report: &RecipeReport) {
+        for d in &report.decisions {
+            self.line(format!(
+                "recipe     {:<10} {}  ({}{})",
+                d.knob,
+                d.value,
+                if d.auto { "auto: " } else { "" },
+                d.why
+            ));
+        }
+    }
+    fn on_candidate(&mut self, k: usize, n: usize, name: &str) {
+        self.line(format!("candidate  {k} of {n}: {name}"));
+    }
     fn on_start(&mut self, epochs: usize, batches_per_epoch: usize, first_epoch: usize) {
         if self.quiet || !std::io::stderr().is_terminal() {
             return;
@@ -195,6 +211,7 @@ fn print_metrics(m: &Metrics) {
         ("series", m.series as f64),
         ("observations", m.observations as f64),
         ("sMAPE", m.smape),
+        ("MAPE", m.mape),
         ("MASE", m.mase),
         ("MSIS (95%)", m.msis),
         ("ND", m.nd),
@@ -274,7 +291,7 @@ pub fn train(args: TrainArgs, quiet: bool) -> Result<(), Failure> {
         cfg.particles = v;
     }
     if let Some(v) = args.hidden {
-        cfg.hidden = v;
+        cfg.hidden = Some(v);
     }
     if let Some(v) = args.cell {
         cfg.cell = match v {
@@ -295,14 +312,65 @@ pub fn train(args: TrainArgs, quiet: bool) -> Result<(), Failure> {
             HeadArg::StudentT => Head::StudentT,
         };
     }
+    if let Some(AutoList(v)) = args.season {
+        cfg.seasons = v;
+    }
+    if let Some(AutoList(v)) = args.lags {
+        cfg.lags = v;
+    }
+    if let Some(v) = args.transform {
+        cfg.transform = match v {
+            TransformArg::Auto => None,
+            TransformArg::None => Some(Transform::None),
+            TransformArg::Log => Some(Transform::Log { offset: 0.0 }),
+        };
+    }
+    if let Some(v) = args.target {
+        cfg.target = match v {
+            TargetArg::Auto => None,
+            TargetArg::Level => Some(Target::Level),
+            TargetArg::Change => Some(Target::SeasonalChange { season: 1 }),
+            // Season 0: the recipe's (or --season's) first season.
+            TargetArg::Seasonal => Some(Target::SeasonalChange { season: 0 }),
+        };
+    }
+    if let Some(v) = args.scaling {
+        cfg.scaling = match v {
+            ScalingArg::Auto => None,
+            ScalingArg::MeanAbs => Some(Scaling::default()),
+            ScalingArg::SeasonalDiff => Some(Scaling::SeasonalDiff {
+                season: 0,
+                floor: 1e-4,
+            }),
+        };
+    }
+    if let Some(v) = args.weighting {
+        cfg.weighting = match v {
+            WeightingArg::Auto => None,
+            WeightingArg::Scale => Some(Weighting::Scale),
+            WeightingArg::Series => Some(Weighting::Series),
+        };
+    }
     if let Some(v) = args.context {
-        cfg.context = v;
+        cfg.context = Some(v);
     }
     if let Some(v) = args.horizon {
         cfg.horizon = v;
     }
     if let Some(v) = args.epochs {
-        cfg.epochs = v;
+        cfg.epochs = Some(v);
+    }
+    if let Some(v) = args.batches_per_epoch {
+        cfg.batches_per_epoch = Some(v);
+    }
+    if let Some(v) = args.batch_size {
+        cfg.batch_size = Some(v);
+    }
+    if let Some(v) = args.lr {
+        cfg.lr = v;
+    }
+    if args.no_select {
+        cfg.select = false;
     }
     if let Some(v) = args.seed {
         cfg.seed = v;
@@ -759,25 +827,13 @@ mod words {
         }
     }
     pub fn scaling(s: &Scaling) -> String {
-        match s {
-            Scaling::MeanAbs { floor } => format!("mean |y| of the context (floor {floor:e})"),
-            Scaling::SeasonalDiff { season, floor } => format!(
-                "mean absolute {season}-step change of the context (floor {floor:e} x mean |y|)"
-            ),
-        }
+        s.to_string()
     }
     pub fn transform(t: &Transform) -> String {
-        match t {
-            Transform::None => "none".into(),
-            Transform::Log { offset } if *offset == 0.0 => "log".into(),
-            Transform::Log { offset } => format!("log(y + {offset})"),
-        }
+        t.to_string()
     }
     pub fn target(t: &Target) -> String {
-        match t {
-            Target::Level => "the level".into(),
-            Target::SeasonalChange { season } => format!("the change from {season} steps before"),
-        }
+        t.to_string()
     }
     pub fn lag_inputs(l: &LagInputs) -> &'static str {
         match l {

@@ -14,10 +14,10 @@
 //! let lf = df!("unique_id" => ids, "ds" => ds, "y" => y).unwrap().lazy();
 //!
 //! let mut config = Config::default();
-//! config.train.context = 48;
+//! config.train.context = Some(48);
 //! config.train.horizon = 24;
-//! config.train.epochs = 2;
-//! config.train.batches_per_epoch = 5;
+//! config.train.epochs = Some(2);
+//! config.train.batches_per_epoch = Some(5);
 //! let dir = tempfile::tempdir().unwrap();
 //! let model = fit(lf.clone(), &config, dir.path()).unwrap();
 //!

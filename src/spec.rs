@@ -371,7 +371,7 @@ mod tests {
         assert_eq!(s.input.options.time_col, "timestamp");
         assert_eq!(s.output_dir, PathBuf::from("/p/out"));
         let t = s.train.unwrap();
-        assert_eq!((t.holdout, t.config.hidden), (24, 16));
+        assert_eq!((t.holdout, t.config.hidden), (24, Some(16)));
         assert_eq!(t.model, PathBuf::from("/p/out/model"));
         assert_eq!(
             s.forecast.unwrap().output,

@@ -2,6 +2,8 @@
 
 #![allow(dead_code)] // each benchmark uses part of it
 
+use particast::ingest::PreparedSeries;
+use particast::pipeline::{empirical_quantile as quantile, SeriesForecast, StepForecast};
 use std::path::PathBuf;
 
 /// Writes `benches/results/NAME.json` (temporary file, then rename) and says so.
@@ -26,3 +28,60 @@ pub fn mean_sd(v: &[f64]) -> (f64, f64) {
     };
     (m, sd)
 }
+
+/// Seasonal naive with empirical intervals, the reference for MSIS and coverage (M4 published
+/// no interval scores for it): the last season repeated; a step k seasons ahead gets the
+/// quantiles of the series' own k-season differences `y[t] - y[t - k m]` as its interval
+/// (floored at 0 for series with no negative value, as particast's forecasts are).
+pub fn seasonal_naive(
+    series: &[PreparedSeries],
+    h: usize,
+    m: usize,
+    levels: &[f64],
+) -> Vec<SeriesForecast> {
+    series
+        .iter()
+        .map(|s| {
+            let n = s.len() as i64;
+            let y = |t: i64| s.value(t, 0);
+            let nonneg = (0..n).filter_map(y).all(|v| v >= 0.0);
+            let diffs = |lag: i64| -> Vec<f64> {
+                let mut d: Vec<f64> = (lag..n).filter_map(|t| Some(y(t)? - y(t - lag)?)).collect();
+                d.sort_by(f64::total_cmp);
+                d
+            };
+            let per_season: Vec<Vec<f64>> =
+                (1..=h.div_ceil(m)).map(|k| diffs((k * m) as i64)).collect();
+            let steps = (0..h)
+                .map(|i| {
+                    let f = y(n - m as i64 + (i % m) as i64).unwrap_or(0.0);
+                    let d = &per_season[i / m];
+                    let floor = if nonneg { 0.0 } else { f64::NEG_INFINITY };
+                    let intervals = levels
+                        .iter()
+                        .map(|l| {
+                            let a = (1.0 - l / 100.0) / 2.0;
+                            (
+                                (f + quantile(d, a)).max(floor),
+                                (f + quantile(d, 1.0 - a)).max(floor),
+                            )
+                        })
+                        .collect();
+                    StepForecast {
+                        ds: s.timestamp(n + i as i64),
+                        mean: f,
+                        median: f,
+                        intervals,
+                        mixture: Vec::new(),
+                        samples: Vec::new(),
+                    }
+                })
+                .collect();
+            SeriesForecast {
+                id: s.id.clone(),
+                steps,
+            }
+        })
+        .collect()
+}
+

@@ -226,6 +226,21 @@ pub struct WindowSpec {
     pub batch_size: usize,
     /// Series shorter than `context + horizon`.
     pub short_series: ShortSeries,
+    /// How [`crate::sample_windows`] picks the series of each window.
+    pub weighting: Weighting,
+}
+
+/// How randomly sampled training windows are spread over the series.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Weighting {
+    /// In proportion to each series' mean |y| (DeepAR's rule: the loud series of a panel get
+    /// most of the steps; right when the loss that matters is in original units).
+    #[default]
+    Scale,
+    /// Every series equally often (N-BEATS' and GluonTS' rule: right for scale-free metrics
+    /// such as MASE and sMAPE, where a small series counts as much as a large one).
+    Series,
 }
 
 impl Default for WindowSpec {
@@ -236,6 +251,7 @@ impl Default for WindowSpec {
             stride: 24,
             batch_size: 256,
             short_series: ShortSeries::Error,
+            weighting: Weighting::Scale,
         }
     }
 }

@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use crate::error::{IngestError, Result};
-use crate::options::{ShortSeries, WindowSpec};
+use crate::options::{ShortSeries, Weighting, WindowSpec};
 use crate::series::{FeatureSpec, PreparedSeries};
 
 /// Column names of a window batch.
@@ -390,7 +390,10 @@ pub fn sample_windows(
         }
         return builder.finish();
     }
-    let scale = |s: &PreparedSeries| s.stats.mean_abs.iter().sum::<f64>() / s.n_targets as f64;
+    let scale = |s: &PreparedSeries| match spec.weighting {
+        Weighting::Scale => s.stats.mean_abs.iter().sum::<f64>() / s.n_targets as f64,
+        Weighting::Series => 1.0,
+    };
     let max_scale = candidates.iter().map(|s| scale(s)).fold(0.0, f64::max);
     let floor = (max_scale * 1e-3).max(1e-12);
     let mut cumulative = Vec::with_capacity(candidates.len());

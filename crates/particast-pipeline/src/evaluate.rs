@@ -95,9 +95,11 @@ pub fn eval_series(
                 .collect()
         })
         .collect();
+    // A point forecast (no intervals, or fewer than the levels) is scored on what it has.
     let intervals = levels
         .iter()
         .enumerate()
+        .filter(|(k, _)| steps[..h].iter().all(|s| s.intervals.len() > *k))
         .map(|(k, l)| {
             (
                 *l,

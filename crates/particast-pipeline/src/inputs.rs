@@ -294,6 +294,40 @@ pub enum LagInputs {
     },
 }
 
+impl std::fmt::Display for Scaling {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Scaling::MeanAbs { floor } => write!(f, "mean |y| of the context (floor {floor:e})"),
+            Scaling::SeasonalDiff { season, floor } => write!(
+                f,
+                "mean absolute {season}-step change of the context (floor {floor:e} x mean |y|)"
+            ),
+        }
+    }
+}
+
+impl std::fmt::Display for Transform {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Transform::None => write!(f, "none"),
+            Transform::Log { offset } if *offset == 0.0 => write!(f, "log"),
+            Transform::Log { offset } => write!(f, "log(y + {offset})"),
+        }
+    }
+}
+
+impl std::fmt::Display for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Target::Level => write!(f, "the level"),
+            Target::SeasonalChange { season: 1 } => write!(f, "the change from the previous step"),
+            Target::SeasonalChange { season } => {
+                write!(f, "the change from {season} steps before")
+            }
+        }
+    }
+}
+
 /// One lag input of the network (see [`LagInputs`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum LagInput {

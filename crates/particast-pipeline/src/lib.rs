@@ -50,6 +50,7 @@ pub mod mixture;
 mod model_dir;
 pub mod nab;
 pub mod output;
+pub mod recipe;
 pub mod score;
 pub mod sink;
 mod train;

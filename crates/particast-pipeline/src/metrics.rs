@@ -50,6 +50,10 @@ pub struct Metrics {
     pub observations: usize,
     /// sMAPE (percent).
     pub smape: f64,
+    /// MAPE (percent; the mean over series of each series' mean absolute percentage error,
+    /// steps with a zero actual left out; NaN when every actual is zero).
+    #[serde(default)]
+    pub mape: f64,
     /// MASE (NaN when no series has history).
     pub mase: f64,
     /// Median over series of the per-series MASE (NaN when no series has history).
@@ -117,6 +121,7 @@ fn median_of(v: &[f64]) -> f64 {
 /// Computes the metrics (see the module docs) with seasonality `m`.
 pub fn evaluate(series: &[EvalSeries], m: usize) -> Metrics {
     let mut smapes = Vec::new();
+    let mut mapes = Vec::new();
     let mut mases = Vec::new();
     let mut msises = Vec::new();
     let (mut abs_err, mut abs_y, mut sq_err, mut n) = (0.0, 0.0, 0.0, 0usize);
@@ -149,6 +154,16 @@ pub fn evaluate(series: &[EvalSeries], m: usize) -> Metrics {
                 })
                 .sum::<f64>();
         smapes.push(smape);
+        let nonzero: Vec<usize> = idx.iter().copied().filter(|&t| s.actual[t] != 0.0).collect();
+        if !nonzero.is_empty() {
+            mapes.push(
+                100.0 / nonzero.len() as f64
+                    * nonzero
+                        .iter()
+                        .map(|&t| ((s.actual[t] - s.point[t]) / s.actual[t]).abs())
+                        .sum::<f64>(),
+            );
+        }
         let scale = seasonal_scale(&s.history, m);
         let mae = idx
             .iter()
@@ -225,6 +240,7 @@ pub fn evaluate(series: &[EvalSeries], m: usize) -> Metrics {
         series: smapes.len(),
         observations: n,
         smape: mean_of(&smapes),
+        mape: mean_of(&mapes),
         mase: mean_of(&mases),
         mase_median: median_of(&mases),
         msis: mean_of(&msises),

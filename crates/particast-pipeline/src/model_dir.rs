@@ -43,6 +43,9 @@ pub struct ModelMeta {
     pub horizon: usize,
     /// What training reported, once done.
     pub training: Option<TrainSummary>,
+    /// What the automatic recipe decided (absent in models written before it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recipe: Option<crate::recipe::RecipeReport>,
 }
 
 /// A trained model: metadata and f32 weights.

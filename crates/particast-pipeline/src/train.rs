@@ -3,8 +3,8 @@
 //! checkpoints every epoch, and resume.
 
 use particast_ingest::{
-    sample_windows, Dataset, IngestOptions, PreparedSeries, ShortSeries, WindowBatchBuilder,
-    WindowSpec,
+    sample_windows, Dataset, IngestOptions, PreparedSeries, ShortSeries, Weighting,
+    WindowBatchBuilder, WindowSpec,
 };
 use particast_kernels::{
     clip_global_norm, loss_and_grad, score, Adam, AdamConfig, Cell, Gate, Head, Model, ModelConfig,
@@ -18,12 +18,17 @@ use tracing::{info, info_span, warn};
 
 use crate::error::{PipelineError, Result};
 use crate::inputs::{InputSpec, KernelBatch, Scaling, Target, Transform};
+use crate::recipe::{Plan, RecipeReport};
 use crate::model_dir::{
     read_file, read_tensor, tensors_to_bytes_with, write_json, ModelMeta, TensorData, TrainedModel,
     CHECKPOINT_PROGRESS_KEY, CHECKPOINT_STATE, CHECKPOINT_WEIGHTS, FORMAT_VERSION,
 };
 
-/// Training settings (all with defaults; the same struct serves the CLI, pipeline files and Rust).
+/// Training settings. The recipe knobs (seasons, lags, transform, target, scaling, context,
+/// hidden size and the training budget) are `None` by default, which means `auto`: decided
+/// from the data by [`crate::recipe::plan`] at training time, printed and stored in the
+/// model's `config.json`. The same struct serves the CLI, pipeline files (`"auto"` or an
+/// absent key) and Rust.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct TrainConfig {
@@ -33,25 +38,37 @@ pub struct TrainConfig {
     pub head: Head,
     /// Mixture gate.
     pub gate: Gate,
-    /// Hidden units.
-    pub hidden: usize,
+    /// Hidden units (auto: 32, 40 for large panels).
+    #[serde(with = "crate::recipe::auto")]
+    pub hidden: Option<usize>,
     /// Particles.
     pub particles: usize,
     /// Per-particle embedding size (0 for the note's exact form).
     pub embedding: usize,
     /// Learned transition noise during training.
     pub noise: bool,
+    /// Seasons in steps (auto: from the frequency, kept when the data show them; empty:
+    /// none).
+    #[serde(with = "crate::recipe::auto")]
+    pub seasons: Option<Vec<usize>>,
+    /// Target lags in steps, added to those of the input options (auto: 1 and the seasons).
+    #[serde(with = "crate::recipe::auto")]
+    pub lags: Option<Vec<usize>>,
     /// Context steps per window (also the scale window).
-    pub context: usize,
+    #[serde(with = "crate::recipe::auto")]
+    pub context: Option<usize>,
     /// Horizon steps per window; the last `horizon` steps of each series are held out for
     /// validation.
     pub horizon: usize,
-    /// Windows per gradient step.
-    pub batch_size: usize,
-    /// Gradient steps per epoch.
-    pub batches_per_epoch: usize,
-    /// Maximum epochs.
-    pub epochs: usize,
+    /// Windows per gradient step (auto: 64).
+    #[serde(with = "crate::recipe::auto")]
+    pub batch_size: Option<usize>,
+    /// Gradient steps per epoch (auto: from the windows available).
+    #[serde(with = "crate::recipe::auto")]
+    pub batches_per_epoch: Option<usize>,
+    /// Maximum epochs (auto: from the windows available).
+    #[serde(with = "crate::recipe::auto")]
+    pub epochs: Option<usize>,
     /// Adam step size.
     pub lr: f64,
     /// Decoupled weight decay.
@@ -70,13 +87,24 @@ pub struct TrainConfig {
     pub burn_in: usize,
     /// Seed of initialisation, window sampling and noise.
     pub seed: u64,
-    /// Scaling rule.
-    pub scaling: Scaling,
-    /// What the emission models: the level (default) or the change from one season ago.
-    pub target: Target,
-    /// Transform of the values before scaling (default none; `log` for positive data with
-    /// multiplicative seasonality).
-    pub transform: Transform,
+    /// Scaling rule (auto: seasonal differences at the target's season; a season of 0 means
+    /// the recipe's).
+    #[serde(with = "crate::recipe::auto")]
+    pub scaling: Option<Scaling>,
+    /// What the emission models (auto: the change from one season ago, or from the previous
+    /// step without a season; `seasonal_change` with season 0 means the recipe's season).
+    #[serde(with = "crate::recipe::auto")]
+    pub target: Option<Target>,
+    /// Transform of the values before scaling (auto: `log` when every training value is
+    /// positive).
+    #[serde(with = "crate::recipe::auto")]
+    pub transform: Option<Transform>,
+    /// How training windows are spread over the series (auto: every series equally often).
+    #[serde(with = "crate::recipe::auto")]
+    pub weighting: Option<Weighting>,
+    /// Compare the recipe's alternatives on the validation split when the data are
+    /// ambiguous (a season shown by some series only), keeping the better.
+    pub select: bool,
     /// Floor of the emission scale (scaled units).
     pub sigma_floor: f64,
     /// Initial fixed-share rate.
@@ -89,15 +117,17 @@ impl Default for TrainConfig {
             cell: Cell::Gru,
             head: Head::Gaussian,
             gate: Gate::Uniform,
-            hidden: 32,
+            hidden: None,
             particles: 8,
             embedding: 4,
             noise: false,
-            context: 168,
+            seasons: None,
+            lags: None,
+            context: None,
             horizon: 48,
-            batch_size: 64,
-            batches_per_epoch: 50,
-            epochs: 30,
+            batch_size: None,
+            batches_per_epoch: None,
+            epochs: None,
             lr: 3e-3,
             weight_decay: 0.0,
             clip: 10.0,
@@ -107,11 +137,35 @@ impl Default for TrainConfig {
             min_lr: 1e-5,
             burn_in: 0,
             seed: 42,
-            scaling: Scaling::default(),
-            target: Target::Level,
-            transform: Transform::None,
+            scaling: None,
+            target: None,
+            transform: None,
+            weighting: None,
+            select: true,
             sigma_floor: 1e-3,
             share_init: 0.05,
+        }
+    }
+}
+
+impl TrainConfig {
+    /// The pre-recipe defaults (mean |y| scaling, the level, no transform, no lags, context
+    /// 168, 30 epochs of 50 steps of 64 windows, hidden 32, windows weighted by scale): for
+    /// comparisons with the automatic recipe.
+    pub fn classic() -> Self {
+        TrainConfig {
+            hidden: Some(32),
+            seasons: Some(Vec::new()),
+            lags: Some(Vec::new()),
+            context: Some(168),
+            batch_size: Some(64),
+            batches_per_epoch: Some(50),
+            epochs: Some(30),
+            scaling: Some(Scaling::default()),
+            target: Some(Target::Level),
+            transform: Some(Transform::None),
+            weighting: Some(Weighting::Scale),
+            ..Default::default()
         }
     }
 }
@@ -144,6 +198,10 @@ pub trait Reporter {
     fn on_batch(&mut self, _epoch: usize, _batch: usize, _loss: f64) {}
     /// An epoch ended.
     fn on_epoch(&mut self, _report: &EpochReport) {}
+    /// The recipe was decided (before any training).
+    fn on_recipe(&mut self, _report: &RecipeReport) {}
+    /// Candidate `k` of `n` (1-based) starts training.
+    fn on_candidate(&mut self, _k: usize, _n: usize, _name: &str) {}
 }
 
 /// A reporter that reports nothing.
@@ -196,41 +254,56 @@ struct Progress {
 }
 
 impl TrainConfig {
+    /// Checks the settings the user gave (auto knobs are checked once decided).
     fn validate(&self) -> Result<()> {
         let bad = |m: &str| Err(PipelineError::Config(m.into()));
-        if self.context == 0 || self.horizon == 0 {
+        if self.horizon == 0 || self.context == Some(0) {
             return bad("context and horizon must be positive");
         }
-        if self.batch_size == 0 || self.batches_per_epoch == 0 || self.epochs == 0 {
+        if [self.batch_size, self.batches_per_epoch, self.epochs].contains(&Some(0)) {
             return bad("batch_size, batches_per_epoch and epochs must be positive");
         }
         use crate::limits::{at_most, MAX_BATCH_SIZE, MAX_CONTEXT, MAX_HORIZON};
-        at_most("context", self.context, MAX_CONTEXT, "")?;
+        if let Some(c) = self.context {
+            at_most("context", c, MAX_CONTEXT, "")?;
+        }
         at_most("horizon", self.horizon, MAX_HORIZON, "")?;
-        at_most("batch_size", self.batch_size, MAX_BATCH_SIZE, "")?;
+        if let Some(b) = self.batch_size {
+            at_most("batch_size", b, MAX_BATCH_SIZE, "")?;
+        }
         let max_dim = particast_kernels::ModelConfig::MAX_DIM;
-        at_most("hidden", self.hidden, max_dim, "")?;
+        if let Some(h) = self.hidden {
+            at_most("hidden", h, max_dim, "")?;
+        }
         at_most("particles", self.particles, max_dim, "")?;
         at_most("embedding", self.embedding, max_dim, "")?;
+        for &m in self.seasons.iter().flatten().chain(self.lags.iter().flatten()) {
+            at_most("a season or lag", m, crate::limits::MAX_CONTEXT, "")?;
+        }
         let positive = |v: f64| v > 0.0 && v.is_finite();
         if !positive(self.lr) || !positive(self.clip) {
             return bad("lr and clip must be positive");
         }
-        if self.burn_in >= self.context + self.horizon {
-            return bad("burn_in must be shorter than context + horizon");
-        }
         if !(self.lr_decay > 0.0 && self.lr_decay <= 1.0) {
             return bad("lr_decay must be in (0, 1]");
         }
-        self.scaling.validate()
+        if let Some(t) = &self.transform {
+            t.validate()?;
+        }
+        if let Some(s) = &self.scaling {
+            if !matches!(s, Scaling::SeasonalDiff { season: 0, .. }) {
+                s.validate()?;
+            }
+        }
+        Ok(())
     }
 
-    fn model_config(&self, spec: &InputSpec) -> ModelConfig {
+    fn model_config(&self, spec: &InputSpec, hidden: usize) -> ModelConfig {
         ModelConfig {
             cell: self.cell,
             head: self.head,
             gate: self.gate,
-            hidden: self.hidden,
+            hidden,
             particles: self.particles,
             embedding: self.embedding,
             inputs: spec.n_inputs(),
@@ -241,15 +314,29 @@ impl TrainConfig {
             ..Default::default()
         }
     }
+}
 
-    fn window(&self) -> WindowSpec {
+impl Plan {
+    fn window(&self, horizon: usize) -> WindowSpec {
         WindowSpec {
             context: self.context,
-            horizon: self.horizon,
+            horizon,
             stride: 1,
             batch_size: self.batch_size,
             short_series: ShortSeries::Pad,
+            weighting: self.weighting,
         }
+    }
+    fn check(&self, cfg: &TrainConfig) -> Result<()> {
+        if self.burn_in_too_long(cfg) {
+            return Err(PipelineError::Config(
+                "burn_in must be shorter than context + horizon".into(),
+            ));
+        }
+        self.scaling.validate()
+    }
+    fn burn_in_too_long(&self, cfg: &TrainConfig) -> bool {
+        cfg.burn_in >= self.context + cfg.horizon
     }
 }
 
@@ -258,15 +345,16 @@ impl TrainConfig {
 fn validation_batch(
     series: &[PreparedSeries],
     spec: &InputSpec,
-    cfg: &TrainConfig,
+    context: usize,
+    horizon: usize,
 ) -> Result<KernelBatch> {
-    let t = cfg.context + cfg.horizon;
+    let t = context + horizon;
     let mut builder = WindowBatchBuilder::new(t, spec.features.clone());
-    for s in series.iter().filter(|s| s.len() > cfg.horizon) {
+    for s in series.iter().filter(|s| s.len() > horizon) {
         builder.push(s, s.len() as i64 - t as i64);
     }
     let batch = builder.finish()?;
-    spec.from_record_batch(&batch, cfg.context)
+    spec.from_record_batch(&batch, context)
 }
 
 /// Removes the temporary files of atomic writes that a killed process left in `dir` (they are
@@ -291,13 +379,13 @@ fn remove_stale_temporaries(dir: &Path) {
 
 /// Refuses training settings whose estimated memory (one batch's activations, the parameters
 /// with gradients and Adam moments) is above the limit ([`crate::limits::train_bytes`]).
-fn check_train_memory(cfg: &TrainConfig, mc: &ModelConfig) -> Result<()> {
-    let window = cfg.context + cfg.horizon;
+fn check_train_memory(cfg: &TrainConfig, plan: &Plan, mc: &ModelConfig) -> Result<()> {
+    let window = plan.context + cfg.horizon;
     let per_row = 8 * mc.hidden + mc.inputs + mc.embedding + 2 * mc.head_width();
     crate::limits::check_memory(
         "training",
         crate::limits::train_bytes(
-            cfg.batch_size,
+            plan.batch_size,
             window,
             mc.particles,
             per_row,
@@ -305,14 +393,17 @@ fn check_train_memory(cfg: &TrainConfig, mc: &ModelConfig) -> Result<()> {
         ),
         format!(
             "batches of {} windows x {window} steps x {} particles x hidden {}",
-            cfg.batch_size, mc.particles, mc.hidden
+            plan.batch_size, mc.particles, mc.hidden
         ),
         "batch_size, context, horizon, particles or hidden",
     )
 }
 
 /// Trains a model on `data` and writes it to `dir` (resuming from a checkpoint there when
-/// `resume` is set and one exists).
+/// `resume` is set and one exists). Every `auto` knob of `cfg` is decided first
+/// ([`crate::recipe::plan`]); when the recipe has alternatives, each is trained into a
+/// candidate folder inside `dir`, the one with the best validation NLL is kept and the
+/// candidate folders are removed.
 pub fn train(
     data: &Dataset,
     ingest: &IngestOptions,
@@ -324,13 +415,137 @@ pub fn train(
     let _span = info_span!("train").entered();
     cfg.validate()?;
     let start = Instant::now();
-    let spec = InputSpec::with_transform(
-        data.schema.features.clone(),
-        cfg.scaling.clone(),
-        cfg.target,
-        cfg.transform,
-    );
+    let plan = crate::recipe::plan(data, cfg)?;
+    plan.check(cfg)?;
+    for d in &plan.report.decisions {
+        info!(knob = %d.knob, value = %d.value, auto = d.auto, why = %d.why, "recipe");
+    }
+    reporter.on_recipe(&plan.report);
+    if plan.alternatives.is_empty() {
+        return train_plan(data, ingest, cfg, &plan, dir, resume, reporter, start);
+    }
+    let mut candidates = vec![(
+        plan.report
+            .decisions
+            .iter()
+            .find(|d| d.knob == "target")
+            .map(|d| d.value.clone())
+            .unwrap_or_default(),
+        plan.target,
+        plan.scaling.clone(),
+    )];
+    candidates.extend(plan.alternatives.iter().cloned());
+    std::fs::create_dir_all(dir).map_err(|e| PipelineError::io(dir, e))?;
+    let mut trained = Vec::new();
+    for (k, (name, target, scaling)) in candidates.iter().enumerate() {
+        let _c = info_span!("candidate", k, name = %name).entered();
+        reporter.on_candidate(k + 1, candidates.len(), name);
+        let mut p = plan.clone();
+        p.target = *target;
+        p.scaling = scaling.clone();
+        p.alternatives.clear();
+        let sub = dir.join(format!(".candidate-{}", k + 1));
+        trained.push(train_plan(
+            data,
+            ingest,
+            cfg,
+            &p,
+            &sub,
+            resume,
+            reporter,
+            Instant::now(),
+        )?);
+    }
+    let val = |m: &TrainedModel| {
+        m.meta
+            .training
+            .as_ref()
+            .and_then(|t| t.best_val_nll_original)
+            .unwrap_or(f64::INFINITY)
+    };
+    let best = (0..trained.len())
+        .min_by(|&a, &b| val(&trained[a]).total_cmp(&val(&trained[b])))
+        .unwrap_or(0);
+    let mut report = plan.report.clone();
+    report.candidates = candidates
+        .iter()
+        .zip(&trained)
+        .enumerate()
+        .map(|(k, ((name, target, scaling), m))| crate::recipe::Candidate {
+            name: name.clone(),
+            target: *target,
+            scaling: scaling.clone(),
+            val_nll: m.meta.training.as_ref().and_then(|t| t.best_val_nll_original),
+            chosen: k == best,
+        })
+        .collect();
+    let shown = report
+        .candidates
+        .iter()
+        .map(|c| {
+            format!(
+                "{} {}",
+                c.name,
+                c.val_nll.map(|v| format!("{v:.4}")).unwrap_or_else(|| "-".into())
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(", ");
+    let (name, target, scaling) = &candidates[best];
+    for d in &mut report.decisions {
+        match d.knob.as_str() {
+            "target" => {
+                d.value = name.clone();
+                d.why = format!("the better validation NLL per observation of {shown}");
+            }
+            "scaling" => d.value = scaling.to_string(),
+            _ => {}
+        }
+    }
+    info!(chosen = %name, ?target, "recipe selection");
+    let mut winner = trained.swap_remove(best);
+    winner.meta.recipe = Some(report);
+    if let Some(t) = &mut winner.meta.training {
+        t.wall_seconds = start.elapsed().as_secs_f64();
+    }
+    winner.save(dir)?;
+    // The winner's checkpoint stays with the model (a later resume trains it further).
+    let sub = dir.join(format!(".candidate-{}", best + 1));
+    for f in [CHECKPOINT_WEIGHTS, CHECKPOINT_STATE] {
+        if sub.join(f).exists() {
+            let bytes = read_file(&sub.join(f))?;
+            crate::model_dir::write_atomic(&dir.join(f), &bytes)?;
+        }
+    }
+    for k in 0..candidates.len() {
+        let sub = dir.join(format!(".candidate-{}", k + 1));
+        if let Err(e) = std::fs::remove_dir_all(&sub) {
+            warn!(dir = %sub.display(), %e, "cannot remove a candidate folder");
+        }
+    }
+    Ok(winner)
+}
+
+/// Trains one concrete plan into `dir`.
+#[allow(clippy::too_many_arguments)]
+fn train_plan(
+    data: &Dataset,
+    ingest: &IngestOptions,
+    cfg: &TrainConfig,
+    plan: &Plan,
+    dir: &Path,
+    resume: bool,
+    reporter: &mut dyn Reporter,
+    start: Instant,
+) -> Result<TrainedModel> {
+    let mut features = data.schema.features.clone();
+    features.lags = plan.lags.clone();
+    let spec = InputSpec::with_transform(features, plan.scaling.clone(), plan.target, plan.transform);
     spec.validate()?;
+    let mut schema = data.schema.clone();
+    schema.features.lags = plan.lags.clone();
+    let mut ingest = ingest.clone();
+    ingest.lags = plan.lags.clone();
     // Everything below works on transformed values.
     let transformed;
     let data = if spec.transform.is_identity() {
@@ -343,9 +558,9 @@ pub fn train(
         transformed = t;
         &transformed
     };
-    let model_cfg = cfg.model_config(&spec);
+    let model_cfg = cfg.model_config(&spec, plan.hidden);
     model_cfg.validate()?;
-    check_train_memory(cfg, &model_cfg)?;
+    check_train_memory(cfg, plan, &model_cfg)?;
     // Hold out the last `horizon` steps of every series for validation.
     let train_series: Vec<PreparedSeries> = data
         .series
@@ -364,7 +579,7 @@ pub fn train(
             "no series with observations to train on".into(),
         ));
     }
-    let val = validation_batch(&data.series, &spec, cfg)?;
+    let val = validation_batch(&data.series, &spec, plan.context, cfg.horizon)?;
     std::fs::create_dir_all(dir).map_err(|e| PipelineError::io(dir, e))?;
     remove_stale_temporaries(dir);
 
@@ -408,7 +623,7 @@ pub fn train(
             })?;
         // The stopping rules may change on resume (train longer); nothing else may.
         let comparable = |c: &TrainConfig| TrainConfig {
-            epochs: 0,
+            epochs: None,
             patience: 0,
             ..c.clone()
         };
@@ -439,23 +654,24 @@ pub fn train(
         format_version: FORMAT_VERSION,
         particast_version: env!("CARGO_PKG_VERSION").to_string(),
         model: model_cfg.clone(),
-        data: data.schema.clone(),
+        data: schema.clone(),
         ingest: ingest.clone(),
         inputs: spec.clone(),
-        context: cfg.context,
+        context: plan.context,
         horizon: cfg.horizon,
         training,
+        recipe: Some(plan.report.clone()),
     };
-    let window = cfg.window();
+    let window = plan.window(cfg.horizon);
     let mut grad = vec![0.0f32; model.params.len()];
-    reporter.on_start(cfg.epochs, cfg.batches_per_epoch, progress.epochs_done + 1);
+    reporter.on_start(plan.epochs, plan.batches_per_epoch, progress.epochs_done + 1);
     let mut best_model = if resumed && dir.join(crate::model_dir::WEIGHTS).exists() {
         // The best model so far; a damaged one is an error, not a silent restart.
         TrainedModel::load(dir)?.model
     } else {
         model.clone()
     };
-    while progress.epochs_done < cfg.epochs
+    while progress.epochs_done < plan.epochs
         && (progress.epochs_since_best < cfg.patience || progress.best_val.is_none())
     {
         let epoch = progress.epochs_done + 1;
@@ -469,13 +685,13 @@ pub fn train(
             &train_series,
             &window,
             &spec.features,
-            cfg.batch_size * cfg.batches_per_epoch,
+            plan.batch_size * plan.batches_per_epoch,
             epoch_seed,
         )?;
         let mut train_sum = 0.0;
-        for b in 0..cfg.batches_per_epoch {
-            let slice = windows.slice(b * cfg.batch_size, cfg.batch_size);
-            let kb = spec.from_record_batch(&slice, cfg.context)?;
+        for b in 0..plan.batches_per_epoch {
+            let slice = windows.slice(b * plan.batch_size, plan.batch_size);
+            let kb = spec.from_record_batch(&slice, plan.context)?;
             let opts = TrainOptions {
                 noise_seed: cfg.noise.then_some(epoch_seed.wrapping_add(b as u64)),
                 ..Default::default()
@@ -497,11 +713,11 @@ pub fn train(
             train_sum += r.nll;
             reporter.on_batch(epoch, b, r.nll);
         }
-        let train_nll = train_sum / cfg.batches_per_epoch as f64;
+        let train_nll = train_sum / plan.batches_per_epoch as f64;
         let (val_nll, val_orig) = if val.windows > 0 {
             let r = loss_and_grad(
                 &model,
-                &val.view(cfg.context),
+                &val.view(plan.context),
                 &TrainOptions::default(),
                 None,
             )?;
@@ -539,7 +755,7 @@ pub fn train(
             val_nll,
             val_nll_original: val_orig,
             lr: progress.lr,
-            batches_per_second: cfg.batches_per_epoch as f64 / t0.elapsed().as_secs_f64(),
+            batches_per_second: plan.batches_per_epoch as f64 / t0.elapsed().as_secs_f64(),
             improved,
         };
         info!(epoch, train_nll, val_nll = ?val_nll, lr = progress.lr, "epoch done");
@@ -568,7 +784,7 @@ pub fn train(
     let (ess, distance) = if val.windows > 0 {
         let r = loss_and_grad(
             &best_model,
-            &val.view(cfg.context),
+            &val.view(plan.context),
             &TrainOptions::default(),
             None,
         )?;

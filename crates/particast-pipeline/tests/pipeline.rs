@@ -22,17 +22,17 @@ fn taxi() -> (Dataset, IngestOptions) {
 
 fn small_config() -> TrainConfig {
     TrainConfig {
-        hidden: 24,
+        hidden: Some(24),
         particles: 4,
-        context: 96,
+        context: Some(96),
         horizon: 48,
-        batch_size: 32,
-        batches_per_epoch: 30,
-        epochs: 12,
+        batch_size: Some(32),
+        batches_per_epoch: Some(30),
+        epochs: Some(12),
         patience: 4,
         lr: 5e-3,
         seed: 7,
-        ..Default::default()
+        ..TrainConfig::classic()
     }
 }
 
@@ -204,8 +204,8 @@ fn quick_taxi_model() -> (Dataset, TrainedModel, tempfile::TempDir) {
     let (data, opts) = taxi();
     let dir = tempfile::tempdir().unwrap();
     let mut cfg = small_config();
-    cfg.epochs = 1;
-    cfg.batches_per_epoch = 3;
+    cfg.epochs = Some(1);
+    cfg.batches_per_epoch = Some(3);
     let model = train(&data, &opts, &cfg, dir.path(), false, &mut Silent).unwrap();
     (data, model, dir)
 }
@@ -276,8 +276,8 @@ fn resume_continues_from_the_checkpoint() {
     let (data, opts) = taxi();
     let dir = tempfile::tempdir().unwrap();
     let mut cfg = small_config();
-    cfg.epochs = 2;
-    cfg.batches_per_epoch = 4;
+    cfg.epochs = Some(2);
+    cfg.batches_per_epoch = Some(4);
     cfg.patience = 10;
     let straight = train(
         &data,
@@ -290,7 +290,7 @@ fn resume_continues_from_the_checkpoint() {
     .unwrap();
     // Interrupted after one epoch, then resumed.
     let mut first = cfg.clone();
-    first.epochs = 1;
+    first.epochs = Some(1);
     let b = dir.path().join("b");
     train(&data, &opts, &first, &b, false, &mut Silent).unwrap();
     let resumed = train(&data, &opts, &cfg, &b, true, &mut Silent).unwrap();
@@ -458,8 +458,8 @@ fn same_seed_same_bytes_with_one_or_two_threads() {
     let (data, opts) = taxi();
     let dir = tempfile::tempdir().unwrap();
     let mut cfg = small_config();
-    cfg.epochs = 2;
-    cfg.batches_per_epoch = 4;
+    cfg.epochs = Some(2);
+    cfg.batches_per_epoch = Some(4);
     let pool = |threads: usize| {
         rayon::ThreadPoolBuilder::new()
             .num_threads(threads)
@@ -576,15 +576,15 @@ fn train_score_forecast_finite(
 
 fn tiny_config() -> TrainConfig {
     TrainConfig {
-        hidden: 8,
+        hidden: Some(8),
         particles: 4,
-        context: 48,
+        context: Some(48),
         horizon: 24,
-        batch_size: 16,
-        batches_per_epoch: 8,
-        epochs: 2,
+        batch_size: Some(16),
+        batches_per_epoch: Some(8),
+        epochs: Some(2),
         seed: 5,
-        ..Default::default()
+        ..TrainConfig::classic()
     }
 }
 
@@ -690,7 +690,7 @@ fn training_on_every_nab_file_and_on_m4_hourly_stays_finite() {
     let data = Dataset::read(Source::path(shared.join("m4-hourly/Hourly-train.csv")), &m4).unwrap();
     assert_eq!(data.series.len(), 414);
     let cfg = TrainConfig {
-        batches_per_epoch: 30,
+        batches_per_epoch: Some(30),
         ..tiny_config()
     };
     train_score_forecast_finite("M4 Hourly", &data, &m4, &cfg);
@@ -741,29 +741,27 @@ fn seasonal_change_target_forecasts_scores_and_rolls_its_own_seasons() {
     let (train_data, full) = split(&data, 48);
     let dir = tempfile::tempdir().unwrap();
     let mut cfg = small_config();
-    cfg.target = Target::SeasonalChange { season: 48 };
+    cfg.target = Some(Target::SeasonalChange { season: 48 });
     let model = train(&train_data, &opts, &cfg, dir.path(), false, &mut Silent).unwrap();
     assert_eq!(
         TrainedModel::load(dir.path()).unwrap().meta.inputs.target,
-        cfg.target
+        cfg.target.unwrap()
     );
 
-    // A season that is not an input lag is refused before training.
-    let mut bad = cfg.clone();
-    bad.target = Target::SeasonalChange { season: 24 };
-    let e = train(
+    // A season that is not an input lag is added to the lags.
+    let mut other = cfg.clone();
+    other.target = Some(Target::SeasonalChange { season: 24 });
+    other.epochs = Some(1);
+    let m24 = train(
         &train_data,
         &opts,
-        &bad,
-        &dir.path().join("bad"),
+        &other,
+        &dir.path().join("s24"),
         false,
         &mut Silent,
     )
-    .unwrap_err();
-    assert!(
-        e.to_string().contains("needs lag 24 among the input lags"),
-        "{e}"
-    );
+    .unwrap();
+    assert!(m24.meta.inputs.features.lags.contains(&24));
 
     // Lags 1, 48 and 336 enter as seasonal changes (so 49, 96 and 384 are read too).
     assert_eq!(
@@ -907,19 +905,19 @@ fn log_transform_is_exact_in_original_units() {
     let (train_data, _) = split(&data, 48);
     let dir = tempfile::tempdir().unwrap();
     let mut cfg = small_config();
-    cfg.epochs = 2;
-    cfg.batches_per_epoch = 5;
-    cfg.transform = Transform::Log { offset: 1.0 };
-    cfg.target = Target::SeasonalChange { season: 48 };
-    cfg.scaling = Scaling::SeasonalDiff {
+    cfg.epochs = Some(2);
+    cfg.batches_per_epoch = Some(5);
+    cfg.transform = Some(Transform::Log { offset: 1.0 });
+    cfg.target = Some(Target::SeasonalChange { season: 48 });
+    cfg.scaling = Some(Scaling::SeasonalDiff {
         season: 48,
         floor: 1e-4,
-    };
+    });
     let model = train(&train_data, &opts, &cfg, dir.path(), false, &mut Silent).unwrap();
     let mut plain = model.clone();
     plain.meta.inputs.transform = Transform::None;
     let s = train_data.series[0].clone();
-    let logged = cfg.transform.apply(&s).unwrap().into_owned();
+    let logged = cfg.transform.unwrap().apply(&s).unwrap().into_owned();
     assert!((logged.values[0] - (s.values[0] + 1.0).ln()).abs() < 1e-12);
 
     let scfg = ScoreConfig::default();
