@@ -60,7 +60,10 @@ fn particast_side(
     let t = Instant::now();
     let model = train(data, opts, &cfg, dir.path(), false, &mut Silent).expect("training");
     let train_seconds = t.elapsed().as_secs_f64();
-    let train_wps = (cfg.epochs.unwrap_or(0) * cfg.batches_per_epoch.unwrap_or(0) * cfg.batch_size.unwrap_or(0)) as f64 / train_seconds;
+    let train_wps = (cfg.epochs.unwrap_or(0)
+        * cfg.batches_per_epoch.unwrap_or(0)
+        * cfg.batch_size.unwrap_or(0)) as f64
+        / train_seconds;
 
     let t = Instant::now();
     let scored = score_series(&model, &data.series, &ScoreConfig::default()).expect("scoring");

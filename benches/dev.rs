@@ -80,7 +80,11 @@ fn fields(line: &str) -> Vec<String> {
 
 fn read_rows(path: &Path) -> Vec<Vec<String>> {
     let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    text.lines().skip(1).filter(|l| !l.is_empty()).map(fields).collect()
+    text.lines()
+        .skip(1)
+        .filter(|l| !l.is_empty())
+        .map(fields)
+        .collect()
 }
 
 fn write_long(path: &Path, rows: &[(String, String, String)]) {
@@ -137,15 +141,30 @@ fn competition(
         .collect();
     let name = format!("{comp}-{freq}");
     let by_step = comp == "m3" && freq == "monthly";
+    // Train lengths, for test steps counted from 1 again.
+    let n: HashMap<String, usize> = meta
+        .iter()
+        .map(|r| (r[0].clone(), r[5].parse().unwrap_or(0)))
+        .collect();
     let mut paths = Vec::new();
     for part in ["train", "test"] {
         let rows: Vec<(String, String, String)> =
             read_rows(&dev.join(format!("{comp}/csv/{comp}_{part}.csv")))
                 .into_iter()
                 .filter(|r| keep.contains_key(&r[0]))
-                // M3's monthly labels include 29 series without a real start date (`1-01`):
-                // that set is read by step number (integer steps).
-                .map(|r| (r[0].clone(), r[if by_step { 1 } else { 2 }].clone(), r[3].clone()))
+                .map(|r| {
+                    // M3's monthly labels include 29 series without a real start date
+                    // (`1-01`): that set is read by step number (integer steps).
+                    let t = if !by_step {
+                        r[2].clone()
+                    } else if part == "test" {
+                        let step: usize = r[1].parse().expect("step");
+                        (n[&r[0]] + step).to_string()
+                    } else {
+                        r[1].clone()
+                    };
+                    (r[0].clone(), t, r[3].clone())
+                })
                 .collect();
         let p = tmp.join(format!("{name}-{part}.csv"));
         write_long(&p, &rows);
@@ -157,7 +176,10 @@ fn competition(
             .into_iter()
             .filter(|r| r[0] == "THETA" && keep.contains_key(&r[1]))
             .map(|r| {
-                let v = r[2..2 + h].iter().map(|x| x.parse::<f64>().expect("forecast")).collect();
+                let v = r[2..2 + h]
+                    .iter()
+                    .map(|x| x.parse::<f64>().expect("forecast"))
+                    .collect();
                 (r[1].clone(), v)
             })
             .collect();
@@ -210,12 +232,13 @@ fn holdout(tmp: &Path, name: &str, rows: Vec<(String, String, String)>, h: usize
 }
 
 fn prepare(name: &str, dev: &Path, shared: &Path, tmp: &Path) -> Option<Set> {
-    let one = |id: &str, rows: Vec<Vec<String>>, t: usize, v: usize| -> Vec<(String, String, String)> {
-        rows.into_iter()
-            .filter(|r| r.len() > t.max(v) && !r[v].is_empty())
-            .map(|r| (id.to_string(), r[t].clone(), r[v].clone()))
-            .collect()
-    };
+    let one =
+        |id: &str, rows: Vec<Vec<String>>, t: usize, v: usize| -> Vec<(String, String, String)> {
+            rows.into_iter()
+                .filter(|r| r.len() > t.max(v) && !r[v].is_empty())
+                .map(|r| (id.to_string(), r[t].clone(), r[v].clone()))
+                .collect()
+        };
     Some(match name {
         "m3-yearly" => competition(dev, tmp, "m3", 'Y', "yearly", 6, 1),
         "m3-quarterly" => competition(dev, tmp, "m3", 'Q', "quarterly", 8, 4),
@@ -261,7 +284,8 @@ fn prepare(name: &str, dev: &Path, shared: &Path, tmp: &Path) -> Option<Set> {
             holdout(tmp, name, r, 24, 12)
         }
         "peyton-manning" => {
-            let rows = read_rows(&dev.join("peyton_manning_wiki/example_wp_log_peyton_manning.csv"));
+            let rows =
+                read_rows(&dev.join("peyton_manning_wiki/example_wp_log_peyton_manning.csv"));
             holdout(tmp, name, one("peyton", rows, 0, 1), 28, 7)
         }
         "us-gasoline" => {
@@ -380,7 +404,12 @@ fn from_json(v: &serde_json::Value) -> Metrics {
             .as_array()
             .map(|a| {
                 a.iter()
-                    .map(|p| (p[0].as_f64().unwrap_or(f64::NAN), p[1].as_f64().unwrap_or(f64::NAN)))
+                    .map(|p| {
+                        (
+                            p[0].as_f64().unwrap_or(f64::NAN),
+                            p[1].as_f64().unwrap_or(f64::NAN),
+                        )
+                    })
                     .collect()
             })
             .unwrap_or_default(),
@@ -448,7 +477,15 @@ fn main() {
         let row = |method: &str, m: &Metrics, tr: f64, fc: f64| {
             println!(
                 "{:<18} {:<16} {:>7.3} {:>7.3} {:>7.3} {:>8.3} {:>6.3} {:>8.1} {:>7.1}",
-                set.name, method, m.smape, m.mape, m.mase, m.msis, cov95(m), tr, fc
+                set.name,
+                method,
+                m.smape,
+                m.mape,
+                m.mase,
+                m.msis,
+                cov95(m),
+                tr,
+                fc
             );
         };
         let sn = common::seasonal_naive(&train.series, set.h, set.m, &LEVELS);
@@ -467,7 +504,12 @@ fn main() {
             let h = set.h.to_string();
             let mut args: Vec<String> = vec!["train".into(), "--quiet".into()];
             args.extend(set.input.iter().cloned());
-            args.extend(["--horizon".into(), h.clone(), "--seed".into(), seed.to_string()]);
+            args.extend([
+                "--horizon".into(),
+                h.clone(),
+                "--seed".into(),
+                seed.to_string(),
+            ]);
             args.extend(["--model".into(), model.to_string_lossy().into()]);
             args.extend(train_extra.iter().cloned());
             let (train_s, _) = particast(&args);
@@ -491,7 +533,13 @@ fn main() {
                 set.m.to_string(),
             ];
             // The reading options minus `--input PATH`.
-            args.extend(set.input.iter().skip(2).filter(|a| *a != "--no-covariates").cloned());
+            args.extend(
+                set.input
+                    .iter()
+                    .skip(2)
+                    .filter(|a| *a != "--no-covariates")
+                    .cloned(),
+            );
             let (_, json) = particast(&args);
             let m = from_json(&serde_json::from_str(&json).expect("evaluate --json"));
             let config: serde_json::Value = serde_json::from_str(

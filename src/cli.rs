@@ -321,8 +321,10 @@ pub struct ForecastArgs {
     /// Interval levels in percent.
     #[arg(long, value_delimiter = ',', default_value = "80,95")]
     pub levels: Vec<f64>,
-    /// Particle means (deterministic) or sampled paths.
-    #[arg(long, value_enum, default_value = "particle")]
+    /// Sampled paths (calibrated intervals over the whole horizon; deterministic for a seed)
+    /// or particle means (the exact mixture of each particle's mean path, faster; its
+    /// intervals are too narrow over long horizons).
+    #[arg(long, value_enum, default_value = "sample")]
     pub mode: ModeArg,
     /// Paths in sample mode.
     #[arg(long, default_value_t = 200)]

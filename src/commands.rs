@@ -139,6 +139,18 @@ impl Reporter for BarReporter {
     fn on_candidate(&mut self, k: usize, n: usize, name: &str) {
         self.line(format!("candidate  {k} of {n}: {name}"));
     }
+    fn on_selected(&mut self, report: &RecipeReport) {
+        for c in &report.candidates {
+            self.line(format!(
+                "candidate  {:<18} held-out MASE {}{}",
+                c.name,
+                c.holdout_mase
+                    .map(|v| format!("{v:.4}"))
+                    .unwrap_or_else(|| "-".into()),
+                if c.chosen { "  kept" } else { "" }
+            ));
+        }
+    }
     fn on_start(&mut self, epochs: usize, batches_per_epoch: usize, first_epoch: usize) {
         if self.quiet || !std::io::stderr().is_terminal() {
             return;
@@ -1010,8 +1022,10 @@ pub fn plot(args: PlotArgs, quiet: bool) -> Result<(), Failure> {
             .ok_or_else(|| Failure::input("the input has no series"))?,
     };
     if let Some(path) = &args.forecast {
+        // Particle mode: the chart shows each particle's mean path.
         let cfg = ForecastConfig {
             horizon: args.horizon,
+            mode: Mode::Particle,
             ..Default::default()
         };
         let fc = forecast_series(&model, std::slice::from_ref(series), &cfg)?;

@@ -67,6 +67,9 @@ fn train_small(dir: &Path) -> PathBuf {
         "48",
         "--epochs",
         "2",
+        // No log transform: particle-mode forecasts then carry the mixture columns.
+        "--transform",
+        "none",
     ]));
     let out = particast().args(&args).output().unwrap();
     let stdout = ok(&out);
@@ -137,7 +140,9 @@ fn train_inspect_score_forecast_evaluate() {
     let forecast = |models: &[&str], out: &Path| {
         let mut args = vec!["forecast".to_string()];
         let mut rest: Vec<&str> = models.iter().flat_map(|m| ["--model", *m]).collect();
-        rest.extend(["--horizon", "24", "--output", out.to_str().unwrap()]);
+        // Particle mode writes the mixture columns checked below (sample mode is the default).
+        rest.extend(["--horizon", "24", "--mode", "particle"]);
+        rest.extend(["--output", out.to_str().unwrap()]);
         args.extend(taxi_input(&rest));
         ok(&particast().args(&args).output().unwrap())
     };

@@ -84,4 +84,3 @@ pub fn seasonal_naive(
         })
         .collect()
 }
-

@@ -77,8 +77,7 @@ mod window;
 
 pub use error::{IngestError, Result};
 pub use options::{
-    Duplicates, IngestOptions, InputFormat, Irregular, Layout, ShortSeries, Weighting,
-    WindowSpec,
+    Duplicates, IngestOptions, InputFormat, Irregular, Layout, ShortSeries, Weighting, WindowSpec,
 };
 pub use reader::{Dataset, SeriesStream};
 pub use series::{

@@ -1,12 +1,14 @@
 //! The forecasting stage: from the state at the end of each series, `horizon` steps ahead.
 //!
-//! - `particle` mode (default, deterministic): the particles are conditioned on the last
+//! - `particle` mode (deterministic): the particles are conditioned on the last
 //!   `context` steps (as in training), then each rolls forward on its own emission mean; each
 //!   step's predictive is the L-component mixture with the gate's weights at the end of the
 //!   context. Quantiles invert the mixture CDF exactly.
-//! - `sample` mode: exact ancestral sampling of `samples` paths (seeded): each step draws a
-//!   particle by its current weight and a value from its emission, feeds the value to all
-//!   particles and conditions the weights on it. Quantiles are empirical.
+//! - `sample` mode (default; deterministic for a seed): exact ancestral sampling of `samples`
+//!   paths: each step draws a particle by its current weight and a value from its emission,
+//!   feeds the value to all particles and conditions the weights on it. Quantiles are
+//!   empirical. Its intervals widen with the horizon as the model's errors compound (95%
+//!   coverage 0.94 on M4 Hourly against particle mode's 0.81), and its medians are as good.
 //!
 //! Future covariates are not known to the model and enter as 0; calendar features are computed
 //! from the continued time axis.
@@ -30,9 +32,9 @@ use crate::model_dir::TrainedModel;
 #[serde(rename_all = "lowercase")]
 pub enum Mode {
     /// Particle means rolled forward; the predictive is the mixture itself.
-    #[default]
     Particle,
-    /// Ancestral sampling of paths.
+    /// Ancestral sampling of paths (the default).
+    #[default]
     Sample,
 }
 
@@ -75,7 +77,7 @@ impl Default for ForecastConfig {
         ForecastConfig {
             horizon: 48,
             levels: vec![80.0, 95.0],
-            mode: Mode::Particle,
+            mode: Mode::Sample,
             samples: 200,
             seed: 0,
             nonnegative: Nonnegative::Auto,
@@ -309,7 +311,7 @@ fn forecast_particle(
     let lower = lower_bound(cfg.nonnegative, s);
     let transform = tm.meta.inputs.transform;
     let reported = |u: f64| transform.inverse(u).max(lower);
-    let transformed = transform.apply(s)?;
+    let transformed = tm.transformed(s)?;
     let s: &PreparedSeries = &transformed;
     let (mut state, affine) = condition(tm, s, 1)?;
     let origin = s.len();
@@ -414,7 +416,7 @@ fn forecast_sample(
     let n = cfg.samples;
     let lower = lower_bound(cfg.nonnegative, s);
     let transform = tm.meta.inputs.transform;
-    let transformed = transform.apply(s)?;
+    let transformed = tm.transformed(s)?;
     let s: &PreparedSeries = &transformed;
     let (mut state, affine) = condition(tm, s, n)?;
     let origin = s.len();

@@ -223,6 +223,31 @@ impl Transform {
         self.apply_in_place(&mut out)?;
         Ok(Cow::Owned(out))
     }
+    /// [`Transform::apply`], but a value outside the domain becomes missing instead of an
+    /// error; returns the series and how many values were masked. For models whose transform
+    /// the automatic recipe chose from training data that were all positive: a later zero is
+    /// a value the model has no density for, not a reason to stop a scoring job.
+    pub fn apply_masking<'a>(&self, s: &'a PreparedSeries) -> (Cow<'a, PreparedSeries>, usize) {
+        if self.is_identity() {
+            return (Cow::Borrowed(s), 0);
+        }
+        let mut out = s.clone();
+        let mut masked = 0;
+        for (v, m) in out.values.iter_mut().zip(out.mask.iter_mut()) {
+            if *m == 0 {
+                continue;
+            }
+            match self.forward(*v) {
+                Some(u) => *v = u,
+                None => {
+                    *v = 0.0;
+                    *m = 0;
+                    masked += 1;
+                }
+            }
+        }
+        (Cow::Owned(out), masked)
+    }
     /// [`Transform::apply`] on a series the caller owns (no copy); on error `s` is left
     /// partly transformed.
     pub fn apply_in_place(&self, s: &mut PreparedSeries) -> Result<()> {

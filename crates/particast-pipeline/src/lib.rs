@@ -32,7 +32,7 @@
 //!
 //! let opts = IngestOptions::default();
 //! let data = Dataset::read(Source::path("train.parquet"), &opts).unwrap();
-//! let cfg = TrainConfig { context: 168, horizon: 48, ..Default::default() };
+//! let cfg = TrainConfig { horizon: 48, ..Default::default() }; // every recipe knob auto
 //! let model = train(&data, &opts, &cfg, "model".as_ref(), false, &mut Silent).unwrap();
 //! println!("{:?}", model.meta.training);
 //! ```

@@ -154,7 +154,11 @@ pub fn evaluate(series: &[EvalSeries], m: usize) -> Metrics {
                 })
                 .sum::<f64>();
         smapes.push(smape);
-        let nonzero: Vec<usize> = idx.iter().copied().filter(|&t| s.actual[t] != 0.0).collect();
+        let nonzero: Vec<usize> = idx
+            .iter()
+            .copied()
+            .filter(|&t| s.actual[t] != 0.0)
+            .collect();
         if !nonzero.is_empty() {
             mapes.push(
                 100.0 / nonzero.len() as f64

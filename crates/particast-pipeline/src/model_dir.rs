@@ -2,7 +2,7 @@
 //! and the scaling rule; checkpoints for resuming. Every file is written atomically (a temporary
 //! file in the same folder, then a rename).
 
-use particast_ingest::{DataSchema, Dataset, IngestOptions, Source};
+use particast_ingest::{DataSchema, Dataset, IngestOptions, PreparedSeries, Source};
 use particast_kernels::{Model, ModelConfig};
 use safetensors::tensor::{Dtype, SafeTensors, TensorView};
 use serde::{Deserialize, Serialize};
@@ -296,6 +296,35 @@ impl TrainedModel {
         let mut opts = self.meta.ingest.clone();
         opts.frequency = Some(f.describe(&self.meta.data.time_kind));
         Ok(Dataset::read(source(), &adjust(opts))?)
+    }
+
+    /// `s` in the model's transformed units. Under a transform the automatic recipe chose, a
+    /// value outside its domain (a zero or a negative after all-positive training data) is
+    /// masked, counted and logged; under a transform the user set, it is an error naming the
+    /// series, step and value.
+    pub fn transformed<'a>(
+        &self,
+        s: &'a PreparedSeries,
+    ) -> Result<std::borrow::Cow<'a, PreparedSeries>> {
+        let t = self.meta.inputs.transform;
+        let auto = self
+            .meta
+            .recipe
+            .as_ref()
+            .is_some_and(|r| r.decisions.iter().any(|d| d.knob == "transform" && d.auto));
+        if !auto {
+            return t.apply(s);
+        }
+        let (out, masked) = t.apply_masking(s);
+        if masked > 0 {
+            tracing::warn!(
+                series = %s.id,
+                masked,
+                transform = %t,
+                "values outside the automatic transform's domain treated as missing"
+            );
+        }
+        Ok(out)
     }
 
     /// Checks that data read for scoring or forecasting has the schema the model was trained on.

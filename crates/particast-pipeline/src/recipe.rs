@@ -17,10 +17,12 @@
 //! | hidden | 32, or 40 above 100,000 windows |
 //! | weighting | every series equally often (scale-free metrics count every series alike) |
 //!
-//! When the evidence for a season is mixed (between a quarter and two thirds of the series
-//! pass), the recipe has an alternative (the non-seasonal target) and training compares both
-//! on the held-out tail of every series by NLL, keeping the better one, as AutoETS keeps the
-//! model of the smallest AIC.
+//! Training then compares alternatives where the data leave the choice open, as AutoETS keeps
+//! the model of the smallest AIC: when the evidence for a season is mixed (between a quarter
+//! and two thirds of the series pass), the seasonal and the one-step change targets; when no
+//! season is kept and a training run is small (under 8 million window-steps), the one-step
+//! change and the level. Each candidate is trained on every series but its last `horizon`
+//! steps and forecasts them; the lower MASE wins.
 
 use particast_ingest::{Dataset, Frequency, PreparedSeries, TimeKind, Weighting};
 use serde::{Deserialize, Serialize};
@@ -54,8 +56,11 @@ pub struct Candidate {
     pub target: Target,
     /// Scaling rule.
     pub scaling: Scaling,
-    /// Best validation NLL per observation (transformed units), once trained.
+    /// Best validation NLL per observation (transformed units, teacher-forced), once trained.
     pub val_nll: Option<f64>,
+    /// MASE (naive scale) of its median forecast of the held-out tail of every series: the
+    /// selection criterion.
+    pub holdout_mase: Option<f64>,
     /// Whether this candidate was kept.
     pub chosen: bool,
 }
@@ -116,25 +121,18 @@ pub(crate) mod auto {
         }
     }
 
-    /// Reads `"auto"` as `None`, anything else as a value.
-    pub fn deserialize<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
+    /// Reads `"auto"` as `None`, anything else as a value (with the value type's own error
+    /// message: `invalid type: string "four", expected usize`).
+    pub fn deserialize<'de, D: Deserializer<'de>, T: serde::de::DeserializeOwned>(
         d: D,
     ) -> std::result::Result<Option<T>, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Or<T> {
-            Value(T),
-            Word(String),
+        let v = serde_json::Value::deserialize(d)?;
+        if v.as_str() == Some("auto") {
+            return Ok(None);
         }
-        match Or::<T>::deserialize(d).map_err(|_| {
-            D::Error::custom("expected \"auto\" or a value of the documented form")
-        })? {
-            Or::Value(v) => Ok(Some(v)),
-            Or::Word(w) if w == "auto" => Ok(None),
-            Or::Word(w) => Err(D::Error::custom(format!(
-                "expected \"auto\" or a value, got \"{w}\""
-            ))),
-        }
+        serde_json::from_value(v)
+            .map(Some)
+            .map_err(D::Error::custom)
     }
 }
 
@@ -222,10 +220,7 @@ pub fn seasonal_test(levels: &[f64], m: usize) -> Option<bool> {
 
 /// Share of the testable series that pass [`seasonal_test`] at `m`, and how many were testable.
 fn season_support(values: &[Vec<f64>], m: usize) -> (f64, usize) {
-    let results: Vec<bool> = values
-        .iter()
-        .filter_map(|v| seasonal_test(v, m))
-        .collect();
+    let results: Vec<bool> = values.iter().filter_map(|v| seasonal_test(v, m)).collect();
     let tested = results.len();
     let passed = results.iter().filter(|&&b| b).count();
     if tested == 0 {
@@ -234,6 +229,10 @@ fn season_support(values: &[Vec<f64>], m: usize) -> (f64, usize) {
         (passed as f64 / tested as f64, tested)
     }
 }
+
+/// Window-steps of one training run below which a set without a season compares the level
+/// and the change targets.
+const SELECT_WORK: usize = 8_000_000;
 
 /// Share of series that must pass the test for a season to be kept.
 const KEEP_SHARE: f64 = 0.5;
@@ -248,7 +247,10 @@ fn list(v: &[usize]) -> String {
     if v.is_empty() {
         "none".into()
     } else {
-        v.iter().map(|m| m.to_string()).collect::<Vec<_>>().join(", ")
+        v.iter()
+            .map(|m| m.to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
     }
 }
 
@@ -295,7 +297,11 @@ pub fn plan(data: &Dataset, cfg: &TrainConfig) -> Result<Plan> {
             let mut first_bad = None;
             'outer: for s in &data.series {
                 let d = s.n_targets.max(1);
-                let n = if s.len() > h + 1 { s.len() - h } else { s.len() };
+                let n = if s.len() > h + 1 {
+                    s.len() - h
+                } else {
+                    s.len()
+                };
                 for t in 0..n * d {
                     if s.mask[t] == 1 && s.values[t] <= 0.0 {
                         first_bad = Some((s.id.clone(), s.values[t]));
@@ -368,8 +374,11 @@ pub fn plan(data: &Dataset, cfg: &TrainConfig) -> Result<Plan> {
             if detect {
                 // One cycle: of the candidates that pass, not a multiple of another that
                 // passes (monthly data pass at 24 as well as 12), the best supported.
-                let pass: Vec<(usize, f64)> =
-                    shares.iter().copied().filter(|&(_, s)| s >= KEEP_SHARE).collect();
+                let pass: Vec<(usize, f64)> = shares
+                    .iter()
+                    .copied()
+                    .filter(|&(_, s)| s >= KEEP_SHARE)
+                    .collect();
                 // A divisor wins over its multiple when about as well supported.
                 let best = pass
                     .iter()
@@ -428,12 +437,18 @@ pub fn plan(data: &Dataset, cfg: &TrainConfig) -> Result<Plan> {
     let target = match cfg.target {
         Some(Target::SeasonalChange { season: 0 }) => match seasons.first() {
             Some(&m) => {
-                decide("target", format!("seasonal change {m}"), false, "set; season from the recipe".into());
+                decide(
+                    "target",
+                    format!("seasonal change {m}"),
+                    false,
+                    "set; season from the recipe".into(),
+                );
                 Target::SeasonalChange { season: m }
             }
             None => {
                 return Err(PipelineError::Config(
-                    "target seasonal_change needs a season: none was kept; give one (--season)".into(),
+                    "target seasonal_change needs a season: none was kept; give one (--season)"
+                        .into(),
                 ))
             }
         },
@@ -462,7 +477,10 @@ pub fn plan(data: &Dataset, cfg: &TrainConfig) -> Result<Plan> {
             }
         },
     };
-    let scale_season = |t: &Target| t.season().unwrap_or_else(|| seasons.first().copied().unwrap_or(1));
+    let scale_season = |t: &Target| {
+        t.season()
+            .unwrap_or_else(|| seasons.first().copied().unwrap_or(1))
+    };
     let scaling = match &cfg.scaling {
         Some(Scaling::SeasonalDiff { season: 0, floor }) => Scaling::SeasonalDiff {
             season: scale_season(&target),
@@ -488,23 +506,30 @@ pub fn plan(data: &Dataset, cfg: &TrainConfig) -> Result<Plan> {
     // Alternatives compared on the validation split.
     let mut alternatives = Vec::new();
     if cfg.select && cfg.target.is_none() && cfg.scaling.is_none() {
+        let seasonal_diff = |season: usize| Scaling::SeasonalDiff {
+            season,
+            floor: 1e-4,
+        };
         if let Some(m) = mixed {
-            let alt = if target.season() == Some(m) {
-                ("one-step change".to_string(), Target::SeasonalChange { season: 1 }, 1)
+            alternatives.push(if target.season() == Some(m) {
+                (
+                    "one-step change".to_string(),
+                    Target::SeasonalChange { season: 1 },
+                    seasonal_diff(1),
+                )
             } else {
-                (format!("seasonal change {m}"), Target::SeasonalChange { season: m }, m)
-            };
-            alternatives.push((
-                alt.0,
-                alt.1,
-                Scaling::SeasonalDiff {
-                    season: alt.2,
-                    floor: 1e-4,
-                },
-            ));
+                (
+                    format!("seasonal change {m}"),
+                    Target::SeasonalChange { season: m },
+                    seasonal_diff(m),
+                )
+            });
+        } else if seasons.is_empty() {
+            // Without a season, naive (the change target) suits trending series and the
+            // level suits mean-reverting ones; small sets try both.
+            alternatives.push(("level".to_string(), Target::Level, seasonal_diff(1)));
         }
     }
-
     // Lags.
     let mut lags: Vec<usize> = data.schema.features.lags.clone();
     match &cfg.lags {
@@ -532,7 +557,10 @@ pub fn plan(data: &Dataset, cfg: &TrainConfig) -> Result<Plan> {
     );
 
     // Context.
-    let m = target.season().unwrap_or(1).max(seasons.first().copied().unwrap_or(1));
+    let m = target
+        .season()
+        .unwrap_or(1)
+        .max(seasons.first().copied().unwrap_or(1));
     let med = median(train_lens.clone());
     let context = match cfg.context {
         Some(c) => {
@@ -580,6 +608,12 @@ pub fn plan(data: &Dataset, cfg: &TrainConfig) -> Result<Plan> {
         want.min(cap).div_ceil(per_epoch).clamp(4, 100)
     });
     let budget_auto = cfg.epochs.is_none() || cfg.batches_per_epoch.is_none();
+    // Comparing candidates trains each: only where one training run is cheap (about a
+    // minute on two cores) unless the season itself is in doubt.
+    let work = epochs * per_epoch * steps_per_window;
+    if mixed.is_none() && work > SELECT_WORK {
+        alternatives.clear();
+    }
     decide(
         "budget",
         format!("{epochs} epochs x {batches_per_epoch} steps x {batch_size} windows"),
@@ -653,7 +687,9 @@ mod tests {
             .map(|t| 10.0 + (t as f64 * std::f64::consts::TAU / 24.0).sin())
             .collect();
         assert_eq!(seasonal_test(&cycle, 24), Some(true));
-        let trend: Vec<f64> = (0..240).map(|t| t as f64 * 0.5 + ((t * 7919) % 13) as f64 * 0.01).collect();
+        let trend: Vec<f64> = (0..240)
+            .map(|t| t as f64 * 0.5 + ((t * 7919) % 13) as f64 * 0.01)
+            .collect();
         assert_eq!(seasonal_test(&trend, 24), Some(false));
         assert_eq!(seasonal_test(&cycle[..50], 24), None);
     }

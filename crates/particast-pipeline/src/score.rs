@@ -205,7 +205,7 @@ fn score_from(
     let l = tm.model.config.particles;
     // The network works on transformed values; outputs and saved tails keep the originals.
     let original = s;
-    let transformed = spec.transform.apply(s)?;
+    let transformed = tm.transformed(s)?;
     let s: &PreparedSeries = &transformed;
     let mut pstate = ParticleState {
         windows: 1,

@@ -18,11 +18,11 @@ use tracing::{info, info_span, warn};
 
 use crate::error::{PipelineError, Result};
 use crate::inputs::{InputSpec, KernelBatch, Scaling, Target, Transform};
-use crate::recipe::{Plan, RecipeReport};
 use crate::model_dir::{
     read_file, read_tensor, tensors_to_bytes_with, write_json, ModelMeta, TensorData, TrainedModel,
     CHECKPOINT_PROGRESS_KEY, CHECKPOINT_STATE, CHECKPOINT_WEIGHTS, FORMAT_VERSION,
 };
+use crate::recipe::{Plan, RecipeReport};
 
 /// Training settings. The recipe knobs (seasons, lags, transform, target, scaling, context,
 /// hidden size and the training budget) are `None` by default, which means `auto`: decided
@@ -202,6 +202,8 @@ pub trait Reporter {
     fn on_recipe(&mut self, _report: &RecipeReport) {}
     /// Candidate `k` of `n` (1-based) starts training.
     fn on_candidate(&mut self, _k: usize, _n: usize, _name: &str) {}
+    /// The candidates were compared (`report.candidates` says how) and one kept.
+    fn on_selected(&mut self, _report: &RecipeReport) {}
 }
 
 /// A reporter that reports nothing.
@@ -277,7 +279,12 @@ impl TrainConfig {
         }
         at_most("particles", self.particles, max_dim, "")?;
         at_most("embedding", self.embedding, max_dim, "")?;
-        for &m in self.seasons.iter().flatten().chain(self.lags.iter().flatten()) {
+        for &m in self
+            .seasons
+            .iter()
+            .flatten()
+            .chain(self.lags.iter().flatten())
+        {
             at_most("a season or lag", m, crate::limits::MAX_CONTEXT, "")?;
         }
         let positive = |v: f64| v > 0.0 && v.is_finite();
@@ -417,6 +424,16 @@ pub fn train(
     let start = Instant::now();
     let plan = crate::recipe::plan(data, cfg)?;
     plan.check(cfg)?;
+    // Impossible sizes are refused before anything is printed or written.
+    {
+        let mut features = data.schema.features.clone();
+        features.lags = plan.lags.clone();
+        let spec =
+            InputSpec::with_transform(features, plan.scaling.clone(), plan.target, plan.transform);
+        let mc = cfg.model_config(&spec, plan.hidden);
+        mc.validate()?;
+        check_train_memory(cfg, &plan, &mc)?;
+    }
     for d in &plan.report.decisions {
         info!(knob = %d.knob, value = %d.value, auto = d.auto, why = %d.why, "recipe");
     }
@@ -456,28 +473,45 @@ pub fn train(
             Instant::now(),
         )?);
     }
-    let val = |m: &TrainedModel| {
-        m.meta
-            .training
-            .as_ref()
-            .and_then(|t| t.best_val_nll_original)
-            .unwrap_or(f64::INFINITY)
-    };
+    // Each candidate forecasts the held-out tail of every series from the part it was
+    // trained on; the lower MASE wins (teacher-forced NLLs hardly tell a level target from a
+    // change target: both see the previous value).
+    let scores: Vec<f64> = trained
+        .iter()
+        .map(|m| holdout_mase(m, &data.series, cfg.horizon))
+        .collect::<Result<_>>()?;
     let best = (0..trained.len())
-        .min_by(|&a, &b| val(&trained[a]).total_cmp(&val(&trained[b])))
+        .min_by(|&a, &b| {
+            let key = |k: usize| {
+                if scores[k].is_finite() {
+                    scores[k]
+                } else {
+                    f64::INFINITY
+                }
+            };
+            key(a).total_cmp(&key(b))
+        })
         .unwrap_or(0);
     let mut report = plan.report.clone();
     report.candidates = candidates
         .iter()
         .zip(&trained)
+        .zip(&scores)
         .enumerate()
-        .map(|(k, ((name, target, scaling), m))| crate::recipe::Candidate {
-            name: name.clone(),
-            target: *target,
-            scaling: scaling.clone(),
-            val_nll: m.meta.training.as_ref().and_then(|t| t.best_val_nll_original),
-            chosen: k == best,
-        })
+        .map(
+            |(k, (((name, target, scaling), m), &mase))| crate::recipe::Candidate {
+                name: name.clone(),
+                target: *target,
+                scaling: scaling.clone(),
+                val_nll: m
+                    .meta
+                    .training
+                    .as_ref()
+                    .and_then(|t| t.best_val_nll_original),
+                holdout_mase: mase.is_finite().then_some(mase),
+                chosen: k == best,
+            },
+        )
         .collect();
     let shown = report
         .candidates
@@ -486,7 +520,9 @@ pub fn train(
             format!(
                 "{} {}",
                 c.name,
-                c.val_nll.map(|v| format!("{v:.4}")).unwrap_or_else(|| "-".into())
+                c.holdout_mase
+                    .map(|v| format!("{v:.4}"))
+                    .unwrap_or_else(|| "-".into())
             )
         })
         .collect::<Vec<_>>()
@@ -496,12 +532,25 @@ pub fn train(
         match d.knob.as_str() {
             "target" => {
                 d.value = name.clone();
-                d.why = format!("the better validation NLL per observation of {shown}");
+                d.why = format!(
+                    "the lower MASE forecasting the held-out tail of every series: {shown}"
+                );
             }
             "scaling" => d.value = scaling.to_string(),
+            "seasons" => {
+                if let Some(m) = target.season().filter(|&m| m > 1) {
+                    if d.value == "none" {
+                        d.value = m.to_string();
+                        d.why.push_str(&format!(
+                            "; {m} kept after all: its candidate forecast the held-out tail better"
+                        ));
+                    }
+                }
+            }
             _ => {}
         }
     }
+    reporter.on_selected(&report);
     info!(chosen = %name, ?target, "recipe selection");
     let mut winner = trained.swap_remove(best);
     winner.meta.recipe = Some(report);
@@ -526,6 +575,43 @@ pub fn train(
     Ok(winner)
 }
 
+/// The mean over series of the MASE (naive scale of the part trained on) of `model`'s
+/// median forecast of the last `horizon` steps of every series longer than `horizon + 1`,
+/// from the steps before them (NaN when no series can be scored).
+fn holdout_mase(model: &TrainedModel, series: &[PreparedSeries], horizon: usize) -> Result<f64> {
+    let pairs: Vec<(&PreparedSeries, PreparedSeries)> = series
+        .iter()
+        .filter(|s| s.len() > horizon + 1)
+        .map(|s| (s, s.head(s.len() - horizon)))
+        .collect();
+    let heads: Vec<PreparedSeries> = pairs.iter().map(|(_, h)| h.clone()).collect();
+    let cfg = crate::forecast::ForecastConfig {
+        horizon,
+        ..Default::default()
+    };
+    let forecasts = crate::forecast::forecast_series(model, &heads, &cfg)?;
+    let (mut sum, mut n) = (0.0, 0usize);
+    for ((full, head), f) in pairs.iter().zip(&forecasts) {
+        let hist = crate::evaluate::history_of(head);
+        let scale = crate::metrics::seasonal_scale(&hist, 1);
+        if !(scale.is_finite() && scale > 0.0) {
+            continue;
+        }
+        let start = head.len() as i64;
+        let errs: Vec<f64> = f
+            .steps
+            .iter()
+            .enumerate()
+            .filter_map(|(i, st)| Some((full.value(start + i as i64, 0)? - st.median).abs()))
+            .collect();
+        if !errs.is_empty() {
+            sum += errs.iter().sum::<f64>() / errs.len() as f64 / scale;
+            n += 1;
+        }
+    }
+    Ok(if n == 0 { f64::NAN } else { sum / n as f64 })
+}
+
 /// Trains one concrete plan into `dir`.
 #[allow(clippy::too_many_arguments)]
 fn train_plan(
@@ -540,7 +626,8 @@ fn train_plan(
 ) -> Result<TrainedModel> {
     let mut features = data.schema.features.clone();
     features.lags = plan.lags.clone();
-    let spec = InputSpec::with_transform(features, plan.scaling.clone(), plan.target, plan.transform);
+    let spec =
+        InputSpec::with_transform(features, plan.scaling.clone(), plan.target, plan.transform);
     spec.validate()?;
     let mut schema = data.schema.clone();
     schema.features.lags = plan.lags.clone();
@@ -664,7 +751,11 @@ fn train_plan(
     };
     let window = plan.window(cfg.horizon);
     let mut grad = vec![0.0f32; model.params.len()];
-    reporter.on_start(plan.epochs, plan.batches_per_epoch, progress.epochs_done + 1);
+    reporter.on_start(
+        plan.epochs,
+        plan.batches_per_epoch,
+        progress.epochs_done + 1,
+    );
     let mut best_model = if resumed && dir.join(crate::model_dir::WEIGHTS).exists() {
         // The best model so far; a damaged one is an error, not a silent restart.
         TrainedModel::load(dir)?.model

@@ -72,6 +72,7 @@ fn train_score_forecast_evaluate_on_nyc_taxi() {
     // Forecast the held-out day.
     let fc = ForecastConfig {
         horizon: 48,
+        mode: Mode::Particle,
         ..Default::default()
     };
     let forecasts = forecast_series(&loaded, &train_data.series, &fc).unwrap();
@@ -488,6 +489,7 @@ fn same_seed_same_bytes_with_one_or_two_threads() {
                     mode,
                     samples: 64,
                     seed: 3,
+                    mode: Mode::Particle,
                     ..Default::default()
                 };
                 let f = forecast_series(&model, &data.series, &fc).unwrap();
@@ -554,6 +556,7 @@ fn train_score_forecast_finite(
     }
     let fc = ForecastConfig {
         horizon: 24,
+        mode: Mode::Particle,
         ..Default::default()
     };
     for f in forecast_series(&model, &data.series, &fc).unwrap() {
@@ -825,6 +828,7 @@ fn seasonal_change_target_forecasts_scores_and_rolls_its_own_seasons() {
             horizon: 48,
             mode,
             seed: 3,
+            mode: Mode::Particle,
             ..Default::default()
         };
         let f = forecast_series(&model, &train_data.series, &fc)
@@ -857,6 +861,7 @@ fn seasonal_change_target_forecasts_scores_and_rolls_its_own_seasons() {
         let fc = ForecastConfig {
             horizon,
             nonnegative: Nonnegative::Never,
+            mode: Mode::Particle,
             ..Default::default()
         };
         forecast_series(m, &train_data.series, &fc)
@@ -953,6 +958,7 @@ fn log_transform_is_exact_in_original_units() {
     let fc = ForecastConfig {
         horizon: 48,
         nonnegative: Nonnegative::Never,
+        mode: Mode::Particle,
         ..Default::default()
     };
     let fa = forecast_series(&model, std::slice::from_ref(&s), &fc)
@@ -1023,6 +1029,7 @@ fn nonnegative_series_are_censored_at_zero() {
             horizon: 24,
             mode,
             nonnegative: rule,
+            mode: Mode::Particle,
             ..Default::default()
         };
         forecast_series(&model, std::slice::from_ref(s), &fc)
@@ -1056,6 +1063,7 @@ fn an_ensemble_is_the_equal_weight_mixture_of_its_models() {
     let series = std::slice::from_ref(&data.series[0]);
     let fc = ForecastConfig {
         horizon: 12,
+        mode: Mode::Particle,
         ..Default::default()
     };
     let one = forecast_series(&model, series, &fc).unwrap().remove(0);
