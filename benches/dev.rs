@@ -32,6 +32,11 @@ use std::time::Instant;
 
 const LEVELS: [f64; 2] = [80.0, 95.0];
 
+/// One row of a long table: series id, time label, value.
+type Row = (String, String, String);
+/// Published point forecasts: method name and, per series id, the `h` values.
+type Reference = (String, Vec<(String, Vec<f64>)>);
+
 /// One development set, prepared as long CSV files `series_id,time,value`.
 struct Set {
     name: String,
@@ -45,7 +50,7 @@ struct Set {
     /// Reading options for the library side (the same columns).
     opts: IngestOptions,
     /// Published reference forecasts to score (M3: Theta).
-    reference: Option<(String, Vec<(String, Vec<f64>)>)>,
+    reference: Option<Reference>,
 }
 
 fn env_list(name: &str, default: &str) -> Vec<String> {
@@ -200,7 +205,7 @@ fn competition(
 /// A table of `(series, time, value)` rows in time order per series: the last `h` of every
 /// series become the test part.
 fn holdout(tmp: &Path, name: &str, rows: Vec<(String, String, String)>, h: usize, m: usize) -> Set {
-    let mut by: Vec<(String, Vec<(String, String, String)>)> = Vec::new();
+    let mut by: Vec<(String, Vec<Row>)> = Vec::new();
     for r in rows {
         match by.last_mut() {
             Some((id, v)) if *id == r.0 => v.push(r),

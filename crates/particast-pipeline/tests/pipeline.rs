@@ -489,7 +489,6 @@ fn same_seed_same_bytes_with_one_or_two_threads() {
                     mode,
                     samples: 64,
                     seed: 3,
-                    mode: Mode::Particle,
                     ..Default::default()
                 };
                 let f = forecast_series(&model, &data.series, &fc).unwrap();
@@ -828,7 +827,6 @@ fn seasonal_change_target_forecasts_scores_and_rolls_its_own_seasons() {
             horizon: 48,
             mode,
             seed: 3,
-            mode: Mode::Particle,
             ..Default::default()
         };
         let f = forecast_series(&model, &train_data.series, &fc)
@@ -1029,7 +1027,6 @@ fn nonnegative_series_are_censored_at_zero() {
             horizon: 24,
             mode,
             nonnegative: rule,
-            mode: Mode::Particle,
             ..Default::default()
         };
         forecast_series(&model, std::slice::from_ref(s), &fc)

@@ -230,7 +230,7 @@ fn a_14_point_yearly_series_trains_and_forecasts_in_seconds() {
     let v: Vec<f64> = (0..14)
         .map(|i| 900.0 + 60.0 * i as f64 + [5.0, -7.0][i % 2])
         .collect();
-    let other: Vec<f64> = (0..14).map(|i| 50.0 * 1.05f64.powi(i as i32)).collect();
+    let other: Vec<f64> = (0..14).map(|i| 50.0 * 1.05f64.powi(i)).collect();
     let data = read(frame(
         &[("a", t.clone(), v), ("b", t, other)],
         DataType::Date,
