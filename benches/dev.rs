@@ -53,15 +53,6 @@ struct Set {
     reference: Option<Reference>,
 }
 
-fn env_list(name: &str, default: &str) -> Vec<String> {
-    std::env::var(name)
-        .unwrap_or_else(|_| default.into())
-        .split(',')
-        .map(|s| s.trim().to_string())
-        .filter(|s| !s.is_empty())
-        .collect()
-}
-
 /// Splits one CSV line, with double-quoted fields.
 fn fields(line: &str) -> Vec<String> {
     let mut out = Vec::new();
@@ -443,8 +434,8 @@ fn main() {
         return;
     }
     let all = "m3-yearly,m3-quarterly,m3-monthly,m3-other,tourism-yearly,tourism-quarterly,tourism-monthly,m4-hourly,vic-elec,aus-retail,peyton-manning,us-gasoline";
-    let names = env_list("PARTICAST_DEV_SETS", all);
-    let seeds: Vec<u64> = env_list("PARTICAST_DEV_SEEDS", "1,2,3")
+    let names = common::env_list("PARTICAST_DEV_SETS", all);
+    let seeds: Vec<u64> = common::env_list("PARTICAST_DEV_SEEDS", "1,2,3")
         .iter()
         .map(|s| s.parse().expect("seed"))
         .collect();

@@ -38,15 +38,6 @@ use std::time::Instant;
 
 const NAIVE2: (f64, f64) = (18.383, 2.395);
 
-fn env_list(name: &str, default: &str) -> Vec<String> {
-    std::env::var(name)
-        .unwrap_or_else(|_| default.into())
-        .split(',')
-        .map(|s| s.trim().to_string())
-        .filter(|s| !s.is_empty())
-        .collect()
-}
-
 /// OWA against the official Naive2, and the coverage of the 95% interval.
 fn owa_and_coverage95(m: &particast::pipeline::metrics::Metrics) -> (f64, f64) {
     let owa = 0.5 * (m.smape / NAIVE2.0 + m.mase / NAIVE2.1);
@@ -92,12 +83,12 @@ fn main() {
         eprintln!("skipped: {} not found", data_path.display());
         return;
     }
-    let seeds: Vec<u64> = env_list("PARTICAST_M4_SEEDS", "1,2,3")
+    let seeds: Vec<u64> = common::env_list("PARTICAST_M4_SEEDS", "1,2,3")
         .iter()
         .map(|s| s.parse().expect("seed"))
         .collect();
-    let variants = env_list("PARTICAST_M4_VARIANTS", "pipeline");
-    let modes: Vec<Mode> = env_list("PARTICAST_M4_MODES", "particle,sample")
+    let variants = common::env_list("PARTICAST_M4_VARIANTS", "pipeline");
+    let modes: Vec<Mode> = common::env_list("PARTICAST_M4_MODES", "particle,sample")
         .iter()
         .map(|m| match m.as_str() {
             "particle" => Mode::Particle,

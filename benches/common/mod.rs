@@ -17,6 +17,16 @@ pub fn write_results(name: &str, json: &serde_json::Value) {
     println!("wrote benches/results/{name}.json");
 }
 
+/// A comma-separated list from the environment variable `name` (else `default`).
+pub fn env_list(name: &str, default: &str) -> Vec<String> {
+    std::env::var(name)
+        .unwrap_or_else(|_| default.into())
+        .split(',')
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .collect()
+}
+
 /// Mean and sample standard deviation (0 for a single value).
 pub fn mean_sd(v: &[f64]) -> (f64, f64) {
     let n = v.len() as f64;

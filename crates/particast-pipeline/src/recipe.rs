@@ -174,16 +174,21 @@ fn frequency_seasons(freq: Option<Frequency>, kind: &TimeKind) -> Option<(String
 /// Seasons tried when the frequency says nothing (integer steps), in order of preference.
 const INTEGER_CANDIDATES: [usize; 5] = [24, 12, 7, 4, 52];
 
+/// Steps of `s` that training uses: all but the last `horizon` (the validation tail) when the
+/// series is longer than `horizon + 1`, else all of them.
+pub fn training_len(s: &PreparedSeries, horizon: usize) -> usize {
+    if s.len() > horizon + 1 {
+        s.len() - horizon
+    } else {
+        s.len()
+    }
+}
+
 /// The training part of a series (the validation tail removed) in transformed units, observed
 /// values of the first target dimension only, gaps closed.
 fn training_values(s: &PreparedSeries, horizon: usize, transform: &Transform) -> Vec<f64> {
     let d = s.n_targets.max(1);
-    let n = if s.len() > horizon + 1 {
-        s.len() - horizon
-    } else {
-        s.len()
-    };
-    (0..n)
+    (0..training_len(s, horizon))
         .filter(|&t| s.mask[t * d] == 1)
         .filter_map(|t| transform.forward(s.values[t * d]))
         .collect()
@@ -275,17 +280,7 @@ pub fn plan(data: &Dataset, cfg: &TrainConfig) -> Result<Plan> {
             why,
         })
     };
-    let train_lens: Vec<usize> = data
-        .series
-        .iter()
-        .map(|s| {
-            if s.len() > h + 1 {
-                s.len() - h
-            } else {
-                s.len()
-            }
-        })
-        .collect();
+    let train_lens: Vec<usize> = data.series.iter().map(|s| training_len(s, h)).collect();
 
     // Transform first: seasons are tested on the values the model will see.
     let transform = match cfg.transform {
@@ -297,12 +292,7 @@ pub fn plan(data: &Dataset, cfg: &TrainConfig) -> Result<Plan> {
             let mut first_bad = None;
             'outer: for s in &data.series {
                 let d = s.n_targets.max(1);
-                let n = if s.len() > h + 1 {
-                    s.len() - h
-                } else {
-                    s.len()
-                };
-                for t in 0..n * d {
+                for t in 0..training_len(s, h) * d {
                     if s.mask[t] == 1 && s.values[t] <= 0.0 {
                         first_bad = Some((s.id.clone(), s.values[t]));
                         break 'outer;

@@ -652,12 +652,9 @@ fn train_plan(
     let train_series: Vec<PreparedSeries> = data
         .series
         .iter()
-        .map(|s| {
-            if s.len() > cfg.horizon + 1 {
-                s.head(s.len() - cfg.horizon)
-            } else {
-                s.clone()
-            }
+        .map(|s| match crate::recipe::training_len(s, cfg.horizon) {
+            n if n < s.len() => s.head(n),
+            _ => s.clone(),
         })
         .filter(|s| s.stats.observed.iter().sum::<usize>() > 0)
         .collect();
