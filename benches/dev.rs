@@ -3,7 +3,7 @@
 //! horizon), three seeds, scored next to seasonal naive (with empirical intervals) and, on M3,
 //! the original Theta submission, all by the project's own scorer.
 //!
-//! Run: `cargo bench --bench dev`. Prints one row per set and method and writes
+//! Run: `cargo bench --bench dev --features cli`. Prints one row per set and method and writes
 //! `benches/results/dev.json`. Sets (`../shared/data/dev`, `../shared/data/m4-hourly`):
 //! M3 yearly, quarterly, monthly and other; Tourism yearly, quarterly and monthly (their
 //! published test parts); M4 Hourly (official test set); and four single-source sets whose last
@@ -452,7 +452,7 @@ fn main() {
     .iter()
     .filter_map(|k| std::env::var(k).ok().map(|v| format!("{k}=\"{v}\" ")))
     .collect::<String>()
-        + "cargo bench --bench dev";
+        + "cargo bench --bench dev --features cli";
     let tmp = tempfile::tempdir().expect("temp dir");
     let started = Instant::now();
     println!(

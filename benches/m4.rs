@@ -31,7 +31,7 @@ use particast::ingest::{Dataset, Source};
 use particast::pipeline::{
     forecast_ensemble, Mode, Scaling, Silent, Target, TrainedModel, Transform,
 };
-use particast::run::{evaluate_forecasts, run_pipeline};
+use particast::run::{evaluate, run_pipeline};
 use particast::spec::PipelineSpec;
 use std::path::PathBuf;
 use std::time::Instant;
@@ -119,10 +119,9 @@ fn main() {
     let tmp = tempfile::tempdir().expect("temp dir");
     let data = Dataset::read(Source::Path(base.input.path.clone()), &base.input.options)
         .expect("M4 training data");
-    let e = base.evaluate.as_ref().expect("[evaluate]");
     let levels = &base.forecast.as_ref().expect("[forecast]").config.levels;
     let sn = common::seasonal_naive(&data.series, 48, 24, levels);
-    let sn = evaluate_forecasts(&sn, &data.series, &data, e, levels).expect("seasonal naive");
+    let sn = evaluate(&base, &sn, &data.series, &data).expect("seasonal naive");
     let (sn_owa, sn_cov95) = owa_and_coverage95(&sn);
     println!(
         "seasonal naive with empirical intervals: sMAPE {:.3}, MASE {:.3}, OWA {:.3}, MSIS {:.2}, 95% coverage {:.3}",
@@ -228,8 +227,7 @@ fn main() {
                 cfg.mode = mode;
                 let t = Instant::now();
                 let fc = forecast_ensemble(&models, &data.series, &cfg).expect("ensemble");
-                let m = evaluate_forecasts(&fc, &data.series, &data, e, &cfg.levels)
-                    .expect("evaluation");
+                let m = evaluate(&base, &fc, &data.series, &data).expect("evaluation");
                 let secs = t.elapsed().as_secs_f64();
                 let (owa, cov95) = owa_and_coverage95(&m);
                 println!(

@@ -1,4 +1,5 @@
-//! A polars-native API: frames in, frames out, no Arrow by hand.
+//! A polars-native API: frames in, frames out, no Arrow by hand; each call is a
+//! [`particast_pipeline::stage`] call.
 //!
 //! ```
 //! use particast::frames::{fit, Config};
@@ -34,11 +35,8 @@
 
 use particast_ingest::polars::prelude::*;
 use particast_ingest::{Dataset, IngestOptions, Source};
-use particast_kernels::Head;
-use particast_pipeline::output::{forecast_batch, scores_batch, to_dataframe};
 use particast_pipeline::{
-    forecast_series, score_series, train, ForecastConfig, ScoreConfig, Silent, TrainConfig,
-    TrainedModel,
+    stage, ForecastConfig, Overrides, ScoreConfig, Silent, TrainConfig, TrainedModel,
 };
 use std::path::Path;
 
@@ -62,8 +60,8 @@ pub struct Model {
 
 /// Trains a model on a frame and saves it in `dir`.
 pub fn fit(lf: LazyFrame, config: &Config, dir: &Path) -> Result<Model, Error> {
-    let data = Dataset::read(Source::lazy(lf), &config.ingest)?;
-    let trained = train(
+    let data = stage::read(Source::lazy(lf), &config.ingest)?;
+    let trained = stage::train(
         &data,
         &config.ingest,
         &config.train,
@@ -83,9 +81,12 @@ impl Model {
     }
 
     fn read(&self, lf: LazyFrame) -> Result<Dataset, Error> {
-        let data = self.trained.read_data(|| Source::lazy(lf.clone()), |o| o)?;
-        self.trained.check_schema(&data.schema)?;
-        Ok(data)
+        let input = Overrides::new("input");
+        Ok(stage::read_for_model(
+            &self.trained,
+            || Source::lazy(lf.clone()),
+            &input,
+        )?)
     }
 
     /// The input rows with `particast-nll`, `particast-pit`, `particast-anomaly` and
@@ -97,12 +98,7 @@ impl Model {
     /// [`Model::score`] with settings.
     pub fn score_with(&self, lf: LazyFrame, cfg: &ScoreConfig) -> Result<LazyFrame, Error> {
         let data = self.read(lf.clone())?;
-        let scores: Vec<_> = score_series(&self.trained, &data.series, cfg)?
-            .into_iter()
-            .map(|(s, _)| s)
-            .collect();
-        let batch = scores_batch(&scores, &data.schema)?;
-        let df = to_dataframe(&batch, &data.schema.time_kind)?;
+        let df = stage::score(&self.trained, &data, cfg, Vec::new())?.to_frame()?;
         let opts = &self.trained.meta.ingest;
         let key = "__particast_key";
         let scores = df.lazy().select([
@@ -139,16 +135,7 @@ impl Model {
     /// [`Model::forecast`] with settings.
     pub fn forecast_with(&self, lf: LazyFrame, cfg: &ForecastConfig) -> Result<DataFrame, Error> {
         let data = self.read(lf)?;
-        let fc = forecast_series(&self.trained, &data.series, cfg)?;
-        let c = &self.trained.model.config;
-        let batch = forecast_batch(
-            &fc,
-            &cfg.levels,
-            cfg.mode,
-            c.particles,
-            c.head == Head::StudentT,
-        )?;
-        let df = to_dataframe(&batch, &data.schema.time_kind)?;
-        Ok(df)
+        let models = std::slice::from_ref(&self.trained);
+        Ok(stage::forecast(models, &data, cfg)?.to_frame()?)
     }
 }

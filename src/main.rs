@@ -1,9 +1,12 @@
-//! The `particast` command line: parses arguments, runs one command, maps errors to exit codes
-//! (0 ok, 1 runtime failure, 2 bad usage or bad input).
+//! The `particast` command line: parses arguments, runs one command, prints an error as one
+//! line and exits with [`particast::Error::exit_code`] (0 ok, 1 runtime failure, 2 bad usage
+//! or bad input, 101 a bug).
 
-mod cli;
+mod args;
 mod commands;
+mod show;
 
+use args::{Cli, Command, Global};
 use clap::Parser;
 use std::process::ExitCode;
 use std::sync::Mutex;
@@ -12,16 +15,51 @@ use std::sync::Mutex;
 /// command (the libraries catch some panics of their dependencies and turn them into errors).
 static LAST_PANIC: Mutex<Option<String>> = Mutex::new(None);
 
+/// Sets up `tracing` on stderr: warnings by default, more with -v, none with --quiet.
+fn init_logging(g: &Global) {
+    let default = if g.quiet {
+        "error"
+    } else {
+        match g.verbose {
+            0 => "warn",
+            1 => "info",
+            _ => "debug",
+        }
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .try_init();
+}
+
+/// Runs the parsed command.
+fn run(cli: Cli) -> Result<(), particast::Error> {
+    let quiet = cli.global.quiet;
+    match cli.command {
+        Command::Ingest(args) => commands::ingest(args, quiet),
+        Command::Run(args) => commands::run(args, quiet),
+        Command::Train(args) => commands::train(args, quiet),
+        Command::Score(args) => commands::score(args, quiet),
+        Command::Forecast(args) => commands::forecast(args, quiet),
+        Command::Evaluate(args) => commands::evaluate(args, quiet),
+        Command::Inspect(args) => commands::inspect(args),
+        Command::Plot(args) => commands::plot(args, quiet),
+        Command::Nab(args) => commands::nab(args),
+    }
+}
+
 fn main() -> ExitCode {
     std::panic::set_hook(Box::new(|info| {
         if let Ok(mut last) = LAST_PANIC.lock() {
             *last = Some(info.to_string());
         }
     }));
-    let args = cli::Cli::parse();
-    cli::init_logging(&args.global);
-    let outcome = std::panic::catch_unwind(|| cli::run(args));
-    match outcome {
+    let cli = Cli::parse();
+    init_logging(&cli.global);
+    match std::panic::catch_unwind(|| run(cli)) {
         // A panic is a bug, never the user's fault: say so on one line (exit code 101).
         Err(_) => {
             let what = LAST_PANIC
@@ -41,14 +79,13 @@ fn main() -> ExitCode {
             ExitCode::from(101)
         }
         Ok(Ok(())) => ExitCode::SUCCESS,
-        // The reader of our standard output went away: quietly done (see `Failure::reader_gone`).
-        Ok(Err(e)) if e.code == 0 => ExitCode::SUCCESS,
-        Ok(Err(e)) => {
-            eprintln!("error: {}", e.headline);
-            if let Some(detail) = &e.detail {
-                eprintln!("  {detail}");
+        Ok(Err(e)) => match e.exit_code() {
+            // The reader of our standard output went away: quietly done.
+            0 => ExitCode::SUCCESS,
+            code => {
+                eprintln!("error: {e}");
+                ExitCode::from(code)
             }
-            ExitCode::from(e.code)
-        }
+        },
     }
 }

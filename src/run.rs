@@ -1,20 +1,16 @@
-//! Running a pipeline file: train -> score -> forecast -> evaluate, any subset.
+//! Running a pipeline file: train -> score -> forecast -> evaluate, any subset, each stage a
+//! call of [`particast_pipeline::stage`].
 
-use particast_ingest::{Dataset, PreparedSeries, Source};
-use particast_kernels::Head;
-use particast_pipeline::evaluate::{actuals_for, eval_series, history_of};
-use particast_pipeline::metrics::{evaluate, Metrics};
-use particast_pipeline::output::{forecast_batch, scores_batch, to_dataframe, write_parquet};
-use particast_pipeline::sink::Protected;
-use particast_pipeline::{
-    forecast_series, save_states, score_series, train, write_atomic, Reporter, SeriesForecast,
-    TrainSummary, TrainedModel,
-};
+use particast_ingest::Source;
+use particast_pipeline::metrics::Metrics;
+use particast_pipeline::output::metrics::write_metrics;
+use particast_pipeline::sink::{OutputFormat, Protected};
+use particast_pipeline::{stage, Reporter, TrainSummary, TrainedModel};
 use std::path::PathBuf;
 use tracing::info_span;
 
 use crate::error::Error;
-use crate::spec::{EvaluateSpec, PipelineSpec};
+use crate::spec::PipelineSpec;
 
 /// What a run produced.
 #[derive(Clone, Debug, Default)]
@@ -29,20 +25,6 @@ pub struct RunReport {
     pub forecast_series: Option<usize>,
     /// Metrics, when evaluated.
     pub metrics: Option<Metrics>,
-}
-
-/// Holds out the last `h` steps of every series long enough (others stay whole).
-pub fn hold_out(series: &[PreparedSeries], h: usize) -> Vec<PreparedSeries> {
-    series
-        .iter()
-        .map(|s| {
-            if h > 0 && s.len() > h {
-                s.head(s.len() - h)
-            } else {
-                s.clone()
-            }
-        })
-        .collect()
 }
 
 /// Refuses, before any work, outputs of the pipeline that would replace a file it reads (the
@@ -91,28 +73,17 @@ pub fn run_pipeline(spec: &PipelineSpec, reporter: &mut dyn Reporter) -> Result<
     })?;
     check_outputs(spec)?;
     let mut report = RunReport::default();
-    let data = Dataset::read(Source::Path(spec.input.path.clone()), &spec.input.options)?;
+    let data = stage::read(Source::Path(spec.input.path.clone()), &spec.input.options)?;
     let holdout = spec.train.as_ref().map(|t| t.holdout).unwrap_or(0);
-    let train_series = hold_out(&data.series, holdout);
-    let model_dir = spec.model_dir();
+    let train_series = stage::hold_out(&data.series, holdout);
     let model = match &spec.train {
         Some(t) => {
             let mut train_data = data.clone();
             train_data.series = match t.train_fraction {
-                // Only each series' first part (NAB's probation period): the model never sees
-                // what it will score after that.
-                Some(f) => train_series
-                    .iter()
-                    .map(|s| {
-                        let n = ((s.len() as f64 * f).floor() as usize)
-                            .min(t.train_max_steps.unwrap_or(usize::MAX))
-                            .max(1);
-                        s.head(n)
-                    })
-                    .collect(),
+                Some(f) => stage::leading(&train_series, f, t.train_max_steps),
                 None => train_series.clone(),
             };
-            let m = train(
+            let m = stage::train(
                 &train_data,
                 &spec.input.options,
                 &t.config,
@@ -124,26 +95,25 @@ pub fn run_pipeline(spec: &PipelineSpec, reporter: &mut dyn Reporter) -> Result<
             report.outputs.push(("model".into(), t.model.clone()));
             m
         }
-        None => TrainedModel::load(&model_dir)?,
+        None => TrainedModel::load(&spec.model_dir())?,
     };
     model.check_schema(&data.schema)?;
-    let plot_id = spec.plot.as_ref().and_then(|p| p.series.clone());
-    let plot_index = match &plot_id {
+    let plot_index = match spec.plot.as_ref().and_then(|p| p.series.as_ref()) {
         Some(id) => data
             .series
             .iter()
             .position(|s| &s.id == id)
-            .ok_or_else(|| Error::Spec {
-                file: spec.file.clone(),
-                message: format!("[plot] series `{id}` is not in the input"),
+            .ok_or_else(|| {
+                Error::spec(
+                    &spec.file,
+                    format!("[plot] series `{id}` is not in the input"),
+                )
             })?,
         None => 0,
     };
     if let Some(s) = &spec.score {
-        let _s = info_span!("score").entered();
-        let results = score_series(&model, &data.series, &s.config)?;
-        let (scores, states): (Vec<_>, Vec<_>) = results.into_iter().unzip();
-        if let (Some(p), Some(sc)) = (&spec.plot, scores.get(plot_index)) {
+        let scored = stage::score(&model, &data, &s.config, Vec::new())?;
+        if let (Some(p), Some(sc)) = (&spec.plot, scored.scores.get(plot_index)) {
             if let Some(path) = &p.anomaly {
                 let windows = match &p.labels {
                     Some(l) => crate::plot::nab_windows(l, &sc.id, &data.schema.time_kind)?,
@@ -159,25 +129,22 @@ pub fn run_pipeline(spec: &PipelineSpec, reporter: &mut dyn Reporter) -> Result<
                 report.outputs.push(("anomaly view".into(), path.clone()));
             }
         }
-        let batch = scores_batch(&scores, &data.schema)?;
-        let mut df = to_dataframe(&batch, &data.schema.time_kind)?;
-        let flagged = scores
-            .iter()
-            .flat_map(|s| s.flag.iter().zip(&s.present))
-            .filter(|(f, p)| **p && **f == Some(true))
-            .count();
-        report.scored = Some((df.height(), flagged));
-        write_parquet(&mut df, &s.output)?;
+        report.scored = Some((scored.rows(), scored.flagged()));
+        scored.write(&s.output, OutputFormat::Parquet)?;
         report.outputs.push(("scores".into(), s.output.clone()));
         if let Some(state) = &s.state {
-            save_states(&states, state)?;
+            scored.write_states(state)?;
             report.outputs.push(("scoring state".into(), state.clone()));
         }
     }
     if let Some(f) = &spec.forecast {
-        let _s = info_span!("forecast").entered();
-        let forecasts = forecast_series(&model, &train_series, &f.config)?;
-        if let (Some(p), Some(fc)) = (&spec.plot, forecasts.get(plot_index)) {
+        let forecasts = stage::forecast_series_of(
+            std::slice::from_ref(&model),
+            &train_series,
+            &data.schema.time_kind,
+            &f.config,
+        )?;
+        if let (Some(p), Some(fc)) = (&spec.plot, forecasts.series.get(plot_index)) {
             if let Some(path) = &p.forecast {
                 crate::plot::forecast_chart(
                     &data.series[plot_index],
@@ -189,25 +156,12 @@ pub fn run_pipeline(spec: &PipelineSpec, reporter: &mut dyn Reporter) -> Result<
                 report.outputs.push(("fan chart".into(), path.clone()));
             }
         }
-        let batch = forecast_batch(
-            &forecasts,
-            &f.config.levels,
-            f.config.mode,
-            model.model.config.particles,
-            model.model.config.head == Head::StudentT,
-        )?;
-        let mut df = to_dataframe(&batch, &data.schema.time_kind)?;
-        write_parquet(&mut df, &f.output)?;
-        report.forecast_series = Some(forecasts.len());
+        forecasts.write(&f.output, OutputFormat::Parquet)?;
+        report.forecast_series = Some(forecasts.series.len());
         report.outputs.push(("forecast".into(), f.output.clone()));
         if let Some(e) = &spec.evaluate {
-            let metrics =
-                evaluate_forecasts(&forecasts, &train_series, &data, e, &f.config.levels)?;
-            let json = serde_json::to_vec_pretty(&metrics).map_err(|err| Error::Spec {
-                file: e.output.clone(),
-                message: err.to_string(),
-            })?;
-            write_atomic(&e.output, &json)?;
+            let metrics = evaluate(spec, &forecasts.series, &train_series, &data)?;
+            write_metrics(&metrics, &e.output)?;
             report.outputs.push(("metrics".into(), e.output.clone()));
             report.metrics = Some(metrics);
         }
@@ -215,34 +169,32 @@ pub fn run_pipeline(spec: &PipelineSpec, reporter: &mut dyn Reporter) -> Result<
     Ok(report)
 }
 
-/// Scores forecasts made from `history` (the series as the model saw them) against the
-/// actuals `e` names, or against the held-out tail of `data` when it names none.
-pub fn evaluate_forecasts(
-    forecasts: &[SeriesForecast],
-    history: &[PreparedSeries],
-    data: &Dataset,
-    e: &EvaluateSpec,
-    levels: &[f64],
+/// The metrics of forecasts made from `history` (the series as the model saw them) against
+/// the actuals the `[evaluate]` section names, or against the held-out tail of `data` when it
+/// names none.
+pub fn evaluate(
+    spec: &PipelineSpec,
+    forecasts: &[particast_pipeline::SeriesForecast],
+    history: &[particast_ingest::PreparedSeries],
+    data: &particast_ingest::Dataset,
 ) -> Result<Metrics, Error> {
-    let _s = info_span!("evaluate").entered();
-    let actuals = match &e.actuals {
-        Some(a) => Some(Dataset::read(Source::Path(a.path.clone()), &a.options)?),
-        None => None,
+    let (Some(e), Some(f)) = (&spec.evaluate, &spec.forecast) else {
+        return Err(Error::spec(
+            &spec.file,
+            "[evaluate] needs a [forecast] section",
+        ));
     };
-    // Wide actuals (M4's test file) restart their step counter: match steps by position.
-    let positional = e
-        .actuals
-        .as_ref()
-        .is_some_and(|a| a.options.layout == particast_ingest::Layout::Wide);
-    let mut evals = Vec::new();
-    for (fc, hist) in forecasts.iter().zip(history) {
-        let full = match &actuals {
-            Some(a) => a.get(&fc.id),
-            None => data.get(&fc.id),
-        };
-        let Some(full) = full else { continue };
-        let actual = actuals_for(fc, full, positional);
-        evals.push(eval_series(fc, &actual, history_of(hist), levels));
-    }
-    Ok(evaluate(&evals, e.season))
+    let metrics = match &e.actuals {
+        Some(a) => stage::evaluate(
+            forecasts,
+            &f.config.levels,
+            &stage::read(Source::Path(a.path.clone()), &a.options)?,
+            history,
+            stage::by_position(&a.options),
+            e.season,
+        )?,
+        // The held-out tail of the input: matched by timestamp.
+        None => stage::evaluate(forecasts, &f.config.levels, data, history, false, e.season)?,
+    };
+    Ok(metrics)
 }

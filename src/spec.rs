@@ -1,18 +1,22 @@
 //! Pipeline files: a TOML spec that chains train -> score -> forecast -> evaluate.
 //!
 //! Relative paths resolve against the file's folder. Every section is optional except
-//! `[input]`; a stage runs when its section is present. Unknown keys are errors.
+//! `[input]`; a stage runs when its section is present. A section's keys are the settings'
+//! names ([`particast_pipeline::settings`]): the file is one layer of overrides over the
+//! library's defaults, as the command line's flags are. Unknown keys are errors.
 
 use particast_ingest::IngestOptions;
-use particast_pipeline::{ForecastConfig, ScoreConfig, TrainConfig};
+use particast_pipeline::stage::EvaluateConfig;
+use particast_pipeline::{ForecastConfig, Overrides, ScoreConfig, TrainConfig};
 use serde::de::DeserializeOwned;
+use serde::Deserialize;
 use std::path::{Path, PathBuf};
 
 use crate::error::Error;
 
 /// A data source: a path plus how to read it.
 #[derive(Clone, Debug, PartialEq)]
-pub struct InputSpec {
+pub struct SourceSpec {
     /// File or glob (resolved).
     pub path: String,
     /// Reading options.
@@ -62,7 +66,7 @@ pub struct EvaluateSpec {
     /// Seasonality for MASE / MSIS.
     pub season: usize,
     /// Actuals to score against; the held-out tail of the input when absent.
-    pub actuals: Option<InputSpec>,
+    pub actuals: Option<SourceSpec>,
     /// Metrics JSON (default `<output_dir>/metrics.json`).
     pub output: PathBuf,
 }
@@ -90,7 +94,7 @@ pub struct PipelineSpec {
     /// Folder for outputs (default `<file folder>/out/<file stem>`).
     pub output_dir: PathBuf,
     /// The data.
-    pub input: InputSpec,
+    pub input: SourceSpec,
     /// Training, if asked.
     pub train: Option<TrainSpec>,
     /// Scoring, if asked.
@@ -105,29 +109,8 @@ pub struct PipelineSpec {
 
 type Table = toml::map::Map<String, toml::Value>;
 
-fn bad(file: &Path, msg: String) -> Error {
-    Error::Spec {
-        file: file.to_path_buf(),
-        message: msg,
-    }
-}
-
-/// Takes `key` out of a table.
-fn take<T: DeserializeOwned>(
-    t: &mut Table,
-    key: &str,
-    section: &str,
-    file: &Path,
-) -> Result<Option<T>, Error> {
-    match t.remove(key) {
-        None => Ok(None),
-        Some(v) => v.try_into().map(Some).map_err(|e| {
-            bad(
-                file,
-                format!("[{section}] {key}: {}", first_line(&e.to_string())),
-            )
-        }),
-    }
+fn bad(file: &Path, msg: impl std::fmt::Display) -> Error {
+    Error::spec(file, msg)
 }
 
 fn first_line(s: &str) -> String {
@@ -136,36 +119,6 @@ fn first_line(s: &str) -> String {
         .unwrap_or(s)
         .trim()
         .to_string()
-}
-
-/// Deserialises the rest of a section into a settings struct (which rejects unknown keys).
-/// A type error names the key: each key is tried on its own (the structs default every field)
-/// and the first that fails alone is reported.
-fn rest<T: DeserializeOwned>(t: Table, section: &str, file: &Path) -> Result<T, Error> {
-    toml::Value::Table(t.clone()).try_into().map_err(|e| {
-        let culprit = t.iter().find(|(k, v)| {
-            let mut one = Table::new();
-            one.insert((*k).clone(), (*v).clone());
-            toml::Value::Table(one).try_into::<T>().is_err()
-        });
-        match culprit {
-            Some((k, v)) => {
-                let mut one = Table::new();
-                one.insert(k.clone(), v.clone());
-                let why = toml::Value::Table(one)
-                    .try_into::<T>()
-                    .err()
-                    .map(|e| first_line(&e.to_string()))
-                    .unwrap_or_default();
-                if why.contains("unknown field") {
-                    bad(file, format!("[{section}] {why}"))
-                } else {
-                    bad(file, format!("[{section}] {k}: {why}"))
-                }
-            }
-            None => bad(file, format!("[{section}] {}", first_line(&e.to_string()))),
-        }
-    })
 }
 
 fn resolve(base: &Path, p: &str) -> PathBuf {
@@ -177,14 +130,34 @@ fn resolve(base: &Path, p: &str) -> PathBuf {
     }
 }
 
-fn input(mut t: Table, section: &str, base: &Path, file: &Path) -> Result<InputSpec, Error> {
-    let path: String = take(&mut t, "path", section, file)?
+/// A section's keys as overrides (messages name `file`).
+fn overrides(t: &Table, section: &str, file: &Path) -> Result<Overrides, Error> {
+    Overrides::from_table(section, t).map_err(|e| bad(file, e))
+}
+
+/// A typed key taken out of a section's overrides.
+fn take<T: DeserializeOwned>(
+    o: &mut Overrides,
+    key: &str,
+    file: &Path,
+) -> Result<Option<T>, Error> {
+    o.take(key).map_err(|e| bad(file, e))
+}
+
+/// The settings of a section: the library's defaults with the section's keys.
+fn build<T: DeserializeOwned>(o: &Overrides, file: &Path) -> Result<T, Error> {
+    o.build().map_err(|e| bad(file, e))
+}
+
+fn input(t: &Table, section: &str, base: &Path, file: &Path) -> Result<SourceSpec, Error> {
+    let mut o = overrides(t, section, file)?;
+    let path: String = take(&mut o, "path", file)?
         .ok_or_else(|| bad(file, format!("[{section}] needs `path`")))?;
-    let mut options: IngestOptions = rest(t, section, file)?;
+    let mut options: IngestOptions = build(&o, file)?;
     if let Some(d) = &options.spill_dir {
         options.spill_dir = Some(resolve(base, &d.to_string_lossy()));
     }
-    Ok(InputSpec {
+    Ok(SourceSpec {
         path: resolve(base, &path).to_string_lossy().into_owned(),
         options,
     })
@@ -196,6 +169,17 @@ fn section(root: &mut Table, name: &str, file: &Path) -> Result<Option<Table>, E
         Some(toml::Value::Table(t)) => Ok(Some(t)),
         Some(_) => Err(bad(file, format!("`{name}` must be a section ([{name}])"))),
     }
+}
+
+/// The keys of `[plot]`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PlotKeys {
+    forecast: Option<String>,
+    anomaly: Option<String>,
+    series: Option<String>,
+    labels: Option<String>,
+    history: Option<usize>,
 }
 
 impl PipelineSpec {
@@ -215,22 +199,32 @@ impl PipelineSpec {
         let base = file.parent().map(Path::to_path_buf).unwrap_or_default();
         let mut root: Table =
             toml::from_str(text).map_err(|e| bad(file, first_line(&e.to_string())))?;
-        let output_dir = match take::<String>(&mut root, "output_dir", "top level", file)? {
-            Some(d) => resolve(&base, &d),
+        let output_dir = match root.remove("output_dir") {
             None => base.join("out").join(file.file_stem().unwrap_or_default()),
+            Some(toml::Value::String(d)) => resolve(&base, &d),
+            Some(v) => {
+                return Err(bad(
+                    file,
+                    format!(
+                        "[top level] output_dir: expected a string, found {}",
+                        v.type_str()
+                    ),
+                ))
+            }
         };
         let input_t = section(&mut root, "input", file)?
-            .ok_or_else(|| bad(file, "missing [input] section".into()))?;
-        let input_spec = input(input_t, "input", &base, file)?;
+            .ok_or_else(|| bad(file, "missing [input] section"))?;
+        let input_spec = input(&input_t, "input", &base, file)?;
         let train = match section(&mut root, "train", file)? {
             None => None,
-            Some(mut t) => {
-                let model = take::<String>(&mut t, "model", "train", file)?
+            Some(t) => {
+                let mut o = overrides(&t, "train", file)?;
+                let model = take::<String>(&mut o, "model", file)?
                     .map(|m| resolve(&base, &m))
                     .unwrap_or_else(|| output_dir.join("model"));
-                let holdout = take::<usize>(&mut t, "holdout", "train", file)?.unwrap_or(0);
-                let resume = take::<bool>(&mut t, "resume", "train", file)?.unwrap_or(false);
-                let train_fraction = take::<f64>(&mut t, "train_fraction", "train", file)?;
+                let holdout = take::<usize>(&mut o, "holdout", file)?.unwrap_or(0);
+                let resume = take::<bool>(&mut o, "resume", file)?.unwrap_or(false);
+                let train_fraction = take::<f64>(&mut o, "train_fraction", file)?;
                 if let Some(f) = train_fraction {
                     if !(f > 0.0 && f <= 1.0) {
                         return Err(bad(
@@ -239,56 +233,59 @@ impl PipelineSpec {
                         ));
                     }
                 }
-                let train_max_steps = take::<usize>(&mut t, "train_max_steps", "train", file)?;
+                let train_max_steps = take::<usize>(&mut o, "train_max_steps", file)?;
                 Some(TrainSpec {
                     model,
                     holdout,
                     resume,
                     train_fraction,
                     train_max_steps,
-                    config: rest(t, "train", file)?,
+                    config: build(&o, file)?,
                 })
             }
         };
         let score = match section(&mut root, "score", file)? {
             None => None,
-            Some(mut t) => Some(ScoreSpec {
-                output: take::<String>(&mut t, "output", "score", file)?
-                    .map(|p| resolve(&base, &p))
-                    .unwrap_or_else(|| output_dir.join("scores.parquet")),
-                state: take::<String>(&mut t, "state", "score", file)?.map(|p| resolve(&base, &p)),
-                config: rest(t, "score", file)?,
-            }),
+            Some(t) => {
+                let mut o = overrides(&t, "score", file)?;
+                Some(ScoreSpec {
+                    output: take::<String>(&mut o, "output", file)?
+                        .map(|p| resolve(&base, &p))
+                        .unwrap_or_else(|| output_dir.join("scores.parquet")),
+                    state: take::<String>(&mut o, "state", file)?.map(|p| resolve(&base, &p)),
+                    config: build(&o, file)?,
+                })
+            }
         };
         let forecast = match section(&mut root, "forecast", file)? {
             None => None,
-            Some(mut t) => Some(ForecastSpec {
-                output: take::<String>(&mut t, "output", "forecast", file)?
-                    .map(|p| resolve(&base, &p))
-                    .unwrap_or_else(|| output_dir.join("forecast.parquet")),
-                config: rest(t, "forecast", file)?,
-            }),
+            Some(t) => {
+                let mut o = overrides(&t, "forecast", file)?;
+                Some(ForecastSpec {
+                    output: take::<String>(&mut o, "output", file)?
+                        .map(|p| resolve(&base, &p))
+                        .unwrap_or_else(|| output_dir.join("forecast.parquet")),
+                    config: build(&o, file)?,
+                })
+            }
         };
         let evaluate = match section(&mut root, "evaluate", file)? {
             None => None,
             Some(mut t) => {
-                let season = take::<usize>(&mut t, "season", "evaluate", file)?.unwrap_or(1);
-                let output = take::<String>(&mut t, "output", "evaluate", file)?
-                    .map(|p| resolve(&base, &p))
-                    .unwrap_or_else(|| output_dir.join("metrics.json"));
                 let actuals = match t.remove("actuals") {
                     None => None,
-                    Some(toml::Value::Table(a)) => Some(input(a, "evaluate.actuals", &base, file)?),
-                    Some(_) => return Err(bad(file, "[evaluate] actuals must be a table".into())),
+                    Some(toml::Value::Table(a)) => {
+                        Some(input(&a, "evaluate.actuals", &base, file)?)
+                    }
+                    Some(_) => return Err(bad(file, "[evaluate] actuals must be a table")),
                 };
-                if let Some(k) = t.keys().next() {
-                    return Err(bad(
-                        file,
-                        format!("[evaluate] unknown key `{k}` (expected season, output, actuals)"),
-                    ));
-                }
+                let mut o = overrides(&t, "evaluate", file)?;
+                let output = take::<String>(&mut o, "output", file)?
+                    .map(|p| resolve(&base, &p))
+                    .unwrap_or_else(|| output_dir.join("metrics.json"));
+                let config: EvaluateConfig = build(&o, file)?;
                 Some(EvaluateSpec {
-                    season,
+                    season: config.season,
                     actuals,
                     output,
                 })
@@ -296,25 +293,15 @@ impl PipelineSpec {
         };
         let plot = match section(&mut root, "plot", file)? {
             None => None,
-            Some(mut t) => {
-                let path = |t: &mut Table, k: &str| -> Result<Option<PathBuf>, Error> {
-                    Ok(take::<String>(t, k, "plot", file)?.map(|p| resolve(&output_dir, &p)))
-                };
-                let spec = PlotSpec {
-                    forecast: path(&mut t, "forecast")?,
-                    anomaly: path(&mut t, "anomaly")?,
-                    series: take::<String>(&mut t, "series", "plot", file)?,
-                    labels: take::<String>(&mut t, "labels", "plot", file)?
-                        .map(|p| resolve(&base, &p)),
-                    history: take::<usize>(&mut t, "history", "plot", file)?.unwrap_or(336),
-                };
-                if let Some(k) = t.keys().next() {
-                    return Err(bad(
-                        file,
-                        format!("[plot] unknown key `{k}` (expected forecast, anomaly, series, labels, history)"),
-                    ));
-                }
-                Some(spec)
+            Some(t) => {
+                let keys: PlotKeys = build(&overrides(&t, "plot", file)?, file)?;
+                Some(PlotSpec {
+                    forecast: keys.forecast.map(|p| resolve(&output_dir, &p)),
+                    anomaly: keys.anomaly.map(|p| resolve(&output_dir, &p)),
+                    series: keys.series,
+                    labels: keys.labels.map(|p| resolve(&base, &p)),
+                    history: keys.history.unwrap_or(336),
+                })
             }
         };
         if let Some(k) = root.keys().next() {
@@ -324,7 +311,7 @@ impl PipelineSpec {
             ));
         }
         if evaluate.is_some() && forecast.is_none() {
-            return Err(bad(file, "[evaluate] needs a [forecast] section".into()));
+            return Err(bad(file, "[evaluate] needs a [forecast] section"));
         }
         Ok(PipelineSpec {
             file: file.to_path_buf(),

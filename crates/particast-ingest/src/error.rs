@@ -21,14 +21,18 @@ pub enum IngestError {
         /// The path given.
         source_name: String,
     },
-    /// polars failed to read or process the input.
-    #[error("{source_name}: cannot read input: {message}")]
+    /// polars (or the file system, or arrow-rs) failed to read or process the input.
+    #[error("{source_name}: cannot read input: {}", first_line(&source.to_string()))]
     Read {
         /// The input being read.
         source_name: String,
-        /// polars' own message.
-        message: String,
+        /// The cause (a polars error, most often).
+        #[source]
+        source: BoxedError,
     },
+    /// `-` names standard input, but standard input is a terminal.
+    #[error("`-` reads standard input, which is a terminal: pipe the data in (`cat data.csv | particast ...`)")]
+    StdinTerminal,
     /// The input has no rows (or no data rows under a header).
     #[error("{source_name}: the input is empty (no data rows)")]
     Empty {
@@ -224,12 +228,21 @@ pub enum IngestError {
 /// Result alias for this crate.
 pub type Result<T, E = IngestError> = std::result::Result<T, E>;
 
+/// The cause of a [`IngestError::Read`], kept whole for `Error::source`.
+pub type BoxedError = Box<dyn std::error::Error + Send + Sync>;
+
 impl IngestError {
-    pub(crate) fn read(source_name: &str, err: impl std::fmt::Display) -> Self {
+    pub(crate) fn read(source_name: &str, err: impl Into<BoxedError>) -> Self {
         IngestError::Read {
             source_name: source_name.to_string(),
-            message: first_line(&err.to_string()),
+            source: err.into(),
         }
+    }
+
+    /// True when the input (or the options) is at fault, false for a failure of the machine
+    /// (an I/O error on a readable path, a spill file).
+    pub fn is_bad_input(&self) -> bool {
+        !matches!(self, IngestError::Io { .. })
     }
 }
 

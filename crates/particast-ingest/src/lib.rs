@@ -5,7 +5,7 @@
 //!
 //! **Inputs** ([`Source`]): a Parquet, CSV or Arrow IPC file, a glob of them, or a polars
 //! `LazyFrame` / `DataFrame`; standard input, a FIFO or a device is copied to a temporary file
-//! first and read under its own name ([`ipc::spool_stdin`], [`Source::Named`]). **Layouts** ([`Layout`]): *long* (`unique_id`, `ds`, `y`, names configurable, several
+//! first and read under its own name ([`spool::spool_stdin`], [`Source::Named`]). **Layouts** ([`Layout`]): *long* (`unique_id`, `ds`, `y`, names configurable, several
 //! targets for multivariate series, other numeric columns as covariates) and *wide* (M4: one row
 //! per series, id first, values padded with empty cells; `ds` becomes 0..n).
 //!
@@ -71,11 +71,12 @@ mod options;
 mod reader;
 mod series;
 mod source;
+pub mod spool;
 pub mod time;
 mod timeparse;
 mod window;
 
-pub use error::{IngestError, Result};
+pub use error::{BoxedError, IngestError, Result};
 pub use options::{
     Duplicates, IngestOptions, InputFormat, Irregular, Layout, ShortSeries, Weighting, WindowSpec,
 };

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 /// File format of an input path.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 pub enum InputFormat {
     /// Tell by extension (`.csv`, `.parquet`/`.pq`).
     #[default]
@@ -21,6 +22,7 @@ pub enum InputFormat {
 /// How series are laid out in the table.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 pub enum Layout {
     /// One row per observation: id, time, target(s), covariates (the Nixtla convention).
     #[default]
@@ -33,6 +35,7 @@ pub enum Layout {
 /// What to do with a series shorter than the window.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 pub enum ShortSeries {
     /// Fail with [`crate::IngestError::TooShort`].
     #[default]
@@ -46,6 +49,7 @@ pub enum ShortSeries {
 /// What to do with timestamps that are not on a regular grid.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 pub enum Irregular {
     /// Fail with [`crate::IngestError::Irregular`] (or `DuplicateTimestamp`).
     #[default]
@@ -59,6 +63,7 @@ pub enum Irregular {
 /// What to do with several rows of one series at the same timestamp.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 pub enum Duplicates {
     /// Fail with [`crate::IngestError::DuplicateTimestamp`], naming series, timestamp and row.
     #[default]
@@ -233,6 +238,7 @@ pub struct WindowSpec {
 /// How randomly sampled training windows are spread over the series.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 pub enum Weighting {
     /// In proportion to each series' mean |y| (DeepAR's rule: the loud series of a panel get
     /// most of the steps; right when the loss that matters is in original units).
@@ -241,6 +247,18 @@ pub enum Weighting {
     /// Every series equally often (N-BEATS' and GluonTS' rule: right for scale-free metrics
     /// such as MASE and sMAPE, where a small series counts as much as a large one).
     Series,
+}
+
+impl std::str::FromStr for Weighting {
+    type Err = String;
+    /// `scale` or `series`.
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s {
+            "scale" => Ok(Weighting::Scale),
+            "series" => Ok(Weighting::Series),
+            _ => Err(format!("`{s}`: expected scale or series")),
+        }
+    }
 }
 
 impl Default for WindowSpec {

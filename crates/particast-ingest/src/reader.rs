@@ -61,13 +61,13 @@ fn guard<T>(source_name: &str, f: impl FnOnce() -> Result<T>) -> Result<T> {
             .map(|s| s.to_string())
             .or_else(|| payload.downcast_ref::<String>().cloned())
             .unwrap_or_else(|| "unknown failure".into());
-        Err(IngestError::Read {
-            source_name: source_name.into(),
-            message: format!(
+        Err(IngestError::read(
+            source_name,
+            format!(
                 "the reader failed on this input; is the file damaged? ({})",
                 what.lines().next().unwrap_or("")
             ),
-        })
+        ))
     })
 }
 

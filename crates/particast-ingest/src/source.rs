@@ -19,7 +19,7 @@ pub enum Source {
     /// An in-memory polars frame from a Rust caller.
     Frame(DataFrame),
     /// Another source shown under another name in messages (standard input, copied to a
-    /// temporary file, is `<stdin>`: see [`crate::ipc::spool_stdin`]).
+    /// temporary file, is `<stdin>`: see [`crate::spool::spool_stdin`]).
     Named {
         /// The name in messages.
         name: String,
@@ -114,10 +114,10 @@ fn check_path(p: &str) -> Result<()> {
         },
     })?;
     if meta.is_dir() {
-        return Err(IngestError::Read {
-            source_name: p.into(),
-            message: "is a directory, expected a file or a glob such as dir/*.csv".into(),
-        });
+        return Err(IngestError::read(
+            p,
+            "is a directory, expected a file or a glob such as dir/*.csv",
+        ));
     }
     // Fail early (and with the OS's words) on unreadable files.
     std::fs::File::open(&path).map_err(|e| IngestError::Io { path, source: e })?;
@@ -168,9 +168,10 @@ pub(crate) fn explain_parse_error(
     shown: &str,
     opts: &IngestOptions,
 ) -> IngestError {
-    let IngestError::Read { message, .. } = &err else {
+    let IngestError::Read { source, .. } = &err else {
         return err;
     };
+    let message = source.to_string();
     if !message.contains("could not parse") && !message.contains("conversion from `str`") {
         return err;
     }

@@ -11,6 +11,7 @@ use crate::real::{softplus_inv, Real};
 /// The recurrent cell f.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 pub enum Cell {
     /// Gated recurrent unit (PyTorch convention: `n = tanh(W_in u + b_in + r * (W_hn h + b_hn))`).
     #[default]
@@ -22,6 +23,7 @@ pub enum Cell {
 /// The per-particle emission distribution.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 pub enum Head {
     /// Gaussian: mean and scale = softplus + floor.
     #[default]
@@ -43,6 +45,7 @@ impl Head {
 /// The mixture gate over particles.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 pub enum Gate {
     /// w = 1/L at every step.
     #[default]

@@ -34,6 +34,16 @@ pub enum PipelineError {
     /// Settings that cannot work.
     #[error("invalid settings: {0}")]
     Config(String),
+    /// A settings key a user gave has a bad value, or is unknown ([`crate::settings`]).
+    #[error("[{section}] {}{message}", key.as_ref().map(|k| format!("{k}: ")).unwrap_or_default())]
+    Setting {
+        /// The section (`train`, `score`, ...).
+        section: String,
+        /// The key, when one is at fault.
+        key: Option<String>,
+        /// What is wrong.
+        message: String,
+    },
     /// An output that must not be written there (an input of the same command, a folder, a
     /// missing folder).
     #[error("cannot write {path}: {reason}")]
@@ -69,13 +79,14 @@ pub enum PipelineError {
         /// The options that drive it.
         options: &'static str,
     },
-    /// polars failed (writing outputs).
-    #[error("{context}: {message}")]
+    /// polars (or arrow-rs) failed building or writing an output.
+    #[error("{context}: {source}")]
     Polars {
         /// What was being done.
         context: String,
-        /// polars' message.
-        message: String,
+        /// The cause.
+        #[source]
+        source: particast_ingest::BoxedError,
     },
     /// A value outside the model's transform's domain (a log transform and a value at or
     /// below minus its offset).
@@ -90,6 +101,9 @@ pub enum PipelineError {
         /// The transform.
         transform: String,
     },
+    /// No forecast series is in the actuals.
+    #[error("no forecast series found in the actuals: the unique_id values of the forecast and the actuals do not overlap")]
+    NoOverlap,
     /// Training produced a non-finite loss.
     #[error("training diverged: the loss became {value} at epoch {epoch}, batch {batch}")]
     Diverged {
@@ -120,14 +134,12 @@ impl PipelineError {
     }
     /// True when the error is the user's input (exit code 2), not a runtime failure.
     pub fn is_bad_input(&self) -> bool {
-        !matches!(
-            self,
+        match self {
+            PipelineError::Ingest(e) => e.is_bad_input(),
             PipelineError::Io { .. }
-                | PipelineError::Diverged { .. }
-                | PipelineError::Polars { .. }
-        ) && !matches!(
-            self,
-            PipelineError::Ingest(particast_ingest::IngestError::Io { .. })
-        )
+            | PipelineError::Diverged { .. }
+            | PipelineError::Polars { .. } => false,
+            _ => true,
+        }
     }
 }

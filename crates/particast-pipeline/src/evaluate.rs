@@ -1,11 +1,61 @@
-//! From forecasts and outcomes to [`EvalSeries`]: quantiles, CRPS
-//! and NLL computed from the predictive distribution itself.
+//! From forecasts and outcomes to [`EvalSeries`] and [`Metrics`]: quantiles, CRPS and NLL
+//! computed from the predictive distribution itself ([`evaluate_forecasts`] for a whole run).
 
-use particast_ingest::PreparedSeries;
+use particast_ingest::{Dataset, PreparedSeries};
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
 
+use crate::error::{PipelineError, Result};
 use crate::forecast::{empirical_quantile, SeriesForecast, StepForecast};
-use crate::metrics::EvalSeries;
+use crate::metrics::{evaluate, EvalSeries, Metrics};
 use crate::mixture;
+
+/// Evaluation settings.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EvaluateConfig {
+    /// Seasonality of the in-sample naive scale of MASE and MSIS (1: the previous step).
+    pub season: usize,
+}
+
+impl Default for EvaluateConfig {
+    fn default() -> Self {
+        EvaluateConfig { season: 1 }
+    }
+}
+
+/// The metrics of `forecasts` (with interval `levels`) against `actuals`, each series'
+/// in-sample scale (MASE, MSIS, at seasonality `season`) from its series in `history` (none:
+/// no scaled metrics for it). Outcomes are matched by timestamp, or by position when
+/// `positional` (wide files whose step counter restarts, like M4's test set). Series missing
+/// from the actuals are skipped; none in common is an error.
+pub fn evaluate_forecasts(
+    forecasts: &[SeriesForecast],
+    levels: &[f64],
+    actuals: &Dataset,
+    history: &[PreparedSeries],
+    positional: bool,
+    season: usize,
+) -> Result<Metrics> {
+    let history: HashMap<&str, &PreparedSeries> =
+        history.iter().map(|s| (s.id.as_str(), s)).collect();
+    let mut evals = Vec::new();
+    for f in forecasts {
+        let Some(a) = actuals.get(&f.id) else {
+            continue;
+        };
+        let actual = actuals_for(f, a, positional);
+        let hist = history
+            .get(f.id.as_str())
+            .map(|h| history_of(h))
+            .unwrap_or_default();
+        evals.push(eval_series(f, &actual, hist, levels));
+    }
+    if evals.is_empty() && !forecasts.is_empty() {
+        return Err(PipelineError::NoOverlap);
+    }
+    Ok(evaluate(&evals, season))
+}
 
 /// The outcome of every forecast step, looked up in `outcome` by timestamp, or by position when
 /// `positional` (wide files whose step counter restarts, like M4's test set); NaN where unknown.

@@ -14,15 +14,16 @@
 //! from the continued time axis.
 
 use particast_ingest::{PreparedSeries, WindowData};
-use particast_kernels::{emission, observe, score, step, Head, ParticleState};
+use particast_kernels::{emission, observe, step, Head};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, StandardNormal, StudentT};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
+use crate::condition::condition_end;
 use crate::error::{PipelineError, Result};
-use crate::inputs::{Affine, KernelBatch, Transform, INPUT_CLAMP};
+use crate::inputs::{Affine, Transform, INPUT_CLAMP};
 use crate::limits::{self, ForecastSize};
 use crate::mixture::{self, Component};
 use crate::model_dir::TrainedModel;
@@ -30,6 +31,7 @@ use crate::model_dir::TrainedModel;
 /// Forecast mode.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 pub enum Mode {
     /// Particle means rolled forward; the predictive is the mixture itself.
     Particle,
@@ -41,6 +43,7 @@ pub enum Mode {
 /// Whether forecasts are censored at zero.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 pub enum Nonnegative {
     /// Censor the series whose observed history has no negative value (counts, demand,
     /// occupancy): their predictive puts the mass below 0 at 0.
@@ -133,26 +136,6 @@ impl ForecastConfig {
         }
         Ok(())
     }
-}
-
-/// Conditions fresh particles on the last `context` steps of `s`; returns the state, the scale
-/// and the start of the conditioning window.
-fn condition(
-    tm: &TrainedModel,
-    s: &PreparedSeries,
-    windows: usize,
-) -> Result<(ParticleState<f32>, Affine)> {
-    let spec = &tm.meta.inputs;
-    let d = spec.features.n_targets;
-    let ctx = tm.meta.context;
-    let start = s.len() as i64 - ctx as i64;
-    let w = WindowData::of(s, start, ctx, &spec.features);
-    let affine = spec.scaling.affine(&w.values, &w.mask, d, ctx);
-    let mut kb = KernelBatch::default();
-    spec.push_window(&w, ctx, &affine, &mut kb);
-    let mut state = ParticleState::new(&tm.model, 1);
-    score(&tm.model, &mut state, &kb.view(0), false)?;
-    Ok((state.select(&vec![0; windows]), affine))
 }
 
 /// The model-unit value of target `dd` at absolute step `src` as seen by a row whose own path
@@ -313,7 +296,7 @@ fn forecast_particle(
     let reported = |u: f64| transform.inverse(u).max(lower);
     let transformed = tm.transformed(s)?;
     let s: &PreparedSeries = &transformed;
-    let (mut state, affine) = condition(tm, s, 1)?;
+    let (mut state, affine) = condition_end(tm, s, 1)?;
     let origin = s.len();
     // Each particle is a row with its own path of means.
     let mut paths: Vec<Vec<f64>> = vec![Vec::with_capacity(cfg.horizon * d); l];
@@ -346,7 +329,9 @@ fn forecast_particle(
                 path.push(e.mu as f64 + bases[li * d + dd]);
             }
         }
-        let comps = crate::score::components(tm, &log_w, &raw, 0, &affine, |li| bases[li * d]);
+        let comps = mixture::components(&tm.model.config, &log_w, &raw, 0, &affine, |li| {
+            bases[li * d]
+        });
         // Quantiles map through the inverse transform (monotone) and the censoring exactly.
         let q = |p: f64| reported(mixture::quantile(&comps, p));
         let median = q(0.5);
@@ -418,7 +403,7 @@ fn forecast_sample(
     let transform = tm.meta.inputs.transform;
     let transformed = tm.transformed(s)?;
     let s: &PreparedSeries = &transformed;
-    let (mut state, affine) = condition(tm, s, n)?;
+    let (mut state, affine) = condition_end(tm, s, n)?;
     let origin = s.len();
     let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed);
     rng.set_stream(s.index as u64);

@@ -40,6 +40,7 @@
 // Index loops over parallel per-step buffers read better than zipped iterators here.
 #![allow(clippy::needless_range_loop)]
 
+mod condition;
 mod error;
 pub mod evaluate;
 pub mod forecast;
@@ -52,7 +53,9 @@ pub mod nab;
 pub mod output;
 pub mod recipe;
 pub mod score;
+pub mod settings;
 pub mod sink;
+pub mod stage;
 mod train;
 
 pub use error::{PipelineError, Result};
@@ -61,12 +64,16 @@ pub use forecast::{
     SeriesForecast, StepForecast,
 };
 pub use inputs::{Affine, InputSpec, KernelBatch, LagInput, LagInputs, Scaling, Target, Transform};
-pub use model_dir::{write_atomic, ModelMeta, TrainedModel, FORMAT_VERSION};
-pub use score::{
-    check_state, likelihood_score, load_states, rank_score, save_states, score_continued,
-    score_series, AnomalyMethod, ScoreConfig, SeriesScores, SeriesState,
+pub use model_dir::{
+    write_atomic, EpochReport, ModelMeta, TrainSummary, TrainedModel, FORMAT_VERSION,
 };
-pub use train::{train, EpochReport, Reporter, Silent, TrainConfig, TrainSummary};
+pub use output::states::{load_states, save_states};
+pub use score::{
+    check_state, likelihood_score, rank_score, score_continued, score_series, AnomalyMethod,
+    ScoreConfig, SeriesScores, SeriesState,
+};
+pub use settings::{Overrides, TrainConfig};
+pub use train::{train, Reporter, Silent, MODEL_FILES};
 
 pub use particast_ingest as ingest;
 pub use particast_kernels as kernels;

@@ -1,6 +1,10 @@
-//! Predictive mixtures over particles: CDF, density, exact quantiles by inversion, and CRPS.
+//! Predictive mixtures over particles: built from the kernel's outputs ([`components`]), CDF,
+//! density, exact quantiles by inversion, and CRPS.
 
+use particast_kernels::{emission, ModelConfig};
 use statrs::distribution::{Continuous, ContinuousCDF, Normal, StudentsT};
+
+use crate::inputs::Affine;
 
 /// One mixture component in original units.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -197,6 +201,37 @@ pub fn crps_samples(samples: &[f64], y: f64) -> f64 {
         .map(|(j, x)| x * (2.0 * j as f64 - n as f64 + 1.0))
         .sum();
     first - pair / (n as f64 * n as f64)
+}
+
+/// The mixture of one step for dimension `d` from the kernel's log-weights and raw head
+/// outputs, in original units; `base(l)` is the
+/// model-unit base that particle l's emission is relative to (see [`crate::Target`]).
+pub(crate) fn components(
+    cfg: &ModelConfig,
+    log_w: &[f32],
+    raw: &[f32],
+    d: usize,
+    affine: &Affine,
+    base: impl Fn(usize) -> f64,
+) -> Vec<Component> {
+    let (l, p, dims) = (cfg.particles, cfg.head_width(), cfg.targets);
+    (0..l)
+        .map(|li| {
+            let e = emission(
+                cfg.head,
+                &raw[li * p..(li + 1) * p],
+                d,
+                dims,
+                cfg.sigma_floor as f32,
+            );
+            Component {
+                weight: (log_w[li] as f64).exp(),
+                mu: affine.to_original(d, e.mu as f64 + base(li)),
+                sigma: e.sigma as f64 * affine.scale[d],
+                nu: e.nu as f64,
+            }
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -1,6 +1,7 @@
-//! Model directories: weights in safetensors, a JSON config with a format version, the data schema
-//! and the scaling rule; checkpoints for resuming. Every file is written atomically (a temporary
-//! file in the same folder, then a rename).
+//! Model directories: weights in safetensors, a JSON config with a format version, the data
+//! schema, the inputs and what training decided and achieved ([`ModelMeta`]). Every file is
+//! written atomically (a temporary file in the same folder, then a rename). Checkpoints are
+//! training's (`train::checkpoint`).
 
 use particast_ingest::{DataSchema, Dataset, IngestOptions, PreparedSeries, Source};
 use particast_kernels::{Model, ModelConfig};
@@ -10,7 +11,6 @@ use std::path::Path;
 
 use crate::error::{PipelineError, Result};
 use crate::inputs::InputSpec;
-use crate::train::TrainSummary;
 
 /// The version of the model directory format this build reads and writes.
 pub const FORMAT_VERSION: u32 = 1;
@@ -18,8 +18,6 @@ pub const FORMAT_VERSION: u32 = 1;
 pub const WEIGHTS: &str = "model.safetensors";
 /// Config file in a model directory.
 pub const CONFIG: &str = "config.json";
-/// Every file a model directory may hold (weights, config, the checkpoint pair).
-pub const MODEL_FILES: [&str; 4] = [WEIGHTS, CONFIG, CHECKPOINT_WEIGHTS, CHECKPOINT_STATE];
 
 /// Everything but the weights: `config.json`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -46,6 +44,57 @@ pub struct ModelMeta {
     /// What the automatic recipe decided (absent in models written before it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub recipe: Option<crate::recipe::RecipeReport>,
+}
+
+/// One epoch, as reported.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct EpochReport {
+    /// Epoch number (1-based).
+    pub epoch: usize,
+    /// Mean training NLL per observation (scaled units).
+    pub train_nll: f64,
+    /// Validation NLL per observation (scaled units), if there is a validation set.
+    pub val_nll: Option<f64>,
+    /// Validation NLL per observation in original units (of the transformed values when the
+    /// model has a transform).
+    pub val_nll_original: Option<f64>,
+    /// Learning rate used.
+    pub lr: f64,
+    /// Gradient steps per second.
+    pub batches_per_second: f64,
+    /// Whether this epoch's model is the best so far (and was saved).
+    pub improved: bool,
+}
+
+/// What training achieved (stored in the model's config).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TrainSummary {
+    /// Trainable scalars.
+    pub parameters: usize,
+    /// Epochs run (including before a resume).
+    pub epochs: usize,
+    /// Epoch of the best validation NLL.
+    pub best_epoch: usize,
+    /// Best validation NLL per observation, scaled units.
+    pub best_val_nll: Option<f64>,
+    /// The same in original units (of the transformed values when the model has a transform).
+    pub best_val_nll_original: Option<f64>,
+    /// Wall time of this run, seconds.
+    pub wall_seconds: f64,
+    /// Effective number of particles `1 / sum w^2`, averaged over validation steps.
+    pub effective_particles: f64,
+    /// Mean pairwise distance between particle states at the end of the validation windows.
+    pub particle_distance: f64,
+    /// Training series and validation windows.
+    pub series: usize,
+    /// Validation windows (one per series long enough).
+    pub validation_windows: usize,
+    /// Final learning rate.
+    pub final_lr: f64,
+    /// Whether training resumed from a checkpoint.
+    pub resumed: bool,
+    /// Per-epoch history.
+    pub history: Vec<EpochReport>,
 }
 
 /// A trained model: metadata and f32 weights.
@@ -363,14 +412,6 @@ impl TrainedModel {
         Ok(())
     }
 }
-
-/// Tensor names and JSON metadata of a training checkpoint. The checkpoint's tensors file also
-/// carries the training progress in its header (key [`CHECKPOINT_PROGRESS_KEY`]), so tensors and
-/// progress are replaced together by one atomic rename; `checkpoint.json` is a readable copy.
-pub(crate) const CHECKPOINT_WEIGHTS: &str = "checkpoint.safetensors";
-/// Header key of the progress JSON in the checkpoint's tensors file.
-pub(crate) const CHECKPOINT_PROGRESS_KEY: &str = "progress";
-pub(crate) const CHECKPOINT_STATE: &str = "checkpoint.json";
 
 /// Writes JSON atomically.
 pub(crate) fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<()> {

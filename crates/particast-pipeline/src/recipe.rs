@@ -29,7 +29,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{PipelineError, Result};
 use crate::inputs::{Scaling, Target, Transform};
-use crate::train::TrainConfig;
+use crate::settings::TrainConfig;
 
 /// Largest season the recipe considers (a week of 5-minute steps).
 pub const MAX_SEASON: usize = 2016;
@@ -103,37 +103,6 @@ pub struct Plan {
     pub alternatives: Vec<(String, Target, Scaling)>,
     /// What was decided and why.
     pub report: RecipeReport,
-}
-
-/// `"auto"` or a value in pipeline files and JSON: `None` is auto.
-pub(crate) mod auto {
-    use serde::de::Error;
-    use serde::{Deserialize, Deserializer, Serialize, Serializer};
-
-    /// Writes `None` as `"auto"`.
-    pub fn serialize<S: Serializer, T: Serialize>(
-        v: &Option<T>,
-        s: S,
-    ) -> std::result::Result<S::Ok, S::Error> {
-        match v {
-            None => s.serialize_str("auto"),
-            Some(v) => v.serialize(s),
-        }
-    }
-
-    /// Reads `"auto"` as `None`, anything else as a value (with the value type's own error
-    /// message: `invalid type: string "four", expected usize`).
-    pub fn deserialize<'de, D: Deserializer<'de>, T: serde::de::DeserializeOwned>(
-        d: D,
-    ) -> std::result::Result<Option<T>, D::Error> {
-        let v = serde_json::Value::deserialize(d)?;
-        if v.as_str() == Some("auto") {
-            return Ok(None);
-        }
-        serde_json::from_value(v)
-            .map(Some)
-            .map_err(D::Error::custom)
-    }
 }
 
 /// Seasons worth testing for a frequency, or `None` when it is unknown (integer steps).

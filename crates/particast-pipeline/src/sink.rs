@@ -32,6 +32,7 @@ pub fn is_stdout(path: &Path) -> bool {
 /// The format of a data output.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 pub enum OutputFormat {
     /// By extension: `.arrow`, `.arrows` and `.ipc` are Arrow IPC, anything else (and standard
     /// output) Parquet.
@@ -129,7 +130,7 @@ impl Protected {
     /// Protects an input: a file, or every file a glob matches. Standard input and paths that
     /// do not exist (yet) need no protection.
     pub fn input(&mut self, path_or_glob: &str) -> &mut Self {
-        if path_or_glob == particast_ingest::ipc::STDIN_NAME || path_or_glob == "-" {
+        if path_or_glob == particast_ingest::spool::STDIN_NAME || path_or_glob == "-" {
             return self;
         }
         if path_or_glob.contains(['*', '?', '[']) {
@@ -152,20 +153,22 @@ impl Protected {
         self
     }
 
-    /// Protects the files of a model directory that the command reads.
-    pub fn model_dir(&mut self, dir: &Path) -> &mut Self {
-        for name in crate::model_dir::MODEL_FILES {
+    /// Protects the files `names` of a folder that the command reads (a model directory:
+    /// `Protected::model_dir`).
+    pub fn folder_files(&mut self, dir: &Path, names: &[&str]) -> &mut Self {
+        for name in names {
             self.file(&dir.join(name));
         }
         self
     }
 
-    /// Checks a model folder that training will write: it must be (or become) a folder, and
-    /// none of its files may be a protected input; its files are claimed as outputs.
-    pub fn model_outputs(&mut self, dir: &Path) -> Result<()> {
+    /// Checks a folder whose files `names` the command will write: it must be (or become) a
+    /// folder, and none of those files may be a protected input; they are claimed as outputs
+    /// (a model directory: `Protected::model_outputs`).
+    pub fn folder_outputs(&mut self, dir: &Path, names: &[&str]) -> Result<()> {
         check_model_folder(dir)?;
         if dir.is_dir() {
-            for name in crate::model_dir::MODEL_FILES {
+            for name in names {
                 self.claim(&dir.join(name))?;
             }
         }
@@ -401,7 +404,7 @@ pub fn write_frame(df: &mut DataFrame, path: &Path, format: OutputFormat) -> Res
             write_with(path, |w| {
                 let arrow = |e: arrow_schema::ArrowError| PipelineError::Polars {
                     context: format!("writing {}", path.display()),
-                    message: e.to_string(),
+                    source: e.into(),
                 };
                 let mut writer =
                     arrow_ipc::writer::StreamWriter::try_new(w, &batch.schema()).map_err(arrow)?;
@@ -415,7 +418,7 @@ pub fn write_frame(df: &mut DataFrame, path: &Path, format: OutputFormat) -> Res
                 .map(|_| ())
                 .map_err(|e| PipelineError::Polars {
                     context: format!("writing {}", path.display()),
-                    message: e.to_string(),
+                    source: e.into(),
                 })
         }),
     }
@@ -425,4 +428,9 @@ pub fn write_frame(df: &mut DataFrame, path: &Path, format: OutputFormat) -> Res
 /// stopped early, which is not particast's failure.
 pub fn is_broken_pipe(e: &PipelineError) -> bool {
     matches!(e, PipelineError::Io { source, .. } if source.kind() == std::io::ErrorKind::BrokenPipe)
+}
+
+/// Writes a frame as Parquet: [`write_frame`] with [`OutputFormat::Parquet`].
+pub fn write_parquet(df: &mut DataFrame, path: &Path) -> Result<()> {
+    write_frame(df, path, OutputFormat::Parquet)
 }

@@ -3,7 +3,8 @@
 
 use particast_ingest::{Dataset, IngestOptions, PreparedSeries, Source};
 use particast_pipeline::metrics::{evaluate, EvalSeries};
-use particast_pipeline::output::{forecast_batch, scores_batch, to_dataframe, write_parquet};
+use particast_pipeline::output::{forecast_batch, scores_batch, to_dataframe};
+use particast_pipeline::sink::write_parquet;
 use particast_pipeline::*;
 use std::path::PathBuf;
 

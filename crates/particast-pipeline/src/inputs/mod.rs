@@ -1,4 +1,6 @@
-//! From ingested windows to the kernels' buffers: scaling and the per-step input vector.
+//! From ingested windows to the kernels' buffers: the per-step input vector ([`InputSpec`],
+//! [`KernelBatch`]), with the value transform ([`Transform`]), the scaling ([`Scaling`]) and
+//! the target ([`Target`]) in their own modules and the decoding of Arrow window batches.
 //!
 //! Per step t the model sees, in this order (C = 2 K D + D + F inputs):
 //! 1. the lagged targets `y[t - lag_k] / scale` for every lag (lag 1 first: the previous value),
@@ -20,284 +22,19 @@
 /// Bound of the scaled lag inputs (in units of the window's scale).
 pub const INPUT_CLAMP: f32 = 100.0;
 
-use arrow_array::cast::AsArray;
-use arrow_array::types::{Float32Type, UInt8Type};
-use arrow_array::RecordBatch;
-use particast_ingest::{columns, FeatureSpec, PreparedSeries, WindowData};
+mod arrow;
+mod scaling;
+mod target;
+mod transform;
+
+use particast_ingest::{FeatureSpec, WindowData};
 use serde::{Deserialize, Serialize};
-use std::borrow::Cow;
 
 use crate::error::{PipelineError, Result};
 
-/// How each window (or scored series) is scaled.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "rule", rename_all = "snake_case", deny_unknown_fields)]
-pub enum Scaling {
-    /// DeepAR's rule: the mean |y| of the observed context values, floored at `floor`; no shift.
-    MeanAbs {
-        /// Smallest scale.
-        floor: f64,
-    },
-    /// Centre on the mean of the observed context values and divide by the mean absolute
-    /// seasonal difference `|y[t] - y[t - season]|` over the context (lag 1 when the context
-    /// holds no such pair), floored at `floor` times the mean |y| (and at 1e-12).
-    SeasonalDiff {
-        /// Season m in steps (24 for hourly data with a daily cycle).
-        season: usize,
-        /// Smallest scale, relative to the mean |y| of the context.
-        floor: f64,
-    },
-}
-
-/// The affine map of one window or series, per target dimension: `scaled = (y - loc) / scale`.
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct Affine {
-    /// Location per dimension (0 under [`Scaling::MeanAbs`]).
-    pub loc: Vec<f64>,
-    /// Scale per dimension (positive).
-    pub scale: Vec<f64>,
-}
-
-impl Affine {
-    /// The identity map for `d` dimensions.
-    pub fn identity(d: usize) -> Self {
-        Affine {
-            loc: vec![0.0; d],
-            scale: vec![1.0; d],
-        }
-    }
-    /// `y` in model units.
-    pub fn to_scaled(&self, d: usize, y: f64) -> f64 {
-        (y - self.loc[d]) / self.scale[d]
-    }
-    /// A model-unit value `z` back in original units.
-    pub fn to_original(&self, d: usize, z: f64) -> f64 {
-        z * self.scale[d] + self.loc[d]
-    }
-}
-
-impl Default for Scaling {
-    fn default() -> Self {
-        Scaling::MeanAbs { floor: 1e-6 }
-    }
-}
-
-impl Scaling {
-    /// The affine map per dimension from `T x D` values and mask, looking at the first `steps`.
-    pub fn affine(&self, values: &[f32], mask: &[u8], d: usize, steps: usize) -> Affine {
-        // Called once per training window: sums only, no allocation per dimension.
-        let steps = steps.min(values.len() / d.max(1));
-        let obs = |t: usize, k: usize| (mask[t * d + k] == 1).then(|| values[t * d + k] as f64);
-        let mut out = Affine::identity(d);
-        for k in 0..d {
-            let (mut n, mut sum, mut sum_abs) = (0usize, 0.0f64, 0.0f64);
-            for v in (0..steps).filter_map(|t| obs(t, k)) {
-                n += 1;
-                sum += v;
-                sum_abs += v.abs();
-            }
-            if n == 0 {
-                continue; // nothing observed: work in the data's own units
-            }
-            let mean_abs = sum_abs / n as f64;
-            match *self {
-                Scaling::MeanAbs { floor } => {
-                    if mean_abs > 0.0 {
-                        out.scale[k] = mean_abs.max(floor);
-                    }
-                }
-                Scaling::SeasonalDiff { season, floor } => {
-                    let mean = sum / n as f64;
-                    let spread = |lag: usize| {
-                        let (mut m, mut s) = (0usize, 0.0f64);
-                        for t in lag..steps {
-                            if let (Some(a), Some(b)) = (obs(t, k), obs(t - lag, k)) {
-                                m += 1;
-                                s += (a - b).abs();
-                            }
-                        }
-                        (m > 0).then(|| s / m as f64)
-                    };
-                    let spread = spread(season.max(1))
-                        .or_else(|| spread(1))
-                        .unwrap_or_else(|| {
-                            (0..steps)
-                                .filter_map(|t| obs(t, k))
-                                .map(|v| (v - mean).abs())
-                                .sum::<f64>()
-                                / n as f64
-                        });
-                    out.loc[k] = mean;
-                    // An all-zero context has no size at all: work in the data's own units
-                    // (as mean-|y| scaling does) rather than at a vanishing scale that would
-                    // turn the next nonzero value into an overflow.
-                    let scale = spread.max(floor * mean_abs);
-                    out.scale[k] = if scale > 0.0 { scale.max(1e-12) } else { 1.0 };
-                }
-            }
-        }
-        out
-    }
-
-    /// Checks the parameters.
-    pub fn validate(&self) -> Result<()> {
-        let (floor, ok_season) = match *self {
-            Scaling::MeanAbs { floor } => (floor, true),
-            Scaling::SeasonalDiff { season, floor } => (floor, season >= 1),
-        };
-        if !(floor.is_finite() && floor >= 0.0) {
-            return Err(PipelineError::Config(format!(
-                "scaling floor must be finite and non-negative, got {floor}"
-            )));
-        }
-        if !ok_season {
-            return Err(PipelineError::Config(
-                "seasonal_diff scaling needs season >= 1".into(),
-            ));
-        }
-        Ok(())
-    }
-}
-
-/// A fixed, invertible map applied to every target value before scaling.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
-pub enum Transform {
-    /// The values as they are.
-    #[default]
-    None,
-    /// `u = ln(y + offset)`: multiplicative seasonality becomes additive and small values
-    /// (night hours, troughs) are resolved as finely as large ones; forecasts stay above
-    /// `-offset`. Every observed value must exceed `-offset` (a clear error names the first
-    /// that does not). Likelihoods stay exact in original units (log-Jacobian `-ln(y + offset)`).
-    Log {
-        /// Added before the logarithm (0 for positive data, 1 for counts with zeros).
-        offset: f64,
-    },
-}
-
-impl Transform {
-    /// `u` for `y`, or None outside the domain.
-    pub fn forward(&self, y: f64) -> Option<f64> {
-        match *self {
-            Transform::None => Some(y),
-            Transform::Log { offset } => (y + offset > 0.0).then(|| (y + offset).ln()),
-        }
-    }
-    /// `y` for `u`.
-    pub fn inverse(&self, u: f64) -> f64 {
-        match *self {
-            Transform::None => u,
-            Transform::Log { offset } => u.exp() - offset,
-        }
-    }
-    /// `ln |du/dy|` at `y` (0 for the identity).
-    pub fn log_jacobian(&self, y: f64) -> f64 {
-        match *self {
-            Transform::None => 0.0,
-            Transform::Log { offset } => -(y + offset).ln(),
-        }
-    }
-    /// Whether this is the identity.
-    pub fn is_identity(&self) -> bool {
-        matches!(self, Transform::None)
-    }
-    /// Checks the parameters.
-    pub fn validate(&self) -> Result<()> {
-        match *self {
-            Transform::Log { offset } if !(offset.is_finite() && offset >= 0.0) => {
-                Err(PipelineError::Config(format!(
-                    "log transform offset must be finite and >= 0, got {offset}"
-                )))
-            }
-            _ => Ok(()),
-        }
-    }
-    /// `s` with every observed value transformed; an error names the series, step and value
-    /// of the first one outside the domain. The identity borrows `s`.
-    pub fn apply<'a>(&self, s: &'a PreparedSeries) -> Result<Cow<'a, PreparedSeries>> {
-        if self.is_identity() {
-            return Ok(Cow::Borrowed(s));
-        }
-        let mut out = s.clone();
-        self.apply_in_place(&mut out)?;
-        Ok(Cow::Owned(out))
-    }
-    /// [`Transform::apply`], but a value outside the domain becomes missing instead of an
-    /// error; returns the series and how many values were masked. For models whose transform
-    /// the automatic recipe chose from training data that were all positive: a later zero is
-    /// a value the model has no density for, not a reason to stop a scoring job.
-    pub fn apply_masking<'a>(&self, s: &'a PreparedSeries) -> (Cow<'a, PreparedSeries>, usize) {
-        if self.is_identity() {
-            return (Cow::Borrowed(s), 0);
-        }
-        let mut out = s.clone();
-        let mut masked = 0;
-        for (v, m) in out.values.iter_mut().zip(out.mask.iter_mut()) {
-            if *m == 0 {
-                continue;
-            }
-            match self.forward(*v) {
-                Some(u) => *v = u,
-                None => {
-                    *v = 0.0;
-                    *m = 0;
-                    masked += 1;
-                }
-            }
-        }
-        (Cow::Owned(out), masked)
-    }
-    /// [`Transform::apply`] on a series the caller owns (no copy); on error `s` is left
-    /// partly transformed.
-    pub fn apply_in_place(&self, s: &mut PreparedSeries) -> Result<()> {
-        if self.is_identity() {
-            return Ok(());
-        }
-        let d = s.n_targets.max(1);
-        for (i, (v, m)) in s.values.iter_mut().zip(&s.mask).enumerate() {
-            if *m == 0 {
-                continue;
-            }
-            *v = self.forward(*v).ok_or_else(|| PipelineError::Domain {
-                series: s.id.clone(),
-                step: i / d,
-                value: *v,
-                transform: format!("{self:?}"),
-            })?;
-        }
-        Ok(())
-    }
-}
-
-/// What the network's emission models at step t, in model units `x = (y - loc) / scale`.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
-pub enum Target {
-    /// The level `x[t]` itself.
-    #[default]
-    Level,
-    /// The change from one season ago, `x[t] - x[t - season]`: the network predicts a
-    /// correction to the seasonal-naive forecast, so that a network that knows nothing still
-    /// forecasts as well as seasonal naive. The season must be one of the input lags. A step
-    /// whose value one season ago is missing has no target (in training and in scoring); a
-    /// forecast whose seasonal reference is missing falls back to the latest observed value a
-    /// whole number of seasons earlier, then to the location.
-    SeasonalChange {
-        /// Season m in steps (24 for hourly data with a daily cycle).
-        season: usize,
-    },
-}
-
-impl Target {
-    /// The season whose lag the target subtracts, if any.
-    pub fn season(&self) -> Option<usize> {
-        match *self {
-            Target::Level => None,
-            Target::SeasonalChange { season } => Some(season),
-        }
-    }
-}
+pub use scaling::{Affine, Scaling};
+pub use target::Target;
+pub use transform::Transform;
 
 /// How lagged values enter the network.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -317,40 +54,6 @@ pub enum LagInputs {
         /// The lags k fed to the network.
         lags: Vec<usize>,
     },
-}
-
-impl std::fmt::Display for Scaling {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Scaling::MeanAbs { floor } => write!(f, "mean |y| of the context (floor {floor:e})"),
-            Scaling::SeasonalDiff { season, floor } => write!(
-                f,
-                "mean absolute {season}-step change of the context (floor {floor:e} x mean |y|)"
-            ),
-        }
-    }
-}
-
-impl std::fmt::Display for Transform {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Transform::None => write!(f, "none"),
-            Transform::Log { offset } if *offset == 0.0 => write!(f, "log"),
-            Transform::Log { offset } => write!(f, "log(y + {offset})"),
-        }
-    }
-}
-
-impl std::fmt::Display for Target {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Target::Level => write!(f, "the level"),
-            Target::SeasonalChange { season: 1 } => write!(f, "the change from the previous step"),
-            Target::SeasonalChange { season } => {
-                write!(f, "the change from {season} steps before")
-            }
-        }
-    }
 }
 
 /// One lag input of the network (see [`LagInputs`]).
@@ -624,48 +327,6 @@ impl InputSpec {
         out.loc.extend_from_slice(&affine.loc);
         out.windows += 1;
         out.steps = steps;
-    }
-
-    /// Kernel buffers for a window batch from the ingestion crate, each window scaled by its
-    /// first `context` steps.
-    pub fn from_record_batch(&self, batch: &RecordBatch, context: usize) -> Result<KernelBatch> {
-        let d = self.features.n_targets;
-        let list = |name: &str| {
-            batch
-                .column_by_name(name)
-                .and_then(|c| c.as_fixed_size_list_opt())
-                .ok_or_else(|| {
-                    PipelineError::Config(format!("window batch has no `{name}` list column"))
-                })
-        };
-        let (values, mask, covs, lags, lag_mask) = (
-            list(columns::VALUES)?,
-            list(columns::MASK)?,
-            list(columns::COVARIATES)?,
-            list(columns::LAGS)?,
-            list(columns::LAG_MASK)?,
-        );
-        let steps = values.value_length() as usize / d.max(1);
-        let mut out = KernelBatch::default();
-        let f32s = |a: &arrow_array::FixedSizeListArray, r: usize| -> Vec<f32> {
-            a.value(r).as_primitive::<Float32Type>().values().to_vec()
-        };
-        let u8s = |a: &arrow_array::FixedSizeListArray, r: usize| -> Vec<u8> {
-            a.value(r).as_primitive::<UInt8Type>().values().to_vec()
-        };
-        for r in 0..batch.num_rows() {
-            let w = WindowData {
-                values: f32s(values, r),
-                mask: u8s(mask, r),
-                covariates: f32s(covs, r),
-                lags: f32s(lags, r),
-                lag_mask: u8s(lag_mask, r),
-            };
-            let affine = self.scaling.affine(&w.values, &w.mask, d, context);
-            self.push_window(&w, steps, &affine, &mut out);
-        }
-        out.steps = steps;
-        Ok(out)
     }
 }
 

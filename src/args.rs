@@ -1,13 +1,16 @@
-//! Command-line types (clap) and the commands they run.
+//! The command line's arguments (clap): what each command takes, and each command's flags as
+//! the library's settings overrides ([`particast::pipeline::settings`]). No defaults live
+//! here: an absent flag keeps the library's default (or the model's setting).
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
-use particast::ingest::{
-    Duplicates, IngestError, IngestOptions, InputFormat, Layout, SeriesStream, ShortSeries,
-    WindowSpec, WindowStream,
-};
+use clap::builder::{PossibleValuesParser, TypedValueParser};
+use clap::{Args, Parser, Subcommand};
+use particast::ingest::{Duplicates, InputFormat, Irregular, Layout, ShortSeries, Weighting};
+use particast::kernels::{Cell, Gate, Head};
 use particast::pipeline::sink::OutputFormat;
-use std::time::Instant;
-use tracing::info_span;
+use particast::pipeline::{
+    AnomalyMethod, Mode, Nonnegative, Overrides, Scaling, Target, Transform,
+};
+use std::str::FromStr;
 
 /// Probabilistic forecasting and anomaly scoring with particle RNNs.
 #[derive(Parser, Debug)]
@@ -89,38 +92,6 @@ pub struct RunArgs {
     pub pipeline: std::path::PathBuf,
 }
 
-#[derive(Clone, Copy, Debug, ValueEnum)]
-pub enum CellArg {
-    Gru,
-    Tanh,
-}
-
-#[derive(Clone, Copy, Debug, ValueEnum)]
-pub enum GateArg {
-    Uniform,
-    Bayes,
-    FixedShare,
-}
-
-#[derive(Clone, Copy, Debug, ValueEnum)]
-pub enum HeadArg {
-    Gaussian,
-    StudentT,
-}
-
-#[derive(Clone, Copy, Debug, ValueEnum)]
-pub enum NonnegativeArg {
-    Auto,
-    Always,
-    Never,
-}
-
-#[derive(Clone, Copy, Debug, ValueEnum)]
-pub enum ModeArg {
-    Particle,
-    Sample,
-}
-
 #[derive(Args, Debug)]
 pub struct TrainArgs {
     #[command(flatten)]
@@ -139,35 +110,35 @@ pub struct TrainArgs {
     pub hidden: Option<usize>,
     /// Recurrent cell [default: gru].
     #[arg(long, value_enum)]
-    pub cell: Option<CellArg>,
+    pub cell: Option<Cell>,
     /// Mixture gate [default: uniform].
     #[arg(long, value_enum)]
-    pub gate: Option<GateArg>,
+    pub gate: Option<Gate>,
     /// Emission head [default: gaussian].
     #[arg(long, value_enum)]
-    pub head: Option<HeadArg>,
+    pub head: Option<Head>,
     /// Seasons in steps, comma-separated (`24,168`), `none`, or `auto`: from the frequency,
     /// kept when the data show them [default: auto].
     #[arg(long, value_parser = parse_auto_list, value_name = "LIST|none|auto")]
-    pub season: Option<AutoList>,
+    pub season: Option<Auto<Vec<usize>>>,
     /// Target lags in steps, comma-separated, `none`, or `auto`: 1 and the seasons
     /// [default: auto].
     #[arg(long, value_parser = parse_auto_list, value_name = "LIST|none|auto")]
-    pub lags: Option<AutoList>,
+    pub lags: Option<Auto<Vec<usize>>>,
     /// Transform of the values [default: auto: log when every training value is positive].
-    #[arg(long, value_enum)]
-    pub transform: Option<TransformArg>,
+    #[arg(long, value_parser = auto_parser::<Transform>(&["auto", "none", "log"]))]
+    pub transform: Option<Auto<Transform>>,
     /// What the network predicts: the level, the change from the previous step, or the change
     /// from one season ago [default: auto: seasonal when a season is kept, else change].
-    #[arg(long, value_enum)]
-    pub target: Option<TargetArg>,
+    #[arg(long, value_parser = auto_parser::<Target>(&["auto", "level", "change", "seasonal"]))]
+    pub target: Option<Auto<Target>>,
     /// Scaling of each window [default: auto: seasonal-diff at the target's season].
-    #[arg(long, value_enum)]
-    pub scaling: Option<ScalingArg>,
+    #[arg(long, value_parser = auto_parser::<Scaling>(&["auto", "mean-abs", "seasonal-diff"]))]
+    pub scaling: Option<Auto<Scaling>>,
     /// How training windows are spread over the series [default: auto: series, each equally
     /// often].
-    #[arg(long, value_enum)]
-    pub weighting: Option<WeightingArg>,
+    #[arg(long, value_parser = auto_parser::<Weighting>(&["auto", "scale", "series"]))]
+    pub weighting: Option<Auto<Weighting>>,
     /// Context steps [default: auto: two seasons and two horizons, 16 at least].
     #[arg(long)]
     pub context: Option<usize>,
@@ -198,15 +169,15 @@ pub struct TrainArgs {
     pub resume: bool,
 }
 
-/// A list of steps, or `none`, or `auto` (`None`).
+/// A value or `auto` (`None`).
 #[derive(Clone, Debug, PartialEq)]
-pub struct AutoList(pub Option<Vec<usize>>);
+pub struct Auto<T>(pub Option<T>);
 
 /// Parses `auto`, `none` or `24,168`.
-pub fn parse_auto_list(text: &str) -> Result<AutoList, String> {
+pub fn parse_auto_list(text: &str) -> Result<Auto<Vec<usize>>, String> {
     match text.trim() {
-        "auto" => Ok(AutoList(None)),
-        "none" | "" => Ok(AutoList(Some(Vec::new()))),
+        "auto" => Ok(Auto(None)),
+        "none" | "" => Ok(Auto(Some(Vec::new()))),
         t => t
             .split(',')
             .map(|p| {
@@ -217,43 +188,30 @@ pub fn parse_auto_list(text: &str) -> Result<AutoList, String> {
                     .ok_or_else(|| format!("`{}` is not a positive number of steps", p.trim()))
             })
             .collect::<Result<Vec<_>, _>>()
-            .map(|v| AutoList(Some(v))),
+            .map(|v| Auto(Some(v))),
     }
 }
 
-#[derive(Clone, Copy, Debug, ValueEnum)]
-pub enum TransformArg {
-    Auto,
-    None,
-    Log,
-}
-
-#[derive(Clone, Copy, Debug, ValueEnum)]
-pub enum TargetArg {
-    Auto,
-    Level,
-    Change,
-    Seasonal,
-}
-
-#[derive(Clone, Copy, Debug, ValueEnum)]
-pub enum ScalingArg {
-    Auto,
-    MeanAbs,
-    SeasonalDiff,
-}
-
-#[derive(Clone, Copy, Debug, ValueEnum)]
-pub enum WeightingArg {
-    Auto,
-    Scale,
-    Series,
+/// A parser of `auto` or one of the library's words for `T` (its `FromStr`), listing `words`
+/// in `--help` and in errors.
+pub fn auto_parser<T>(words: &'static [&'static str]) -> impl TypedValueParser<Value = Auto<T>>
+where
+    T: FromStr<Err = String> + Clone + Send + Sync + 'static,
+{
+    PossibleValuesParser::new(words).map(|w: String| match w.as_str() {
+        "auto" => Auto(None),
+        // Only the listed words get here, and the library reads each of them.
+        w => Auto(w.parse::<T>().ok()),
+    })
 }
 
 #[derive(Args, Debug)]
 pub struct ScoreArgs {
     #[command(flatten)]
     pub input: InputArgs,
+    /// Target lags the data are read with, comma separated [default: the model's].
+    #[arg(long, value_delimiter = ',')]
+    pub lags: Option<Vec<usize>>,
     /// Model directory.
     #[arg(long)]
     pub model: std::path::PathBuf,
@@ -263,7 +221,7 @@ pub struct ScoreArgs {
     /// Output format [default: by extension (.arrow, .arrows, .ipc: Arrow IPC stream), else
     /// Parquet, also on standard output].
     #[arg(long, value_enum)]
-    pub output_format: Option<OutputFormatArg>,
+    pub output_format: Option<OutputFormat>,
     /// Continue series from these saved states (series not in the file start fresh).
     #[arg(long)]
     pub state_in: Option<std::path::PathBuf>,
@@ -279,7 +237,7 @@ pub struct ScoreArgs {
     /// Anomaly score recipe: tail probability, short- vs long-term surprise (z-score), or the
     /// rank of the recent surprise among the long window's [default: tail].
     #[arg(long, value_enum)]
-    pub method: Option<MethodArg>,
+    pub method: Option<AnomalyMethod>,
     /// Long window of the likelihood method [default: 1000].
     #[arg(long)]
     pub long_window: Option<usize>,
@@ -293,17 +251,13 @@ pub struct ScoreArgs {
     pub refresh: Option<usize>,
 }
 
-#[derive(Clone, Copy, Debug, ValueEnum)]
-pub enum MethodArg {
-    Tail,
-    Likelihood,
-    Rank,
-}
-
 #[derive(Args, Debug)]
 pub struct ForecastArgs {
     #[command(flatten)]
     pub input: InputArgs,
+    /// Target lags the data are read with, comma separated [default: the model's].
+    #[arg(long, value_delimiter = ',')]
+    pub lags: Option<Vec<usize>>,
     /// Model directory; repeat it for an ensemble (the equal-weight mixture of the models'
     /// predictives, e.g. one setting trained with several seeds).
     #[arg(long, required = true)]
@@ -317,24 +271,24 @@ pub struct ForecastArgs {
     /// Output format [default: by extension (.arrow, .arrows, .ipc: Arrow IPC stream), else
     /// Parquet, also on standard output].
     #[arg(long, value_enum)]
-    pub output_format: Option<OutputFormatArg>,
-    /// Interval levels in percent.
-    #[arg(long, value_delimiter = ',', default_value = "80,95")]
-    pub levels: Vec<f64>,
+    pub output_format: Option<OutputFormat>,
+    /// Interval levels in percent [default: 80,95].
+    #[arg(long, value_delimiter = ',')]
+    pub levels: Option<Vec<f64>>,
     /// Sampled paths (calibrated intervals over the whole horizon; deterministic for a seed)
     /// or particle means (the exact mixture of each particle's mean path, faster; its
-    /// intervals are too narrow over long horizons).
-    #[arg(long, value_enum, default_value = "sample")]
-    pub mode: ModeArg,
-    /// Paths in sample mode.
-    #[arg(long, default_value_t = 200)]
-    pub samples: usize,
-    /// Seed of sample mode.
-    #[arg(long, default_value_t = 0)]
-    pub seed: u64,
-    /// Censor forecasts at zero: `auto` for series with no negative observation.
-    #[arg(long, value_enum, default_value = "auto")]
-    pub nonnegative: NonnegativeArg,
+    /// intervals are too narrow over long horizons) [default: sample].
+    #[arg(long, value_enum)]
+    pub mode: Option<Mode>,
+    /// Paths in sample mode [default: 200].
+    #[arg(long)]
+    pub samples: Option<usize>,
+    /// Seed of sample mode [default: 0].
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Censor forecasts at zero: `auto` for series with no negative observation [default: auto].
+    #[arg(long, value_enum)]
+    pub nonnegative: Option<Nonnegative>,
 }
 
 #[derive(Args, Debug)]
@@ -348,12 +302,12 @@ pub struct EvaluateArgs {
     /// In-sample history for MASE and MSIS (same reading options).
     #[arg(long)]
     pub history: Option<String>,
-    /// Seasonality for MASE and MSIS.
-    #[arg(long, default_value_t = 1)]
-    pub season: usize,
+    /// Seasonality for MASE and MSIS [default: 1].
+    #[arg(long)]
+    pub season: Option<usize>,
     /// Table layout of actuals and history.
     #[arg(long, value_enum)]
-    pub format: Option<FormatArg>,
+    pub format: Option<Layout>,
     /// Series id column.
     #[arg(long)]
     pub id_col: Option<String>,
@@ -368,7 +322,7 @@ pub struct EvaluateArgs {
     pub target_cols: Vec<String>,
     /// Rows of a series with the same timestamp in the actuals and history.
     #[arg(long, value_enum)]
-    pub duplicates: Option<DuplicatesArg>,
+    pub duplicates: Option<Duplicates>,
     /// Print the metrics as JSON.
     #[arg(long)]
     pub json: bool,
@@ -378,6 +332,9 @@ pub struct EvaluateArgs {
 pub struct PlotArgs {
     #[command(flatten)]
     pub input: InputArgs,
+    /// Target lags the data are read with, comma separated [default: the model's].
+    #[arg(long, value_delimiter = ',')]
+    pub lags: Option<Vec<usize>>,
     /// Model directory.
     #[arg(long)]
     pub model: std::path::PathBuf,
@@ -387,9 +344,9 @@ pub struct PlotArgs {
     /// Fan chart file (.png or .svg): forecast from the end of the series.
     #[arg(long)]
     pub forecast: Option<std::path::PathBuf>,
-    /// Steps ahead for the fan chart.
-    #[arg(long, default_value_t = 48)]
-    pub horizon: usize,
+    /// Steps ahead for the fan chart [default: 48].
+    #[arg(long)]
+    pub horizon: Option<usize>,
     /// History steps shown before the forecast.
     #[arg(long, default_value_t = 336)]
     pub history: usize,
@@ -399,12 +356,12 @@ pub struct PlotArgs {
     /// NAB label windows (combined_windows.json) to shade.
     #[arg(long)]
     pub labels: Option<std::path::PathBuf>,
-    /// Flag threshold.
-    #[arg(long, default_value_t = 0.999)]
-    pub threshold: f64,
-    /// Smoothing of the anomaly score.
-    #[arg(long, default_value_t = 1)]
-    pub smooth: usize,
+    /// Flag threshold [default: 0.999].
+    #[arg(long)]
+    pub threshold: Option<f64>,
+    /// Smoothing of the anomaly score [default: 1].
+    #[arg(long)]
+    pub smooth: Option<usize>,
 }
 
 #[derive(Args, Debug)]
@@ -429,69 +386,6 @@ pub struct InspectArgs {
     pub json: bool,
 }
 
-#[derive(Clone, Copy, Debug, ValueEnum)]
-pub enum FormatArg {
-    Long,
-    Wide,
-}
-
-#[derive(Clone, Copy, Debug, ValueEnum)]
-pub enum InputFormatArg {
-    Csv,
-    Parquet,
-    /// Arrow IPC (stream or file).
-    Arrow,
-}
-
-#[derive(Clone, Copy, Debug, ValueEnum)]
-pub enum OutputFormatArg {
-    Parquet,
-    /// Arrow IPC stream.
-    Arrow,
-}
-
-impl OutputFormatArg {
-    /// The library's format (`auto` when not given).
-    pub fn format(arg: Option<Self>) -> OutputFormat {
-        match arg {
-            None => OutputFormat::Auto,
-            Some(OutputFormatArg::Parquet) => OutputFormat::Parquet,
-            Some(OutputFormatArg::Arrow) => OutputFormat::Arrow,
-        }
-    }
-}
-
-#[derive(Clone, Copy, Debug, ValueEnum)]
-pub enum DuplicatesArg {
-    /// Fail, naming the series, timestamp and row.
-    Error,
-    /// Keep the first row of each timestamp.
-    First,
-    /// Keep the last row of each timestamp.
-    Last,
-    /// Average the rows of each timestamp.
-    Mean,
-}
-
-impl DuplicatesArg {
-    /// The library's policy.
-    pub fn policy(self) -> Duplicates {
-        match self {
-            DuplicatesArg::Error => Duplicates::Error,
-            DuplicatesArg::First => Duplicates::First,
-            DuplicatesArg::Last => Duplicates::Last,
-            DuplicatesArg::Mean => Duplicates::Mean,
-        }
-    }
-}
-
-#[derive(Clone, Copy, Debug, ValueEnum)]
-pub enum ShortArg {
-    Error,
-    Skip,
-    Pad,
-}
-
 /// Input options shared by commands that read data.
 #[derive(Args, Debug, Clone)]
 pub struct InputArgs {
@@ -501,10 +395,10 @@ pub struct InputArgs {
     pub input: String,
     /// Table layout [default: long, or the model's].
     #[arg(long, value_enum)]
-    pub format: Option<FormatArg>,
+    pub format: Option<Layout>,
     /// File format, when the extension does not tell.
     #[arg(long, value_enum)]
-    pub input_format: Option<InputFormatArg>,
+    pub input_format: Option<InputFormat>,
     /// Series id column [default: unique_id].
     #[arg(long)]
     pub id_col: Option<String>,
@@ -538,302 +432,172 @@ pub struct InputArgs {
     pub time_unit: Option<String>,
     /// Rows of a series with the same timestamp [default: error, or the model's].
     #[arg(long, value_enum)]
-    pub duplicates: Option<DuplicatesArg>,
+    pub duplicates: Option<Duplicates>,
     /// Frequency override (30min, 1h, 1d, 1mo, or an integer step).
     #[arg(long)]
     pub frequency: Option<String>,
-    /// Target lags to add as features, comma separated (e.g. 24,168).
-    #[arg(long, value_delimiter = ',')]
-    pub lags: Option<Vec<usize>>,
-}
-
-impl InputArgs {
-    /// The reading options: `base` (defaults, or what a model was trained with) with the flags
-    /// given on the command line on top.
-    pub fn options(&self, base: IngestOptions) -> IngestOptions {
-        let mut o = base;
-        if let Some(f) = self.input_format {
-            o.format = match f {
-                InputFormatArg::Csv => InputFormat::Csv,
-                InputFormatArg::Parquet => InputFormat::Parquet,
-                InputFormatArg::Arrow => InputFormat::Arrow,
-            };
-        } else {
-            o.format = InputFormat::Auto;
-        }
-        if let Some(f) = self.format {
-            o.layout = match f {
-                FormatArg::Long => Layout::Long,
-                FormatArg::Wide => Layout::Wide,
-            };
-        }
-        if let Some(c) = &self.id_col {
-            o.id_col = c.clone();
-        }
-        o.id_from_path |= self.id_from_path;
-        if let Some(c) = &self.time_col {
-            o.time_col = c.clone();
-        }
-        if !self.target_cols.is_empty() {
-            o.target_cols = self.target_cols.clone();
-        }
-        o.sort |= self.sort;
-        if self.sequence {
-            o.irregular = particast::ingest::Irregular::Sequence;
-        }
-        if let Some(d) = self.duplicates {
-            o.duplicates = d.policy();
-        }
-        if self.no_covariates {
-            o.covariate_cols = Some(Vec::new());
-        } else if !self.covariate_cols.is_empty() {
-            o.covariate_cols = Some(self.covariate_cols.clone());
-        }
-        if let Some(f) = &self.time_format {
-            o.time_format = Some(f.clone());
-        }
-        if let Some(u) = &self.time_unit {
-            o.time_unit = Some(u.clone());
-        }
-        if let Some(f) = &self.frequency {
-            o.frequency = Some(f.clone());
-        }
-        if let Some(l) = &self.lags {
-            o.lags = l.clone();
-        }
-        o
-    }
 }
 
 #[derive(Args, Debug)]
 pub struct IngestArgs {
     #[command(flatten)]
     pub input: InputArgs,
-    /// Context steps of a training window.
-    #[arg(long, default_value_t = 168)]
-    pub context: usize,
-    /// Horizon steps of a training window.
-    #[arg(long, default_value_t = 48)]
-    pub horizon: usize,
-    /// Steps between window starts.
-    #[arg(long, default_value_t = 24)]
-    pub stride: usize,
-    /// Series shorter than a window.
-    #[arg(long, value_enum, default_value = "error")]
-    pub short_series: ShortArg,
+    /// Target lags to add as features, comma separated (e.g. 24,168).
+    #[arg(long, value_delimiter = ',')]
+    pub lags: Option<Vec<usize>>,
+    /// Context steps of a training window [default: 168].
+    #[arg(long)]
+    pub context: Option<usize>,
+    /// Horizon steps of a training window [default: 48].
+    #[arg(long)]
+    pub horizon: Option<usize>,
+    /// Steps between window starts [default: 24].
+    #[arg(long)]
+    pub stride: Option<usize>,
+    /// Series shorter than a window [default: error].
+    #[arg(long, value_enum)]
+    pub short_series: Option<ShortSeries>,
     /// Series to list in the summary.
     #[arg(long, default_value_t = 10)]
     pub show: usize,
 }
 
-/// A failure: a one-line headline, optional detail, and the exit code.
-#[derive(Debug)]
-pub struct Failure {
-    pub headline: String,
-    pub detail: Option<String>,
-    pub code: u8,
-}
-
-impl Failure {
-    /// Bad usage or bad input (exit code 2), with a one-line headline.
-    pub fn input(headline: impl Into<String>) -> Self {
-        Failure {
-            headline: headline.into(),
-            detail: None,
-            code: 2,
+impl InputArgs {
+    /// The reading flags as overrides of `[input]` keys. The input's file format is never
+    /// taken from a model: it is the flag's, or told from the input itself.
+    pub fn overrides(&self) -> Overrides {
+        let mut o = Overrides::new("input");
+        o.set("format", self.input_format.unwrap_or(InputFormat::Auto))
+            .set_some("layout", self.format)
+            .set_some("id_col", self.id_col.as_ref())
+            .set_some("time_col", self.time_col.as_ref())
+            .set_some("duplicates", self.duplicates)
+            .set_some("time_format", self.time_format.as_ref())
+            .set_some("time_unit", self.time_unit.as_ref())
+            .set_some("frequency", self.frequency.as_ref());
+        if self.id_from_path {
+            o.set("id_from_path", true);
         }
-    }
-
-    /// The reader of standard output (or of a pipe written through) closed it before the
-    /// output was complete: not particast's failure. Exit code 0 and no message, as ripgrep
-    /// and other filters do; the reader got a prefix of the output.
-    pub fn reader_gone() -> Self {
-        Failure {
-            headline: String::new(),
-            detail: None,
-            code: 0,
+        if !self.target_cols.is_empty() {
+            o.set("target_cols", &self.target_cols);
         }
-    }
-}
-
-impl From<particast::Error> for Failure {
-    fn from(e: particast::Error) -> Self {
-        if let particast::Error::Pipeline(p) = &e {
-            if particast::pipeline::sink::is_broken_pipe(p) {
-                return Failure::reader_gone();
-            }
+        if self.sort {
+            o.set("sort", true);
         }
-        Failure {
-            code: if e.is_bad_input() { 2 } else { 1 },
-            headline: e.to_string(),
-            detail: None,
+        if self.sequence {
+            o.set("irregular", Irregular::Sequence);
         }
+        if self.no_covariates {
+            o.set("covariate_cols", Vec::<String>::new());
+        } else if !self.covariate_cols.is_empty() {
+            o.set("covariate_cols", &self.covariate_cols);
+        }
+        o
     }
 }
 
-impl From<particast::pipeline::PipelineError> for Failure {
-    fn from(e: particast::pipeline::PipelineError) -> Self {
-        particast::Error::from(e).into()
-    }
-}
-
-impl From<IngestError> for Failure {
-    fn from(e: IngestError) -> Self {
-        let code = match e {
-            IngestError::Io { .. } => 1,
-            _ => 2,
-        };
-        Failure {
-            headline: e.to_string(),
-            detail: None,
-            code,
+impl TrainArgs {
+    /// The training flags as overrides of `[train]` keys.
+    pub fn overrides(&self) -> Overrides {
+        let mut o = Overrides::new("train");
+        o.set_some("particles", self.particles)
+            .set_some("hidden", self.hidden)
+            .set_some("cell", self.cell)
+            .set_some("gate", self.gate)
+            .set_some("head", self.head)
+            .set_auto("seasons", self.season.clone().map(|a| a.0))
+            .set_auto("lags", self.lags.clone().map(|a| a.0))
+            .set_auto("transform", self.transform.clone().map(|a| a.0))
+            .set_auto("target", self.target.clone().map(|a| a.0))
+            .set_auto("scaling", self.scaling.clone().map(|a| a.0))
+            .set_auto("weighting", self.weighting.clone().map(|a| a.0))
+            .set_some("context", self.context)
+            .set_some("horizon", self.horizon)
+            .set_some("epochs", self.epochs)
+            .set_some("batches_per_epoch", self.batches_per_epoch)
+            .set_some("batch_size", self.batch_size)
+            .set_some("lr", self.lr)
+            .set_some("seed", self.seed);
+        if self.no_select {
+            o.set("select", false);
         }
+        o
     }
 }
 
-/// Sets up `tracing` on stderr: warnings by default, more with -v, none with --quiet.
-pub fn init_logging(g: &Global) {
-    let default = if g.quiet {
-        "error"
-    } else {
-        match g.verbose {
-            0 => "warn",
-            1 => "info",
-            _ => "debug",
+impl ScoreArgs {
+    /// The scoring flags as overrides of `[score]` keys.
+    pub fn overrides(&self) -> Overrides {
+        let mut o = Overrides::new("score");
+        o.set_some("threshold", self.threshold)
+            .set_some("smooth", self.smooth)
+            .set_some("method", self.method)
+            .set_some("long_window", self.long_window)
+            .set_some("suppress", self.suppress)
+            .set_some("refresh", self.refresh);
+        o
+    }
+}
+
+impl ForecastArgs {
+    /// The forecasting flags as overrides of `[forecast]` keys.
+    pub fn overrides(&self) -> Overrides {
+        let mut o = Overrides::new("forecast");
+        o.set("horizon", self.horizon)
+            .set_some("levels", self.levels.as_ref())
+            .set_some("mode", self.mode)
+            .set_some("samples", self.samples)
+            .set_some("seed", self.seed)
+            .set_some("nonnegative", self.nonnegative);
+        o
+    }
+}
+
+impl EvaluateArgs {
+    /// The reading flags of the actuals and history, as overrides of `[input]` keys.
+    pub fn input_overrides(&self) -> Overrides {
+        let mut o = Overrides::new("input");
+        o.set_some("layout", self.format)
+            .set_some("id_col", self.id_col.as_ref())
+            .set_some("time_col", self.time_col.as_ref())
+            .set_some("duplicates", self.duplicates);
+        if self.id_from_path {
+            o.set("id_from_path", true);
         }
-    };
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_target(false)
-        .try_init();
-}
-
-/// Runs the parsed command.
-pub fn run(cli: Cli) -> Result<(), Failure> {
-    let quiet = cli.global.quiet;
-    match cli.command {
-        Command::Ingest(args) => ingest(args, quiet),
-        Command::Run(args) => crate::commands::run(args, quiet),
-        Command::Train(args) => crate::commands::train(args, quiet),
-        Command::Score(args) => crate::commands::score(args, quiet),
-        Command::Forecast(args) => crate::commands::forecast(args, quiet),
-        Command::Evaluate(args) => crate::commands::evaluate(args, quiet),
-        Command::Inspect(args) => crate::commands::inspect(args),
-        Command::Plot(args) => crate::commands::plot(args, quiet),
-        Command::Nab(args) => crate::commands::nab(args),
-    }
-}
-
-fn ingest(args: IngestArgs, quiet: bool) -> Result<(), Failure> {
-    let _span = info_span!("ingest", input = %args.input.input).entered();
-    let start = Instant::now();
-    let opts = args.input.options(IngestOptions::default());
-    let spec = WindowSpec {
-        context: args.context,
-        horizon: args.horizon,
-        stride: args.stride,
-        batch_size: 1024,
-        short_series: match args.short_series {
-            ShortArg::Error => ShortSeries::Error,
-            ShortArg::Skip => ShortSeries::Skip,
-            ShortArg::Pad => ShortSeries::Pad,
-        },
-        ..Default::default()
-    };
-    if spec.stride == 0 || spec.is_empty() {
-        return Err(Failure {
-            headline: "--stride and --context + --horizon must be positive".into(),
-            detail: None,
-            code: 2,
-        });
-    }
-    let input = crate::commands::open_input(&args.input)?;
-    let mut stream = SeriesStream::open(input.source(), &opts)?;
-    let schema = stream.schema().clone();
-    let shown = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
-    let keep = std::rc::Rc::clone(&shown);
-    let limit = args.show;
-    let series = stream.by_ref().inspect(move |s| {
-        if let Ok(s) = s {
-            let mut k = keep.borrow_mut();
-            if k.len() < limit {
-                k.push((
-                    s.id.clone(),
-                    s.len(),
-                    s.stats.observed.iter().sum::<usize>(),
-                    s.stats.gaps_filled,
-                    s.stats.mean.first().copied().unwrap_or(0.0),
-                    s.stats.mean_abs.first().copied().unwrap_or(0.0),
-                    s.axis.kind.render(s.stats.first_ds),
-                    s.axis.kind.render(s.stats.last_ds),
-                ));
-            }
+        if !self.target_cols.is_empty() {
+            o.set("target_cols", &self.target_cols);
         }
-    });
-    let mut windows = 0usize;
-    for batch in WindowStream::new(
-        series,
-        spec.clone(),
-        schema.features.clone(),
-        &args.input.input,
-    ) {
-        windows += batch?.num_rows();
+        o
     }
-    let report = stream.report().clone();
-    if quiet {
-        return Ok(());
+}
+
+impl PlotArgs {
+    /// The fan chart's forecast settings (particle mode: the chart shows each particle's
+    /// mean path).
+    pub fn forecast_overrides(&self) -> Overrides {
+        let mut o = Overrides::new("forecast");
+        o.set_some("horizon", self.horizon)
+            .set("mode", Mode::Particle);
+        o
     }
-    println!("input      {}", args.input.input);
-    println!(
-        "schema     id={} time={} targets={} covariates=[{}] time kind={:?} frequency={}",
-        schema.id_col,
-        schema.time_col,
-        schema.target_cols.join(","),
-        schema.covariate_cols.join(","),
-        schema.time_kind,
-        schema.frequency_text()
-    );
-    println!(
-        "features   {} per step: [{}], lags {:?}",
-        schema.features.n_features(),
-        schema
-            .features
-            .feature_names(&schema.covariate_cols)
-            .join(", "),
-        schema.features.lags
-    );
-    println!(
-        "\n{:<50} {:>8} {:>9} {:>6} {:>12} {:>12}  {:<20} {:<20}",
-        "series", "steps", "observed", "gaps", "mean", "mean |y|", "first", "last"
-    );
-    for (id, len, obs, gaps, mean, mean_abs, first, last) in shown.borrow().iter() {
-        println!(
-            "{:<50} {:>8} {:>9} {:>6} {:>12.4} {:>12.4}  {:<20} {:<20}",
-            id, len, obs, gaps, mean, mean_abs, first, last
-        );
+
+    /// The anomaly view's scoring settings.
+    pub fn score_overrides(&self) -> Overrides {
+        let mut o = Overrides::new("score");
+        o.set_some("threshold", self.threshold)
+            .set_some("smooth", self.smooth);
+        o
     }
-    println!(
-        "\nread       {} rows, {} series, {} observed values; {} gap steps filled, {} non-finite values masked, {} all-missing series dropped, {} duplicate rows merged; {} bucket(s)",
-        report.rows,
-        report.series,
-        report.observed,
-        report.gaps_filled,
-        report.non_finite,
-        report.dropped_all_missing,
-        report.duplicates_merged,
-        report.buckets
-    );
-    println!(
-        "windows    {} of {} steps (context {}, horizon {}, stride {})",
-        windows,
-        spec.len(),
-        spec.context,
-        spec.horizon,
-        spec.stride
-    );
-    println!("time       {:.2} s", start.elapsed().as_secs_f64());
-    Ok(())
+}
+
+impl IngestArgs {
+    /// The window flags as overrides of [`WindowSpec`] keys.
+    pub fn window_overrides(&self) -> Overrides {
+        let mut o = Overrides::new("window");
+        o.set_some("context", self.context)
+            .set_some("horizon", self.horizon)
+            .set_some("stride", self.stride)
+            .set_some("short_series", self.short_series);
+        o
+    }
 }

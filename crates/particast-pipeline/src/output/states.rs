@@ -1,0 +1,145 @@
+//! The scoring state file ([`save_states`], [`load_states`]): one row per series with its id,
+//! steps, last timestamp, and list columns for the scale, location, particle states,
+//! log-weights, the lag history and the anomaly method's memory.
+
+use crate::error::{PipelineError, Result};
+use crate::score::SeriesState;
+
+fn list_f64(name: &str, rows: impl Iterator<Item = Vec<f64>>) -> polars::prelude::Column {
+    use polars::prelude::*;
+    let items: Vec<Series> = rows.map(|v| Series::new("".into(), v)).collect();
+    Series::new(name.into(), items).into_column()
+}
+
+fn list_f32(name: &str, rows: impl Iterator<Item = Vec<f32>>) -> polars::prelude::Column {
+    use polars::prelude::*;
+    let items: Vec<Series> = rows.map(|v| Series::new("".into(), v)).collect();
+    Series::new(name.into(), items).into_column()
+}
+
+/// Writes per-series scoring states as a Parquet file (atomically): one row per series with its
+/// id, steps, last timestamp, and list columns for the scale, location, particle states, log-weights, the
+/// lag history and the recent anomaly scores.
+pub fn save_states(states: &[SeriesState], path: &std::path::Path) -> Result<()> {
+    use polars::prelude::*;
+    let n = states.len();
+    let columns = vec![
+        Column::new(
+            "unique_id".into(),
+            states.iter().map(|s| s.id.clone()).collect::<Vec<_>>(),
+        ),
+        Column::new(
+            "steps".into(),
+            states.iter().map(|s| s.steps as u64).collect::<Vec<_>>(),
+        ),
+        Column::new(
+            "last_ds".into(),
+            states.iter().map(|s| s.last_ds).collect::<Vec<_>>(),
+        ),
+        list_f64("scale", states.iter().map(|s| s.scale.clone())),
+        list_f64("loc", states.iter().map(|s| s.loc.clone())),
+        list_f32("h", states.iter().map(|s| s.h.clone())),
+        list_f32("log_w", states.iter().map(|s| s.log_w.clone())),
+        list_f64("tail_values", states.iter().map(|s| s.tail_values.clone())),
+        list_f64(
+            "tail_mask",
+            states
+                .iter()
+                .map(|s| s.tail_mask.iter().map(|&m| m as f64).collect()),
+        ),
+        list_f64(
+            "recent_scores",
+            states.iter().map(|s| s.recent_scores.clone()),
+        ),
+        list_f64(
+            "recent_anomaly",
+            states.iter().map(|s| s.recent_anomaly.clone()),
+        ),
+    ];
+    let mut df = DataFrame::new(n, columns).map_err(|e| PipelineError::Polars {
+        context: "building the state table".into(),
+        source: e.into(),
+    })?;
+    crate::sink::write_parquet(&mut df, path)
+}
+
+/// Reads a state file written by [`save_states`].
+pub fn load_states(path: &std::path::Path) -> Result<Vec<SeriesState>> {
+    use polars::prelude::*;
+    let bad = |m: String| PipelineError::format(path, m);
+    let file = std::fs::File::open(path).map_err(|e| PipelineError::io(path, e))?;
+    let df = ParquetReader::new(file)
+        .finish()
+        .map_err(|e| bad(format!("not a state file: {e}")))?;
+    let col = |name: &str| {
+        df.column(name)
+            .map_err(|_| bad(format!("state file has no `{name}` column")))
+    };
+    let ids = col("unique_id")?
+        .str()
+        .map_err(|e| bad(e.to_string()))?
+        .clone();
+    let steps = col("steps")?.u64().map_err(|e| bad(e.to_string()))?.clone();
+    let last = col("last_ds")?
+        .i64()
+        .map_err(|e| bad(e.to_string()))?
+        .clone();
+    let lists = |name: &str| -> Result<ListChunked> {
+        col(name)?.list().cloned().map_err(|e| bad(e.to_string()))
+    };
+    let (scale, h, log_w, tv, tm, rs) = (
+        lists("scale")?,
+        lists("h")?,
+        lists("log_w")?,
+        lists("tail_values")?,
+        lists("tail_mask")?,
+        lists("recent_scores")?,
+    );
+    // State files written before locations existed have no `loc` column: location 0.
+    let loc = df.column("loc").ok().and_then(|c| c.list().ok().cloned());
+    let recent_anomaly = df
+        .column("recent_anomaly")
+        .ok()
+        .and_then(|c| c.list().ok().cloned());
+    let f64s = |l: &ListChunked, i: usize| -> Result<Vec<f64>> {
+        let s = l
+            .get_as_series(i)
+            .ok_or_else(|| bad(format!("row {i}: missing list")))?;
+        let s = s.cast(&DataType::Float64).map_err(|e| bad(e.to_string()))?;
+        let ca = s.f64().map_err(|e| bad(e.to_string()))?;
+        ca.iter()
+            .map(|v| v.ok_or_else(|| bad(format!("row {i}: null in a list"))))
+            .collect()
+    };
+    (0..df.height())
+        .map(|i| {
+            Ok(SeriesState {
+                id: ids
+                    .get(i)
+                    .ok_or_else(|| bad(format!("row {i}: null id")))?
+                    .to_string(),
+                steps: steps.get(i).unwrap_or(0) as usize,
+                last_ds: last
+                    .get(i)
+                    .ok_or_else(|| bad(format!("row {i}: null last_ds")))?,
+                scale: f64s(&scale, i)?,
+                loc: match &loc {
+                    Some(l) => f64s(l, i)?,
+                    None => vec![0.0; f64s(&scale, i)?.len()],
+                },
+                h: f64s(&h, i)?.into_iter().map(|v| v as f32).collect(),
+                log_w: f64s(&log_w, i)?.into_iter().map(|v| v as f32).collect(),
+                tail_values: f64s(&tv, i)?,
+                tail_mask: f64s(&tm, i)?
+                    .into_iter()
+                    .map(|v| u8::from(v != 0.0))
+                    .collect(),
+                recent_scores: f64s(&rs, i)?,
+                recent_anomaly: match &recent_anomaly {
+                    Some(l) => f64s(l, i)?,
+                    None => Vec::new(),
+                },
+            })
+        })
+        .collect()
+}

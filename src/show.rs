@@ -1,0 +1,260 @@
+//! What the commands print: summary lines (on standard error when standard output carries
+//! data), the training progress bar, the metrics table and the words for a model's settings.
+
+use indicatif::{ProgressBar, ProgressStyle};
+use particast::pipeline::metrics::Metrics;
+use particast::pipeline::recipe::RecipeReport;
+use particast::pipeline::sink::is_stdout;
+use particast::pipeline::{EpochReport, Reporter, TrainSummary};
+use std::io::{IsTerminal, Write};
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// Set when a command writes its data to standard output: its summary lines then go to
+/// standard error, so the data stream stays clean.
+static DATA_ON_STDOUT: AtomicBool = AtomicBool::new(false);
+
+/// Prints one summary line: on standard output, or on standard error when standard output
+/// carries data. A closed stream is not an error here (the reader has gone).
+pub fn say_line(line: String) {
+    if DATA_ON_STDOUT.load(Ordering::Relaxed) {
+        let _ = writeln!(std::io::stderr(), "{line}");
+    } else {
+        let _ = writeln!(std::io::stdout(), "{line}");
+    }
+}
+
+/// `println!` for summary lines ([`say_line`]).
+macro_rules! say {
+    ($($t:tt)*) => { $crate::show::say_line(format!($($t)*)) };
+}
+pub(crate) use say;
+
+/// Marks standard output as carrying data when `path` is `-`.
+pub fn note_output(path: &Path) {
+    if is_stdout(path) {
+        DATA_ON_STDOUT.store(true, Ordering::Relaxed);
+    }
+}
+
+/// An output path as shown in summaries.
+pub fn shown(path: &Path) -> String {
+    if is_stdout(path) {
+        "standard output".into()
+    } else {
+        path.display().to_string()
+    }
+}
+
+/// Draws a progress bar on a terminal and prints one line per epoch either way.
+pub struct BarReporter {
+    bar: Option<ProgressBar>,
+    quiet: bool,
+}
+
+impl BarReporter {
+    pub fn new(quiet: bool) -> Self {
+        BarReporter { bar: None, quiet }
+    }
+    fn line(&self, text: String) {
+        if self.quiet {
+            return;
+        }
+        match &self.bar {
+            Some(b) => b.println(text),
+            None => eprintln!("{text}"),
+        }
+    }
+}
+
+impl Reporter for BarReporter {
+    fn on_recipe(&mut self, report: &RecipeReport) {
+        for d in &report.decisions {
+            self.line(format!(
+                "recipe     {:<10} {}  ({}{})",
+                d.knob,
+                d.value,
+                if d.auto { "auto: " } else { "" },
+                d.why
+            ));
+        }
+    }
+    fn on_candidate(&mut self, k: usize, n: usize, name: &str) {
+        self.line(format!("candidate  {k} of {n}: {name}"));
+    }
+    fn on_selected(&mut self, report: &RecipeReport) {
+        for c in &report.candidates {
+            self.line(format!(
+                "candidate  {:<18} held-out MASE {}{}",
+                c.name,
+                c.holdout_mase
+                    .map(|v| format!("{v:.4}"))
+                    .unwrap_or_else(|| "-".into()),
+                if c.chosen { "  kept" } else { "" }
+            ));
+        }
+    }
+    fn on_start(&mut self, epochs: usize, batches_per_epoch: usize, first_epoch: usize) {
+        if self.quiet || !std::io::stderr().is_terminal() {
+            return;
+        }
+        let total = (epochs + 1).saturating_sub(first_epoch) * batches_per_epoch;
+        let bar = ProgressBar::new(total as u64);
+        if let Ok(style) = ProgressStyle::with_template(
+            "{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} batches ({per_sec}) {msg}",
+        ) {
+            bar.set_style(style);
+        }
+        self.bar = Some(bar);
+    }
+    fn on_batch(&mut self, epoch: usize, _batch: usize, loss: f64) {
+        if let Some(b) = &self.bar {
+            b.inc(1);
+            b.set_message(format!("epoch {epoch} train NLL {loss:.4}"));
+        }
+    }
+    fn on_epoch(&mut self, r: &EpochReport) {
+        let val = r
+            .val_nll
+            .map(|v| format!("{v:.4}"))
+            .unwrap_or_else(|| "-".into());
+        self.line(format!(
+            "epoch {:>3}  train NLL {:.4}  val NLL {}  lr {:.2e}  {:.1} batches/s{}",
+            r.epoch,
+            r.train_nll,
+            val,
+            r.lr,
+            r.batches_per_second,
+            if r.improved { "  *" } else { "" }
+        ));
+    }
+}
+
+impl Drop for BarReporter {
+    fn drop(&mut self) {
+        if let Some(b) = &self.bar {
+            b.finish_and_clear();
+        }
+    }
+}
+
+pub fn print_training(s: &TrainSummary) {
+    say!(
+        "trained    {} parameters, {} epochs (best {}), best validation NLL {} per observation ({} in original units), {:.1} s",
+        s.parameters,
+        s.epochs,
+        s.best_epoch,
+        s.best_val_nll.map(|v| format!("{v:.4}")).unwrap_or_else(|| "-".into()),
+        s.best_val_nll_original.map(|v| format!("{v:.4}")).unwrap_or_else(|| "-".into()),
+        s.wall_seconds
+    );
+    say!(
+        "particles  effective number {:.2}, mean pairwise state distance {:.3}{}",
+        s.effective_particles,
+        s.particle_distance,
+        if s.resumed {
+            " (resumed from a checkpoint)"
+        } else {
+            ""
+        }
+    );
+}
+
+pub fn print_metrics(m: &Metrics) {
+    say!("\n{:<22} {:>12}", "metric", "value");
+    let rows = [
+        ("series", m.series as f64),
+        ("observations", m.observations as f64),
+        ("sMAPE", m.smape),
+        ("MAPE", m.mape),
+        ("MASE", m.mase),
+        ("MSIS (95%)", m.msis),
+        ("ND", m.nd),
+        ("NRMSE", m.nrmse),
+        ("wQL (0.1..0.9)", m.wql),
+        ("CRPS", m.crps),
+        ("weighted CRPS", m.wcrps),
+        ("mean NLL", m.nll),
+    ];
+    for (name, v) in rows {
+        say!("{name:<22} {v:>12.4}");
+    }
+    for (level, c) in &m.coverage {
+        say!("{:<22} {:>12.4}", format!("coverage {level}%"), c);
+    }
+}
+
+/// Words for the model's settings, as a user types them.
+pub mod words {
+    use particast::ingest::{time::TimeUnit, TimeKind};
+    use particast::kernels::{Cell, Gate, Head};
+    use particast::pipeline::{LagInputs, Scaling, Target, Transform};
+
+    pub fn cell(c: Cell) -> &'static str {
+        match c {
+            Cell::Gru => "gru",
+            Cell::Tanh => "tanh",
+        }
+    }
+    pub fn head(h: Head) -> &'static str {
+        match h {
+            Head::Gaussian => "gaussian",
+            Head::StudentT => "student-t",
+        }
+    }
+    pub fn gate(g: Gate) -> &'static str {
+        match g {
+            Gate::Uniform => "uniform",
+            Gate::Bayes => "bayes",
+            Gate::FixedShare => "fixed-share",
+        }
+    }
+    pub fn time(k: &TimeKind) -> String {
+        match k {
+            TimeKind::Date => "dates".into(),
+            TimeKind::Integer => "integer steps".into(),
+            TimeKind::Datetime { unit, tz } => format!(
+                "datetimes in {}{}",
+                match unit {
+                    TimeUnit::Ns => "nanoseconds",
+                    TimeUnit::Us => "microseconds",
+                    TimeUnit::Ms => "milliseconds",
+                },
+                tz.as_ref()
+                    .map(|t| format!(", time zone {t}"))
+                    .unwrap_or_default()
+            ),
+        }
+    }
+    pub fn scaling(s: &Scaling) -> String {
+        s.to_string()
+    }
+    pub fn transform(t: &Transform) -> String {
+        t.to_string()
+    }
+    pub fn target(t: &Target) -> String {
+        t.to_string()
+    }
+    pub fn lag_inputs(l: &LagInputs) -> &'static str {
+        match l {
+            LagInputs::Level => "as levels",
+            LagInputs::SeasonalChange { .. } => "as seasonal changes and levels",
+        }
+    }
+    /// The settings as TOML values of a `[train]` section.
+    pub fn toml_value<T: serde::Serialize>(v: &T) -> String {
+        serde_json::to_value(v)
+            .ok()
+            .and_then(|j| match j {
+                serde_json::Value::Object(map) => Some(
+                    map.iter()
+                        .map(|(k, v)| format!("{k} = {v}"))
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                ),
+                _ => None,
+            })
+            .map(|inner| format!("{{ {inner} }}"))
+            .unwrap_or_default()
+    }
+}
