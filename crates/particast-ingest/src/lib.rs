@@ -87,8 +87,8 @@ pub use series::{
 pub use source::Source;
 pub use time::{CalendarFeature, Frequency, TimeAxis, TimeKind};
 pub use window::{
-    columns, sample_windows, window_schema, window_starts, WindowBatchBuilder, WindowData,
-    WindowStream,
+    columns, sample_window_starts, sample_windows, window_schema, window_starts,
+    WindowBatchBuilder, WindowData, WindowStream,
 };
 
 /// polars, re-exported so callers build frames with the same version.

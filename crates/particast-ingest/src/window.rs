@@ -362,23 +362,22 @@ impl<I: Iterator<Item = Result<PreparedSeries>>> Iterator for WindowStream<I> {
     }
 }
 
-/// Draws `n` windows at random (seeded): a series with probability proportional to its scale
-/// (mean |y| averaged over dimensions, floored at 1e-3 of the largest; DeepAR's scheme), then a
-/// start uniformly among its windows. Series too short for a window are drawn only under
-/// [`ShortSeries::Pad`] (with their one padded window).
-pub fn sample_windows(
+/// Draws `n` windows at random (seeded) as (index into `series`, start) pairs: a series with
+/// probability proportional to its scale under [`Weighting::Scale`] (mean |y| averaged over
+/// dimensions, floored at 1e-3 of the largest; DeepAR's scheme) or uniformly under
+/// [`Weighting::Series`], then a start uniformly among its windows. Series too short for a
+/// window are drawn only under [`ShortSeries::Pad`] (with their one padded window). Training
+/// reads these windows directly ([`WindowData::of`]); [`sample_windows`] is the Arrow form.
+pub fn sample_window_starts(
     series: &[PreparedSeries],
     spec: &WindowSpec,
-    features: &FeatureSpec,
     n: usize,
     seed: u64,
-) -> Result<RecordBatch> {
+) -> Result<Vec<(usize, i64)>> {
     let t = spec.len();
-    let candidates: Vec<&PreparedSeries> = series
-        .iter()
-        .filter(|s| s.len() >= t || spec.short_series == ShortSeries::Pad)
+    let candidates: Vec<usize> = (0..series.len())
+        .filter(|&i| series[i].len() >= t || spec.short_series == ShortSeries::Pad)
         .collect();
-    let mut builder = WindowBatchBuilder::new(t, features.clone());
     if candidates.is_empty() {
         if let (ShortSeries::Error, Some(s)) = (spec.short_series, series.first()) {
             return Err(IngestError::TooShort {
@@ -388,33 +387,53 @@ pub fn sample_windows(
                 window: t,
             });
         }
-        return builder.finish();
+        return Ok(Vec::new());
     }
     let scale = |s: &PreparedSeries| match spec.weighting {
         Weighting::Scale => s.stats.mean_abs.iter().sum::<f64>() / s.n_targets as f64,
         Weighting::Series => 1.0,
     };
-    let max_scale = candidates.iter().map(|s| scale(s)).fold(0.0, f64::max);
+    let max_scale = candidates
+        .iter()
+        .map(|&i| scale(&series[i]))
+        .fold(0.0, f64::max);
     let floor = (max_scale * 1e-3).max(1e-12);
     let mut cumulative = Vec::with_capacity(candidates.len());
     let mut acc = 0.0;
-    for s in &candidates {
-        acc += scale(s).max(floor);
+    for &i in &candidates {
+        acc += scale(&series[i]).max(floor);
         cumulative.push(acc);
     }
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let mut out = Vec::with_capacity(n);
     for _ in 0..n {
         let u: f64 = rng.random::<f64>() * acc;
-        let i = cumulative
+        let k = cumulative
             .partition_point(|&c| c <= u)
             .min(candidates.len() - 1);
-        let s = candidates[i];
+        let i = candidates[k];
+        let s = &series[i];
         let start = if s.len() >= t {
             rng.random_range(0..=(s.len() - t) as i64)
         } else {
             s.len() as i64 - t as i64
         };
-        builder.push(s, start);
+        out.push((i, start));
+    }
+    Ok(out)
+}
+
+/// [`sample_window_starts`] as an Arrow record batch of windows ([`window_schema`]).
+pub fn sample_windows(
+    series: &[PreparedSeries],
+    spec: &WindowSpec,
+    features: &FeatureSpec,
+    n: usize,
+    seed: u64,
+) -> Result<RecordBatch> {
+    let mut builder = WindowBatchBuilder::new(spec.len(), features.clone());
+    for (i, start) in sample_window_starts(series, spec, n, seed)? {
+        builder.push(&series[i], start);
     }
     builder.finish()
 }

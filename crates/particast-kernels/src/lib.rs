@@ -52,19 +52,28 @@
 // Index loops over several parallel buffers read better than zipped iterators in numeric kernels.
 #![allow(clippy::needless_range_loop)]
 
+mod backward;
+mod batch;
 mod cell;
 mod error;
+mod forward;
+mod gate;
 pub mod head;
-mod infer;
+mod loss;
 mod model;
 mod optim;
 pub mod real;
-mod train;
+mod rollout;
+mod score;
+mod state;
 
+pub use batch::Batch;
 pub use error::KernelError;
 pub use head::{emission, log_density, Emission};
-pub use infer::{observe, score, step, ParticleState, ScoreOutput};
+pub use loss::{loss_and_grad, LossReport, TrainOptions};
 pub use model::{Cell, Gate, Head, Model, ModelConfig, ParamEntry, ParamLayout};
 pub use optim::{clip_global_norm, Adam, AdamConfig};
 pub use real::Real;
-pub use train::{loss_and_grad, Batch, LossReport, TrainOptions};
+pub use rollout::{observe, step};
+pub use score::{score, ScoreOutput};
+pub use state::ParticleState;

@@ -27,7 +27,7 @@ mod scaling;
 mod target;
 mod transform;
 
-use particast_ingest::{FeatureSpec, WindowData};
+use particast_ingest::{FeatureSpec, PreparedSeries, WindowData};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{PipelineError, Result};
@@ -121,6 +121,28 @@ impl KernelBatch {
 }
 
 impl InputSpec {
+    /// Kernel buffers for the windows `picks` ((index into `series`, start) pairs) of `len`
+    /// steps, each scaled by its first `context` steps: what training reads, straight from
+    /// the series (the same numbers as the Arrow window batches of ingestion decoded by
+    /// [`InputSpec::from_record_batch`]).
+    pub fn windows_batch(
+        &self,
+        series: &[PreparedSeries],
+        picks: &[(usize, i64)],
+        len: usize,
+        context: usize,
+    ) -> KernelBatch {
+        let d = self.features.n_targets;
+        let mut out = KernelBatch::default();
+        for &(i, start) in picks {
+            let w = WindowData::of(&series[i], start, len, &self.features);
+            let affine = self.scaling.affine(&w.values, &w.mask, d, context);
+            self.push_window(&w, len, &affine, &mut out);
+        }
+        out.steps = len;
+        out
+    }
+
     /// A spec whose lags include 1 (added in front when missing), modelling the level.
     pub fn new(features: FeatureSpec, scaling: Scaling) -> Self {
         Self::with_target(features, scaling, Target::Level)

@@ -6,8 +6,7 @@ mod checkpoint;
 mod select;
 
 use particast_ingest::{
-    sample_windows, Dataset, IngestOptions, PreparedSeries, ShortSeries, WindowBatchBuilder,
-    WindowSpec,
+    sample_window_starts, Dataset, IngestOptions, PreparedSeries, ShortSeries, WindowSpec,
 };
 use particast_kernels::{
     clip_global_norm, loss_and_grad, score, Adam, AdamConfig, Model, ModelConfig, ParticleState,
@@ -77,14 +76,13 @@ fn validation_batch(
     spec: &InputSpec,
     context: usize,
     horizon: usize,
-) -> Result<KernelBatch> {
+) -> KernelBatch {
     let t = context + horizon;
-    let mut builder = WindowBatchBuilder::new(t, spec.features.clone());
-    for s in series.iter().filter(|s| s.len() > horizon) {
-        builder.push(s, s.len() as i64 - t as i64);
-    }
-    let batch = builder.finish()?;
-    spec.from_record_batch(&batch, context)
+    let picks: Vec<(usize, i64)> = (0..series.len())
+        .filter(|&i| series[i].len() > horizon)
+        .map(|i| (i, series[i].len() as i64 - t as i64))
+        .collect();
+    spec.windows_batch(series, &picks, t, context)
 }
 
 /// Removes the temporary files of atomic writes that a killed process left in `dir` (they are
@@ -218,7 +216,7 @@ fn train_plan(
             "no series with observations to train on".into(),
         ));
     }
-    let val = validation_batch(&data.series, &spec, plan.context, cfg.horizon)?;
+    let val = validation_batch(&data.series, &spec, plan.context, cfg.horizon);
     std::fs::create_dir_all(dir).map_err(|e| PipelineError::io(dir, e))?;
     remove_stale_temporaries(dir);
 
@@ -277,17 +275,17 @@ fn train_plan(
             .seed
             .wrapping_mul(0x9E37_79B9_7F4A_7C15)
             .wrapping_add(epoch as u64);
-        let windows = sample_windows(
+        let picks = sample_window_starts(
             &train_series,
             &window,
-            &spec.features,
             plan.batch_size * plan.batches_per_epoch,
             epoch_seed,
         )?;
         let mut train_sum = 0.0;
         for b in 0..plan.batches_per_epoch {
-            let slice = windows.slice(b * plan.batch_size, plan.batch_size);
-            let kb = spec.from_record_batch(&slice, plan.context)?;
+            let at = (b * plan.batch_size).min(picks.len());
+            let slice = &picks[at..(at + plan.batch_size).min(picks.len())];
+            let kb = spec.windows_batch(&train_series, slice, window.len(), plan.context);
             let opts = TrainOptions {
                 noise_seed: cfg.noise.then_some(epoch_seed.wrapping_add(b as u64)),
                 ..Default::default()
