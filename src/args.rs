@@ -348,7 +348,7 @@ pub struct PlotArgs {
     #[arg(long)]
     pub horizon: Option<usize>,
     /// History steps shown before the forecast.
-    #[arg(long, default_value_t = 336)]
+    #[arg(long, default_value_t = particast::plot::DEFAULT_HISTORY)]
     pub history: usize,
     /// Anomaly view file (.png or .svg).
     #[arg(long)]

@@ -121,7 +121,8 @@ impl Model {
         Ok(joined)
     }
 
-    /// Forecasts `horizon` steps of every series (particle mode, 80 and 95% intervals).
+    /// Forecasts `horizon` steps of every series (the default settings otherwise: sample mode,
+    /// 80 and 95% intervals).
     pub fn forecast(&self, lf: LazyFrame, horizon: usize) -> Result<DataFrame, Error> {
         self.forecast_with(
             lf,

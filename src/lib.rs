@@ -12,7 +12,13 @@
 //! - [`kernels`] (`particast-kernels`): batched particle-RNN forward and backward passes on faer;
 //! - [`pipeline`] (`particast-pipeline`): the train, score and forecast stages.
 //!
-//! The `particast` binary is a thin command-line layer over these crates.
+//! and, in this crate, [`frames`] (polars frames in and out), [`run`] and [`spec`] (pipeline
+//! files), [`plot`] (fan charts and anomaly views) and [`nab`] (NAB label files). Each is a
+//! thin layer over [`pipeline::stage`].
+//!
+//! The `particast` binary (feature `cli`: `cargo install particast --features cli`) is the
+//! command line over the same calls; without the feature the library builds no clap,
+//! indicatif or tracing-subscriber.
 //!
 //! ```
 //! use particast::ingest::{Dataset, IngestOptions, Source};

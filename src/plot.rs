@@ -12,6 +12,9 @@ use std::sync::Once;
 
 use crate::error::Error;
 
+/// History steps a fan chart shows before the forecast, unless told otherwise.
+pub const DEFAULT_HISTORY: usize = 336;
+
 static FONT: &[u8] = include_bytes!("../assets/fonts/DejaVuSans.ttf");
 static REGISTER: Once = Once::new();
 

@@ -300,7 +300,7 @@ impl PipelineSpec {
                     anomaly: keys.anomaly.map(|p| resolve(&output_dir, &p)),
                     series: keys.series,
                     labels: keys.labels.map(|p| resolve(&base, &p)),
-                    history: keys.history.unwrap_or(336),
+                    history: keys.history.unwrap_or(crate::plot::DEFAULT_HISTORY),
                 })
             }
         };

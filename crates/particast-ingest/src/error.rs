@@ -207,12 +207,13 @@ pub enum IngestError {
     #[error("invalid ingestion options: {0}")]
     Options(String),
     /// Conversion between polars and arrow-rs failed.
-    #[error("arrow conversion of column `{column}`: {message}")]
+    #[error("arrow conversion of column `{column}`: {source}")]
     Arrow {
         /// The column.
         column: String,
-        /// What went wrong.
-        message: String,
+        /// The cause (an arrow-rs or polars error, or what was unexpected).
+        #[source]
+        source: BoxedError,
     },
     /// An I/O error on a spill file or an output.
     #[error("{path}: {source}")]

@@ -25,10 +25,10 @@ const _: () = {
     );
 };
 
-fn arrow_err(column: &str, e: impl std::fmt::Display) -> IngestError {
+fn arrow_err(column: &str, e: impl Into<crate::error::BoxedError>) -> IngestError {
     IngestError::Arrow {
         column: column.to_string(),
-        message: e.to_string(),
+        source: e.into(),
     }
 }
 

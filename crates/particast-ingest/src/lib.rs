@@ -5,7 +5,8 @@
 //!
 //! **Inputs** ([`Source`]): a Parquet, CSV or Arrow IPC file, a glob of them, or a polars
 //! `LazyFrame` / `DataFrame`; standard input, a FIFO or a device is copied to a temporary file
-//! first and read under its own name ([`spool::spool_stdin`], [`Source::Named`]). **Layouts** ([`Layout`]): *long* (`unique_id`, `ds`, `y`, names configurable, several
+//! first and read under its own name ([`spool`]: [`spool::Input::open`] decides for a path a
+//! user typed; [`Source::Named`]); [`ipc`] reads Arrow IPC and whole Parquet tables. **Layouts** ([`Layout`]): *long* (`unique_id`, `ds`, `y`, names configurable, several
 //! targets for multivariate series, other numeric columns as covariates) and *wide* (M4: one row
 //! per series, id first, values padded with empty cells; `ds` becomes 0..n).
 //!
@@ -26,7 +27,8 @@
 //!
 //! ## Window batch schema
 //! [`WindowStream`] (strided, aligned to series ends) and [`sample_windows`] (seeded, weighted
-//! by scale) produce batches with `T = context + horizon`, `D` targets, `C` features
+//! by scale or by series; [`sample_window_starts`] gives the same draws as positions, which
+//! training reads directly) produce batches with `T = context + horizon`, `D` targets, `C` features
 //! (calendar then covariates) and `K` lags:
 //!
 //! | column | Arrow type | contents |

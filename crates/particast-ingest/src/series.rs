@@ -314,7 +314,7 @@ fn string_column<'a>(array: &'a ArrayRef, column: &str) -> Result<Vec<Option<&'a
         other => {
             return Err(IngestError::Arrow {
                 column: column.into(),
-                message: format!("expected strings, got {other}"),
+                source: format!("expected strings, got {other}").into(),
             })
         }
     })
@@ -325,7 +325,7 @@ fn column<'b>(batch: &'b RecordBatch, name: &str) -> Result<&'b ArrayRef> {
         .column_by_name(name)
         .ok_or_else(|| IngestError::Arrow {
             column: name.into(),
-            message: "column missing from canonical batch".into(),
+            source: "column missing from canonical batch".into(),
         })
 }
 
@@ -342,7 +342,7 @@ fn row_numbers(batch: &RecordBatch) -> Result<Vec<u64>> {
         other => {
             return Err(IngestError::Arrow {
                 column: canon::ROW.into(),
-                message: format!("unexpected row index type {other}"),
+                source: format!("unexpected row index type {other}").into(),
             })
         }
     })

@@ -25,15 +25,15 @@ pub mod columns {
     pub const WINDOW_START: &str = "window_start";
     /// Physical timestamp of slot 0 (Int64).
     pub const DS_START: &str = "ds_start";
-    /// Target values, `T * D` (FixedSizeList<Float32>).
+    /// Target values, `T * D` (`FixedSizeList<Float32>`).
     pub const VALUES: &str = "values";
-    /// Observed flags, `T * D` (FixedSizeList<UInt8>).
+    /// Observed flags, `T * D` (`FixedSizeList<UInt8>`).
     pub const MASK: &str = "mask";
-    /// Calendar features then covariates, `T * C` (FixedSizeList<Float32>).
+    /// Calendar features then covariates, `T * C` (`FixedSizeList<Float32>`).
     pub const COVARIATES: &str = "covariates";
-    /// Lagged targets, `T * K * D` (FixedSizeList<Float32>).
+    /// Lagged targets, `T * K * D` (`FixedSizeList<Float32>`).
     pub const LAGS: &str = "lags";
-    /// Observed flags of the lagged targets, `T * K * D` (FixedSizeList<UInt8>).
+    /// Observed flags of the lagged targets, `T * K * D` (`FixedSizeList<UInt8>`).
     pub const LAG_MASK: &str = "lag_mask";
 }
 
@@ -96,7 +96,7 @@ fn fixed_size_list(values: ArrayRef, item: DataType, size: usize, n: usize) -> R
         .map(|data| Arc::new(FixedSizeListArray::from(data)) as ArrayRef)
         .map_err(|e| IngestError::Arrow {
             column: "<window batch>".into(),
-            message: e.to_string(),
+            source: e.into(),
         })
 }
 
@@ -285,7 +285,7 @@ impl WindowBatchBuilder {
         ];
         RecordBatch::try_new(Arc::clone(&self.schema), columns).map_err(|e| IngestError::Arrow {
             column: "<window batch>".into(),
-            message: e.to_string(),
+            source: e.into(),
         })
     }
 }

@@ -17,15 +17,18 @@
 //! optional learned transition noise for training. Parameters live in one flat buffer with named
 //! views ([`ParamLayout`]), so the optimiser ([`Adam`]) is one loop and checkpoints are simple.
 //!
-//! **The kernels**: [`loss_and_grad`] runs a [`Batch`] of windows: the input projection is one
-//! product per window chunk shared by its L particles, the recurrence one product of shape
-//! (rows x H) by (H x 3H) per step over all particle rows, the head one product over all steps;
-//! elementwise work is fused loops over contiguous rows. Backpropagation through time is exact
-//! (masks, burn-in, noise, every gate), and weight gradients are again single products over all
-//! steps. Windows are split into chunks of a fixed number of rows that run on the rayon pool with
-//! `Par::Seq` products inside (chunking never depends on the thread count, so results are
-//! identical with any number of threads). [`score`] runs teacher-forced inference in pieces that
-//! carry a [`ParticleState`], and [`step`] / [`observe`] drive forecasting rollouts.
+//! **The kernels** (one file each): `forward.rs` is the one forward pass, over a chunk of
+//! windows: the input projection one product over all steps shared by the L particles, the
+//! recurrence (`cell.rs`) one product of shape (rows x H) by (H x 3H) per step over all particle
+//! rows, the head (`head.rs`) one product over all steps, then the particles' log densities and
+//! the gate (`gate.rs`). [`loss_and_grad`] (`loss.rs`) runs it on a [`Batch`] (`batch.rs`)
+//! with `backward.rs`, exact backpropagation through time (masks, burn-in, noise, every gate)
+//! with weight gradients as single products over all steps; [`score`] (`score.rs`) runs it
+//! teacher-forced from a [`ParticleState`] (`state.rs`) that carries a series between calls;
+//! [`step`] / [`observe`] (`rollout.rs`) drive forecasting rollouts. Windows are split into
+//! chunks of a fixed number of rows that run on the rayon pool with `Par::Seq` products inside
+//! (chunking never depends on the thread count, so results are identical with any number of
+//! threads).
 //!
 //! Everything is generic over [`Real`]: `f32` for speed, `f64` for gradient checks. This crate
 //! knows nothing of files, Arrow or polars.

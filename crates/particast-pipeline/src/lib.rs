@@ -1,39 +1,53 @@
 //! # particast-pipeline
 //!
-//! The stages that turn windows into models and models into numbers. It sits between the command
-//! line and the two lower crates: series come from `particast-ingest`, the particle RNN from
-//! `particast-kernels`.
+//! The stages that turn series into models and models into numbers, between the front ends
+//! (the CLI, pipeline files, the polars API, Python) and the two lower crates: series come from
+//! `particast-ingest`, the particle RNN from `particast-kernels`. Every front end calls
+//! [`stage`]: read, train, score, forecast, evaluate, with results that write themselves.
 //!
-//! - [`train()`]: windows sampled from ingestion (seeded, weighted by scale), an optional value
-//!   transform ([`Transform`], e.g. `ln y`), per-window scaling ([`Scaling`]), the level or the
-//!   change from one season ago as the emission's target ([`Target`], whose lags then enter as
-//!   seasonal changes next to their levels, [`LagInputs`]), Adam with global-norm clipping,
-//!   learning-rate decay on plateau, early stopping on the NLL of a held-out tail of every series, a checkpoint every epoch and resume. Progress
-//!   goes to a [`Reporter`]; the result is a [`TrainedModel`] saved as a model directory
-//!   (`model.safetensors` + `config.json`, written atomically, with a format version).
-//! - [`score_series`]: per observation the exact one-step predictive NLL under the particle
-//!   mixture, the PIT value and an anomaly score (tail probability, z-score or rank of the NLL,
-//!   [`AnomalyMethod`]), streaming through each series in chunks that carry the particle state
-//!   (optionally re-conditioned on the recent past every few steps); [`score_continued`]
-//!   continues from a saved [`SeriesState`].
-//! - [`forecast_series`]: `particle` mode (each particle rolls on its own mean; quantiles by
-//!   inverting the mixture CDF) or `sample` mode (exact ancestral sampling), censored at zero for
-//!   nonnegative series ([`Nonnegative`]); [`forecast_ensemble`] mixes several models.
-//! - [`metrics`]: CRPS, wQL, ND, NRMSE, MASE, sMAPE, MSIS, coverage, NLL, with their definitions.
-//! - [`output`]: the stages' Arrow columns; [`sink`]: every file written, in one place
-//!   (standard output, write-through to pipes and devices, atomic files, outputs that would
-//!   replace an input refused); [`limits`]: sizes checked before anything is allocated.
-//! - [`nab`]: the Numenta Anomaly Benchmark's scoring (windows, probation, scaled sigmoid,
-//!   profiles, corpus-optimal threshold, normalisation).
+//! Modules, bottom up (each imports only those above it):
+//! - [`sink`] (every file written: standard output, pipes, atomic files, outputs that would
+//!   replace an input refused), [`limits`] (sizes checked before allocating);
+//! - `inputs`: the network's per-step inputs, with [`Transform`], [`Scaling`] and [`Target`];
+//!   [`mixture`]: predictive mixtures built from the kernel's outputs (CDF, quantiles, CRPS);
+//!   [`metrics`], [`nab`];
+//! - [`settings`]: [`TrainConfig`] and [`Overrides`], the one settings layer (defaults only in
+//!   the `Default`s; file sections, flags and keyword arguments are overrides by key);
+//!   [`recipe`]: what training decides for every `auto` knob;
+//! - `model_dir`: [`TrainedModel`] and its folder ([`ModelMeta`], [`TrainSummary`]);
+//!   `condition`: the conditioning step scoring and forecasting share;
+//! - [`score`] (NLL, PIT, [`score::anomaly`] methods, [`score::state`] for incremental
+//!   scoring), [`forecast`] (particle and sample modes, ensembles), [`evaluate`];
+//! - `train` (Adam, early stopping, checkpoints and resume, the recipe's candidates);
+//! - [`output`]: the file formats of scores, forecasts, states and metrics, each writer next to
+//!   its reader; [`stage`]: the API on top.
+//!
+//! ## Words
+//! One meaning each, across the crates:
+//! - **series**: one id's values over time; **step**: one position of its time axis (gaps
+//!   filled, missing values masked); **target**: the column(s) modelled; **covariate**: other
+//!   numeric columns fed as inputs;
+//! - **context**: the steps a window (or a forecast, or a scored series' scale) is conditioned
+//!   on; **horizon**: the steps ahead a forecast covers -- training windows are context +
+//!   horizon steps, and the validation tail of every series is one horizon; **holdout** (a
+//!   pipeline file's `[train] holdout`): steps cut off the end of every series before training,
+//!   to evaluate forecasts on;
+//! - **window**: context + horizon consecutive steps of one series; **scale** (and location):
+//!   the affine map of a window, from its context only ([`Affine`]); **transform**: a fixed map of
+//!   the values before scaling; **target** (the network's, [`Target`]): what the emission
+//!   models, the level or a change;
+//! - **particle**: one of the L hidden trajectories; **gate**: how their weights move;
+//!   **recipe**: the training settings, `auto` ones decided from the data;
+//! - **stage**: read, train, score, forecast or evaluate; **overrides**: settings a user gave.
 //!
 //! ```no_run
-//! use particast_pipeline::{train, Silent, TrainConfig};
-//! use particast_ingest::{Dataset, IngestOptions, Source};
+//! use particast_pipeline::{stage, Silent, TrainConfig};
+//! use particast_ingest::{IngestOptions, Source};
 //!
 //! let opts = IngestOptions::default();
-//! let data = Dataset::read(Source::path("train.parquet"), &opts).unwrap();
+//! let data = stage::read(Source::path("train.parquet"), &opts).unwrap();
 //! let cfg = TrainConfig { horizon: 48, ..Default::default() }; // every recipe knob auto
-//! let model = train(&data, &opts, &cfg, "model".as_ref(), false, &mut Silent).unwrap();
+//! let model = stage::train(&data, &opts, &cfg, "model".as_ref(), false, &mut Silent).unwrap();
 //! println!("{:?}", model.meta.training);
 //! ```
 #![deny(missing_docs)]

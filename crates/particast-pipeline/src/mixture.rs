@@ -1,4 +1,4 @@
-//! Predictive mixtures over particles: built from the kernel's outputs ([`components`]), CDF,
+//! Predictive mixtures over particles: built from the kernel's outputs (`components`), CDF,
 //! density, exact quantiles by inversion, and CRPS.
 
 use particast_kernels::{emission, ModelConfig};

@@ -1,5 +1,5 @@
 //! Anomaly scores from the predictive distribution: the recipes ([`AnomalyMethod`]), their
-//! score functions, and the causal per-series memory they keep ([`Tracker`]) while a series
+//! score functions, and the causal per-series memory they keep (`Tracker`) while a series
 //! is scored, saved in its [`SeriesState`] so incremental scoring continues it exactly.
 
 use serde::{Deserialize, Serialize};

@@ -31,7 +31,7 @@ pub struct SeriesState {
     pub tail_mask: Vec<u8>,
     /// The last raw values the anomaly method keeps (tail scores, or NLLs).
     pub recent_scores: Vec<f64>,
-    /// The last anomaly scores before suppression (for [`ScoreConfig::suppress`]).
+    /// The last anomaly scores before suppression (for [`crate::ScoreConfig::suppress`]).
     pub recent_anomaly: Vec<f64>,
 }
 
