@@ -43,6 +43,20 @@ fn open(args: &InputArgs) -> Result<Input> {
     )?)
 }
 
+/// Reads `--input` for `model`: its reading options with the flags on top.
+fn read_for(
+    model: &TrainedModel,
+    args: &InputArgs,
+    lags: &Option<Vec<usize>>,
+) -> Result<particast::ingest::Dataset> {
+    let input = open(args)?;
+    Ok(stage::read_for_model(
+        model,
+        || input.source(),
+        &input_overrides(args, lags),
+    )?)
+}
+
 /// A settings file (the keys of a pipeline file's `[train]` section) as overrides.
 fn settings_file(path: &Path, section: &str) -> Result<Overrides> {
     let bytes = std::fs::read(path).map_err(|e| Error::Io {
@@ -138,12 +152,7 @@ pub fn score(args: ScoreArgs, quiet: bool) -> Result<()> {
     protected.claim(&args.output)?;
     note_output(&args.output);
     let model = TrainedModel::load(&args.model)?;
-    let input = open(&args.input)?;
-    let data = stage::read_for_model(
-        &model,
-        || input.source(),
-        &input_overrides(&args.input, &args.lags),
-    )?;
+    let data = read_for(&model, &args.input, &args.lags)?;
     let cfg: ScoreConfig = args.overrides().build()?;
     let resume = match &args.state_in {
         Some(p) => load_states(p)?,
@@ -181,12 +190,7 @@ pub fn forecast(args: ForecastArgs, quiet: bool) -> Result<()> {
         .map(|m| TrainedModel::load(m))
         .collect::<std::result::Result<Vec<_>, _>>()?;
     // The first model decides how the input is read; every model must fit it.
-    let input = open(&args.input)?;
-    let data = stage::read_for_model(
-        &models[0],
-        || input.source(),
-        &input_overrides(&args.input, &args.lags),
-    )?;
+    let data = read_for(&models[0], &args.input, &args.lags)?;
     for m in &models[1..] {
         m.check_schema(&data.schema)?;
     }
@@ -387,12 +391,7 @@ pub fn plot(args: PlotArgs, quiet: bool) -> Result<()> {
         note_output(p);
     }
     let model = TrainedModel::load(&args.model)?;
-    let input = open(&args.input)?;
-    let data = stage::read_for_model(
-        &model,
-        || input.source(),
-        &input_overrides(&args.input, &args.lags),
-    )?;
+    let data = read_for(&model, &args.input, &args.lags)?;
     let series = match &args.series {
         Some(id) => data
             .get(id)

@@ -159,24 +159,41 @@ pub fn train(
         info!(knob = %d.knob, value = %d.value, auto = d.auto, why = %d.why, "recipe");
     }
     reporter.on_recipe(&plan.report);
+    let job = Job {
+        data,
+        ingest,
+        cfg,
+        resume,
+    };
     if plan.alternatives.is_empty() {
-        return train_plan(data, ingest, cfg, &plan, dir, resume, reporter, start);
+        return train_plan(&job, &plan, dir, reporter, start);
     }
-    select::train_candidates(data, ingest, cfg, &plan, dir, resume, reporter, start)
+    select::train_candidates(&job, &plan, dir, reporter, start)
+}
+
+/// What every training run of one `train` call shares.
+#[derive(Clone, Copy)]
+struct Job<'a> {
+    data: &'a Dataset,
+    ingest: &'a IngestOptions,
+    cfg: &'a TrainConfig,
+    resume: bool,
 }
 
 /// Trains one concrete plan into `dir`.
-#[allow(clippy::too_many_arguments)]
 fn train_plan(
-    data: &Dataset,
-    ingest: &IngestOptions,
-    cfg: &TrainConfig,
+    job: &Job<'_>,
     plan: &Plan,
     dir: &Path,
-    resume: bool,
     reporter: &mut dyn Reporter,
     start: Instant,
 ) -> Result<TrainedModel> {
+    let Job {
+        data,
+        ingest,
+        cfg,
+        resume,
+    } = *job;
     let mut features = data.schema.features.clone();
     features.lags = plan.lags.clone();
     let spec =

@@ -2,30 +2,26 @@
 //! folder of the model directory, forecasts the held-out tail of every series, and the one
 //! with the lowest MASE is kept (its checkpoint with it); the candidate folders are removed.
 
-use particast_ingest::{Dataset, IngestOptions, PreparedSeries};
+use particast_ingest::PreparedSeries;
 use std::path::Path;
 use std::time::Instant;
 use tracing::{info, info_span, warn};
 
 use super::checkpoint::{CHECKPOINT_STATE, CHECKPOINT_WEIGHTS};
-use super::{train_plan, Reporter};
+use super::{train_plan, Job, Reporter};
 use crate::error::{PipelineError, Result};
 use crate::model_dir::{read_file, TrainedModel};
 use crate::recipe::Plan;
-use crate::settings::TrainConfig;
 
 /// Trains the plan's first choice and each alternative, keeps the best in `dir`.
-#[allow(clippy::too_many_arguments)]
 pub(super) fn train_candidates(
-    data: &Dataset,
-    ingest: &IngestOptions,
-    cfg: &TrainConfig,
+    job: &Job<'_>,
     plan: &Plan,
     dir: &Path,
-    resume: bool,
     reporter: &mut dyn Reporter,
     start: Instant,
 ) -> Result<TrainedModel> {
+    let (data, cfg) = (job.data, job.cfg);
     let mut candidates = vec![(
         plan.report
             .decisions
@@ -47,16 +43,7 @@ pub(super) fn train_candidates(
         p.scaling = scaling.clone();
         p.alternatives.clear();
         let sub = dir.join(format!(".candidate-{}", k + 1));
-        trained.push(train_plan(
-            data,
-            ingest,
-            cfg,
-            &p,
-            &sub,
-            resume,
-            reporter,
-            Instant::now(),
-        )?);
+        trained.push(train_plan(job, &p, &sub, reporter, Instant::now())?);
     }
     // Each candidate forecasts the held-out tail of every series from the part it was
     // trained on; the lower MASE wins (teacher-forced NLLs hardly tell a level target from a
