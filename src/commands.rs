@@ -3,7 +3,6 @@
 
 use particast::ingest::spool::Input;
 use particast::ingest::{IngestOptions, InputFormat, SeriesStream, WindowSpec, WindowStream};
-use particast::kernels::Gate;
 use particast::pipeline::sink::Protected;
 use particast::pipeline::stage::{self, EvaluateConfig};
 use particast::pipeline::{
@@ -12,12 +11,11 @@ use particast::pipeline::{
 use particast::run::run_pipeline;
 use particast::spec::PipelineSpec;
 use particast::Error;
-use std::path::Path;
 use std::time::Instant;
 use tracing::info_span;
 
 use crate::args::*;
-use crate::show::{note_output, print_metrics, print_training, say, shown, words, BarReporter};
+use crate::show::{self, note_output, print_metrics, print_training, say, shown, BarReporter};
 
 type Result<T> = std::result::Result<T, Error>;
 
@@ -57,27 +55,6 @@ fn read_for(
     )?)
 }
 
-/// A settings file (the keys of a pipeline file's `[train]` section) as overrides.
-fn settings_file(path: &Path, section: &str) -> Result<Overrides> {
-    let bytes = std::fs::read(path).map_err(|e| Error::Io {
-        path: path.to_path_buf(),
-        source: e,
-    })?;
-    let text = String::from_utf8(bytes)
-        .map_err(|e| Error::spec(path, format!("not a UTF-8 text file ({e})")))?;
-    let table: toml::Table = toml::from_str(&text).map_err(|e| {
-        Error::spec(
-            path,
-            e.to_string()
-                .lines()
-                .find(|l| !l.trim().is_empty())
-                .unwrap_or("bad TOML")
-                .trim(),
-        )
-    })?;
-    Overrides::from_table(section, &table).map_err(|e| Error::spec(path, e))
-}
-
 pub fn run(args: RunArgs, quiet: bool) -> Result<()> {
     let start = Instant::now();
     let spec = PipelineSpec::load(&args.pipeline)?;
@@ -109,7 +86,7 @@ pub fn run(args: RunArgs, quiet: bool) -> Result<()> {
 
 pub fn train(args: TrainArgs, quiet: bool) -> Result<()> {
     let mut settings = match &args.config {
-        Some(path) => settings_file(path, "train")?,
+        Some(path) => particast::spec::load_settings(path, "train")?,
         None => Overrides::new("train"),
     };
     settings.merge(args.overrides());
@@ -257,7 +234,6 @@ pub fn evaluate(args: EvaluateArgs, quiet: bool) -> Result<()> {
 
 pub fn inspect(args: InspectArgs) -> Result<()> {
     let m = TrainedModel::load(&args.model)?;
-    let c = &m.model.config;
     if args.json {
         // A model's metadata is plain data: it always serialises.
         let mut value = serde_json::to_value(&m.meta).unwrap_or_default();
@@ -268,109 +244,8 @@ pub fn inspect(args: InspectArgs) -> Result<()> {
             "{}",
             serde_json::to_string_pretty(&value).unwrap_or_default()
         );
-        return Ok(());
-    }
-    let d = &m.meta.data;
-    let inputs = &m.meta.inputs;
-    say!("model       {}", args.model.display());
-    say!(
-        "format      version {}, written by particast {}",
-        m.meta.format_version,
-        m.meta.particast_version
-    );
-    say!(
-        "network     {} cell, hidden size {}, {} particles, embedding {}, {} head, {} gate{}; {} inputs per step, {} target(s), {} parameters",
-        words::cell(c.cell),
-        c.hidden,
-        c.particles,
-        c.embedding,
-        words::head(c.head),
-        words::gate(c.gate),
-        if c.noise { ", transition noise" } else { "" },
-        c.inputs,
-        c.targets,
-        m.model.params.len()
-    );
-    if c.gate == Gate::FixedShare {
-        say!("share rate  {:.4}", m.model.share_rate());
-    }
-    say!(
-        "data        series id `{}`, time `{}` ({}), target(s) {}, covariates {}, frequency {}",
-        d.id_col,
-        d.time_col,
-        words::time(&d.time_kind),
-        d.target_cols.join(", "),
-        if d.covariate_cols.is_empty() {
-            "none".to_string()
-        } else {
-            d.covariate_cols.join(", ")
-        },
-        d.frequency_text()
-    );
-    let lags = &inputs.features.lags;
-    say!(
-        "inputs      lags {} {}; calendar features {}",
-        if lags.is_empty() {
-            "none".to_string()
-        } else {
-            lags.iter()
-                .map(|l| l.to_string())
-                .collect::<Vec<_>>()
-                .join(", ")
-        },
-        words::lag_inputs(&inputs.lag_inputs),
-        if inputs.features.calendar.is_empty() {
-            "none".to_string()
-        } else {
-            inputs
-                .features
-                .calendar
-                .iter()
-                .map(|c| c.name())
-                .collect::<Vec<_>>()
-                .join(", ")
-        }
-    );
-    say!(
-        "recipe      transform {}; predicts {}; scaled by the {}; context {}, horizon {}",
-        words::transform(&inputs.transform),
-        words::target(&inputs.target),
-        words::scaling(&inputs.scaling),
-        m.meta.context,
-        m.meta.horizon
-    );
-    let mut flags = format!(
-        "particast train --cell {} --head {} --gate {} --hidden {} --particles {} --context {} --horizon {}",
-        words::cell(c.cell),
-        words::head(c.head),
-        words::gate(c.gate),
-        c.hidden,
-        c.particles,
-        m.meta.context,
-        m.meta.horizon
-    );
-    // The lags as read (the network's lag 1 is added by the model itself).
-    let read_lags = &m.meta.ingest.lags;
-    if !read_lags.is_empty() {
-        flags += &format!(
-            " --lags {}",
-            read_lags
-                .iter()
-                .map(|l| l.to_string())
-                .collect::<Vec<_>>()
-                .join(",")
-        );
-    }
-    say!("as flags    {flags}");
-    say!(
-        "[train]     transform = {}, target = {}, scaling = {}, embedding = {}",
-        words::toml_value(&inputs.transform),
-        words::toml_value(&inputs.target),
-        words::toml_value(&inputs.scaling),
-        c.embedding
-    );
-    if let Some(t) = &m.meta.training {
-        print_training(t);
+    } else {
+        show::model(&args.model, &m);
     }
     Ok(())
 }

@@ -2,10 +2,11 @@
 //! data), the training progress bar, the metrics table and the words for a model's settings.
 
 use indicatif::{ProgressBar, ProgressStyle};
+use particast::kernels::Gate;
 use particast::pipeline::metrics::Metrics;
 use particast::pipeline::recipe::RecipeReport;
 use particast::pipeline::sink::is_stdout;
-use particast::pipeline::{EpochReport, Reporter, TrainSummary};
+use particast::pipeline::{EpochReport, Reporter, TrainSummary, TrainedModel};
 use std::io::{IsTerminal, Write};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -256,5 +257,112 @@ pub mod words {
             })
             .map(|inner| format!("{{ {inner} }}"))
             .unwrap_or_default()
+    }
+}
+
+/// `particast inspect`: a model directory in words, as flags and as `[train]` values.
+pub fn model(dir: &Path, m: &TrainedModel) {
+    let c = &m.model.config;
+    let d = &m.meta.data;
+    let inputs = &m.meta.inputs;
+    say!("model       {}", dir.display());
+    say!(
+        "format      version {}, written by particast {}",
+        m.meta.format_version,
+        m.meta.particast_version
+    );
+    say!(
+        "network     {} cell, hidden size {}, {} particles, embedding {}, {} head, {} gate{}; {} inputs per step, {} target(s), {} parameters",
+        words::cell(c.cell),
+        c.hidden,
+        c.particles,
+        c.embedding,
+        words::head(c.head),
+        words::gate(c.gate),
+        if c.noise { ", transition noise" } else { "" },
+        c.inputs,
+        c.targets,
+        m.model.params.len()
+    );
+    if c.gate == Gate::FixedShare {
+        say!("share rate  {:.4}", m.model.share_rate());
+    }
+    say!(
+        "data        series id `{}`, time `{}` ({}), target(s) {}, covariates {}, frequency {}",
+        d.id_col,
+        d.time_col,
+        words::time(&d.time_kind),
+        d.target_cols.join(", "),
+        if d.covariate_cols.is_empty() {
+            "none".to_string()
+        } else {
+            d.covariate_cols.join(", ")
+        },
+        d.frequency_text()
+    );
+    let lags = &inputs.features.lags;
+    say!(
+        "inputs      lags {} {}; calendar features {}",
+        if lags.is_empty() {
+            "none".to_string()
+        } else {
+            lags.iter()
+                .map(|l| l.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        },
+        words::lag_inputs(&inputs.lag_inputs),
+        if inputs.features.calendar.is_empty() {
+            "none".to_string()
+        } else {
+            inputs
+                .features
+                .calendar
+                .iter()
+                .map(|c| c.name())
+                .collect::<Vec<_>>()
+                .join(", ")
+        }
+    );
+    say!(
+        "recipe      transform {}; predicts {}; scaled by the {}; context {}, horizon {}",
+        words::transform(&inputs.transform),
+        words::target(&inputs.target),
+        words::scaling(&inputs.scaling),
+        m.meta.context,
+        m.meta.horizon
+    );
+    let mut flags = format!(
+        "particast train --cell {} --head {} --gate {} --hidden {} --particles {} --context {} --horizon {}",
+        words::cell(c.cell),
+        words::head(c.head),
+        words::gate(c.gate),
+        c.hidden,
+        c.particles,
+        m.meta.context,
+        m.meta.horizon
+    );
+    // The lags as read (the network's lag 1 is added by the model itself).
+    let read_lags = &m.meta.ingest.lags;
+    if !read_lags.is_empty() {
+        flags += &format!(
+            " --lags {}",
+            read_lags
+                .iter()
+                .map(|l| l.to_string())
+                .collect::<Vec<_>>()
+                .join(",")
+        );
+    }
+    say!("as flags    {flags}");
+    say!(
+        "[train]     transform = {}, target = {}, scaling = {}, embedding = {}",
+        words::toml_value(&inputs.transform),
+        words::toml_value(&inputs.target),
+        words::toml_value(&inputs.scaling),
+        c.embedding
+    );
+    if let Some(t) = &m.meta.training {
+        print_training(t);
     }
 }

@@ -130,6 +130,26 @@ fn resolve(base: &Path, p: &str) -> PathBuf {
     }
 }
 
+/// A text file's contents (UTF-8).
+fn read_text(file: &Path) -> Result<String, Error> {
+    let bytes = std::fs::read(file).map_err(|e| Error::Io {
+        path: file.to_path_buf(),
+        source: e,
+    })?;
+    String::from_utf8(bytes).map_err(|e| bad(file, format!("not a UTF-8 text file ({e})")))
+}
+
+/// Parses TOML text into a table; a syntax error names `file` and the first line of the cause.
+fn parse_table(text: &str, file: &Path) -> Result<Table, Error> {
+    toml::from_str(text).map_err(|e| bad(file, first_line(&e.to_string())))
+}
+
+/// Reads a settings file -- the keys of one section of a pipeline file, `[train]`'s for
+/// `particast train --config` -- as overrides of `section`.
+pub fn load_settings(file: &Path, section: &str) -> Result<Overrides, Error> {
+    overrides(&parse_table(&read_text(file)?, file)?, section, file)
+}
+
 /// A section's keys as overrides (messages name `file`).
 fn overrides(t: &Table, section: &str, file: &Path) -> Result<Overrides, Error> {
     Overrides::from_table(section, t).map_err(|e| bad(file, e))
@@ -185,20 +205,13 @@ struct PlotKeys {
 impl PipelineSpec {
     /// Reads and checks a pipeline file.
     pub fn load(file: &Path) -> Result<PipelineSpec, Error> {
-        let bytes = std::fs::read(file).map_err(|e| Error::Io {
-            path: file.to_path_buf(),
-            source: e,
-        })?;
-        let text = String::from_utf8(bytes)
-            .map_err(|e| bad(file, format!("not a UTF-8 text file ({e})")))?;
-        Self::parse(&text, file)
+        Self::parse(&read_text(file)?, file)
     }
 
     /// Parses pipeline text; `file` names it in messages and anchors relative paths.
     pub fn parse(text: &str, file: &Path) -> Result<PipelineSpec, Error> {
         let base = file.parent().map(Path::to_path_buf).unwrap_or_default();
-        let mut root: Table =
-            toml::from_str(text).map_err(|e| bad(file, first_line(&e.to_string())))?;
+        let mut root = parse_table(text, file)?;
         let output_dir = match root.remove("output_dir") {
             None => base.join("out").join(file.file_stem().unwrap_or_default()),
             Some(toml::Value::String(d)) => resolve(&base, &d),

@@ -404,3 +404,69 @@ impl TrainConfig {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ScoreConfig;
+
+    #[test]
+    fn overrides_build_over_the_defaults_and_later_layers_win() {
+        let mut file = Overrides::new("train");
+        file.set("particles", 4).set("hidden", 16).set("lr", 0.01);
+        let mut flags = Overrides::new("train");
+        flags
+            .set_some("hidden", Some(24))
+            .set_some::<usize>("epochs", None)
+            .set_auto::<Transform>("transform", Some(None))
+            .set_auto("target", Some(Some(Target::Level)));
+        file.merge(flags);
+        let cfg: TrainConfig = file.build().unwrap();
+        assert_eq!((cfg.particles, cfg.hidden, cfg.lr), (4, Some(24), 0.01));
+        assert_eq!((cfg.epochs, cfg.transform), (None, None));
+        assert_eq!(cfg.target, Some(Target::Level));
+        // Everything not given is the library's default.
+        let d = TrainConfig::default();
+        assert_eq!((cfg.seed, cfg.clip, cfg.cell), (d.seed, d.clip, d.cell));
+        assert_eq!(Overrides::new("train").build::<TrainConfig>().unwrap(), d);
+    }
+
+    #[test]
+    fn bad_values_and_unknown_keys_are_named() {
+        let mut o = Overrides::new("score");
+        o.set("threshold", 0.5).set("smooth", "many");
+        let e = o.build::<ScoreConfig>().unwrap_err().to_string();
+        assert!(e.starts_with("[score] smooth: invalid type"), "{e}");
+        let mut o = Overrides::new("score");
+        o.set("treshold", 0.5);
+        let e = o.build::<ScoreConfig>().unwrap_err().to_string();
+        assert!(
+            e.contains("[score]") && e.contains("unknown field `treshold`"),
+            "{e}"
+        );
+        // A non-finite float cannot be written as a value: refused, naming the key.
+        let mut o = Overrides::new("score");
+        o.set("threshold", f64::NAN);
+        let e = o.build::<ScoreConfig>().unwrap_err().to_string();
+        assert!(e.starts_with("[score] threshold:"), "{e}");
+    }
+
+    #[test]
+    fn apply_keeps_the_base_where_nothing_is_given_and_take_removes_keys() {
+        let base = ScoreConfig {
+            threshold: 0.8,
+            smooth: 12,
+            ..Default::default()
+        };
+        let mut o = Overrides::new("score");
+        o.set("smooth", 3).set("output", "s.parquet");
+        let out: Option<String> = o.take("output").unwrap();
+        assert_eq!(out.as_deref(), Some("s.parquet"));
+        assert_eq!(o.keys().collect::<Vec<_>>(), vec!["smooth"]);
+        let cfg = o.apply(&base).unwrap();
+        assert_eq!((cfg.threshold, cfg.smooth), (0.8, 3));
+        let e = o.take::<usize>("smooth");
+        assert_eq!(e.unwrap(), Some(3));
+        assert!(o.is_empty());
+    }
+}
