@@ -5,6 +5,7 @@
 use particast_ingest::polars::prelude::*;
 use particast_ingest::TimeKind;
 use particast_pipeline::nab::NabFile;
+use particast_pipeline::output;
 use std::path::Path;
 
 use crate::error::Error;
@@ -24,45 +25,22 @@ pub fn read_scores(scores: &Path, labels: &Path) -> Result<Vec<NabFile>, Error> 
         source: e,
     })?;
     let df = ParquetReader::new(f).finish().map_err(|e| bad(scores, e))?;
-    let col = |c: &str| {
-        df.column(c)
-            .cloned()
-            .map_err(|_| bad(scores, format!("missing column `{c}`")))
-    };
-    let ids = col("unique_id")?;
-    let ids = ids.str().map_err(|e| bad(scores, e))?;
-    let kind = match col("ds")?.dtype() {
-        DataType::Datetime(unit, _) => TimeKind::Datetime {
-            unit: match unit {
-                TimeUnit::Nanoseconds => particast_ingest::time::TimeUnit::Ns,
-                TimeUnit::Microseconds => particast_ingest::time::TimeUnit::Us,
-                TimeUnit::Milliseconds => particast_ingest::time::TimeUnit::Ms,
-            },
-            tz: None,
-        },
-        other => return Err(bad(scores, format!("`ds` is {other}, expected a datetime"))),
-    };
-    let ds = col("ds")?
-        .cast(&DataType::Int64)
-        .map_err(|e| bad(scores, e))?;
-    let ds = ds.i64().map_err(|e| bad(scores, e))?;
-    let an = col("particast-anomaly")?;
-    let an = an.f64().map_err(|e| bad(scores, e))?;
+    let (kind, series) = output::read_scores(&df, &scores.to_string_lossy())?;
+    if !matches!(kind, TimeKind::Datetime { .. }) {
+        return Err(bad(
+            scores,
+            "`ds` is not a datetime (NAB files have timestamps)",
+        ));
+    }
     let mut files: Vec<NabFile> = Vec::new();
     let mut stamps: Vec<Vec<i64>> = Vec::new();
-    for i in 0..df.height() {
-        let id = ids.get(i).unwrap_or("");
-        if files.last().map(|f| f.name != id).unwrap_or(true) {
-            files.push(NabFile {
-                name: id.to_string(),
-                ..Default::default()
-            });
-            stamps.push(Vec::new());
-        }
-        if let (Some(file), Some(st)) = (files.last_mut(), stamps.last_mut()) {
-            file.scores.push(an.get(i).unwrap_or(0.0));
-            st.push(ds.get(i).unwrap_or(i64::MIN));
-        }
+    for s in series {
+        files.push(NabFile {
+            name: s.id,
+            scores: s.anomaly.iter().map(|a| a.unwrap_or(0.0)).collect(),
+            ..Default::default()
+        });
+        stamps.push(s.ds);
     }
     for (file, st) in files.iter_mut().zip(&stamps) {
         let windows = crate::plot::nab_windows(labels, &file.name, &kind)?;

@@ -31,7 +31,7 @@ use std::sync::Arc;
 use crate::error::{PipelineError, Result};
 
 pub use forecasts::{forecast_batch, read_forecasts};
-pub use scores::scores_batch;
+pub use scores::{read_scores, scores_batch};
 
 pub(crate) fn batch(fields: Vec<(String, ArrayRef)>) -> Result<RecordBatch> {
     let schema = Schema::new(
@@ -54,6 +54,24 @@ pub fn level_name(l: f64) -> String {
     } else {
         format!("{l}")
     }
+}
+
+/// The time kind of an output's `ds` column (the inverse of [`to_dataframe`]'s cast); `None`
+/// for a type no output has.
+pub fn time_kind_of(dtype: &DataType) -> Option<TimeKind> {
+    Some(match dtype {
+        DataType::Datetime(unit, tz) => TimeKind::Datetime {
+            unit: match unit {
+                TimeUnit::Nanoseconds => ITimeUnit::Ns,
+                TimeUnit::Microseconds => ITimeUnit::Us,
+                TimeUnit::Milliseconds => ITimeUnit::Ms,
+            },
+            tz: tz.as_ref().map(|t| t.to_string()),
+        },
+        DataType::Date => TimeKind::Date,
+        DataType::Int64 => TimeKind::Integer,
+        _ => return None,
+    })
 }
 
 /// Converts an output batch to a polars frame, giving `ds` back the input's time type.
