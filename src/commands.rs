@@ -362,16 +362,7 @@ pub fn ingest(args: IngestArgs, quiet: bool) -> Result<()> {
         if let Ok(s) = s {
             let mut k = keep.borrow_mut();
             if k.len() < limit {
-                k.push((
-                    s.id.clone(),
-                    s.len(),
-                    s.stats.observed.iter().sum::<usize>(),
-                    s.stats.gaps_filled,
-                    s.stats.mean.first().copied().unwrap_or(0.0),
-                    s.stats.mean_abs.first().copied().unwrap_or(0.0),
-                    s.axis.kind.render(s.stats.first_ds),
-                    s.axis.kind.render(s.stats.last_ds),
-                ));
+                k.push(show::SeriesRow::of(s));
             }
         }
     });
@@ -384,58 +375,16 @@ pub fn ingest(args: IngestArgs, quiet: bool) -> Result<()> {
     ) {
         windows += batch?.num_rows();
     }
-    let report = stream.report().clone();
-    if quiet {
-        return Ok(());
-    }
-    println!("input      {}", args.input.input);
-    println!(
-        "schema     id={} time={} targets={} covariates=[{}] time kind={:?} frequency={}",
-        schema.id_col,
-        schema.time_col,
-        schema.target_cols.join(","),
-        schema.covariate_cols.join(","),
-        schema.time_kind,
-        schema.frequency_text()
-    );
-    println!(
-        "features   {} per step: [{}], lags {:?}",
-        schema.features.n_features(),
-        schema
-            .features
-            .feature_names(&schema.covariate_cols)
-            .join(", "),
-        schema.features.lags
-    );
-    println!(
-        "\n{:<50} {:>8} {:>9} {:>6} {:>12} {:>12}  {:<20} {:<20}",
-        "series", "steps", "observed", "gaps", "mean", "mean |y|", "first", "last"
-    );
-    for (id, len, obs, gaps, mean, mean_abs, first, last) in shown.borrow().iter() {
-        println!(
-            "{:<50} {:>8} {:>9} {:>6} {:>12.4} {:>12.4}  {:<20} {:<20}",
-            id, len, obs, gaps, mean, mean_abs, first, last
+    if !quiet {
+        show::ingest(
+            &args.input.input,
+            &schema,
+            &shown.borrow(),
+            stream.report(),
+            windows,
+            &spec,
+            start.elapsed().as_secs_f64(),
         );
     }
-    println!(
-        "\nread       {} rows, {} series, {} observed values; {} gap steps filled, {} non-finite values masked, {} all-missing series dropped, {} duplicate rows merged; {} bucket(s)",
-        report.rows,
-        report.series,
-        report.observed,
-        report.gaps_filled,
-        report.non_finite,
-        report.dropped_all_missing,
-        report.duplicates_merged,
-        report.buckets
-    );
-    println!(
-        "windows    {} of {} steps (context {}, horizon {}, stride {})",
-        windows,
-        spec.len(),
-        spec.context,
-        spec.horizon,
-        spec.stride
-    );
-    println!("time       {:.2} s", start.elapsed().as_secs_f64());
     Ok(())
 }

@@ -2,6 +2,7 @@
 //! data), the training progress bar, the metrics table and the words for a model's settings.
 
 use indicatif::{ProgressBar, ProgressStyle};
+use particast::ingest::{DataSchema, IngestReport, PreparedSeries, WindowSpec};
 use particast::kernels::Gate;
 use particast::pipeline::metrics::Metrics;
 use particast::pipeline::recipe::RecipeReport;
@@ -365,4 +366,94 @@ pub fn model(dir: &Path, m: &TrainedModel) {
     if let Some(t) = &m.meta.training {
         print_training(t);
     }
+}
+
+/// One series as `particast ingest` lists it.
+pub struct SeriesRow {
+    id: String,
+    len: usize,
+    observed: usize,
+    gaps: usize,
+    mean: f64,
+    mean_abs: f64,
+    first: String,
+    last: String,
+}
+
+impl SeriesRow {
+    /// The row of a series.
+    pub fn of(s: &PreparedSeries) -> Self {
+        SeriesRow {
+            id: s.id.clone(),
+            len: s.len(),
+            observed: s.stats.observed.iter().sum::<usize>(),
+            gaps: s.stats.gaps_filled,
+            mean: s.stats.mean.first().copied().unwrap_or(0.0),
+            mean_abs: s.stats.mean_abs.first().copied().unwrap_or(0.0),
+            first: s.axis.kind.render(s.stats.first_ds),
+            last: s.axis.kind.render(s.stats.last_ds),
+        }
+    }
+}
+
+/// `particast ingest`'s summary: the schema, the first series, what reading found, the
+/// windows.
+pub fn ingest(
+    input: &str,
+    schema: &DataSchema,
+    shown: &[SeriesRow],
+    report: &IngestReport,
+    windows: usize,
+    spec: &WindowSpec,
+    seconds: f64,
+) {
+    println!("input      {}", input);
+    println!(
+        "schema     id={} time={} targets={} covariates=[{}] time kind={:?} frequency={}",
+        schema.id_col,
+        schema.time_col,
+        schema.target_cols.join(","),
+        schema.covariate_cols.join(","),
+        schema.time_kind,
+        schema.frequency_text()
+    );
+    println!(
+        "features   {} per step: [{}], lags {:?}",
+        schema.features.n_features(),
+        schema
+            .features
+            .feature_names(&schema.covariate_cols)
+            .join(", "),
+        schema.features.lags
+    );
+    println!(
+        "\n{:<50} {:>8} {:>9} {:>6} {:>12} {:>12}  {:<20} {:<20}",
+        "series", "steps", "observed", "gaps", "mean", "mean |y|", "first", "last"
+    );
+    for r in shown {
+        println!(
+            "{:<50} {:>8} {:>9} {:>6} {:>12.4} {:>12.4}  {:<20} {:<20}",
+            r.id, r.len, r.observed, r.gaps, r.mean, r.mean_abs, r.first, r.last
+        );
+    }
+    println!(
+        "\nread       {} rows, {} series, {} observed values; {} gap steps filled, {} non-finite values masked, {} all-missing series dropped, {} duplicate rows merged; {} bucket(s)",
+        report.rows,
+        report.series,
+        report.observed,
+        report.gaps_filled,
+        report.non_finite,
+        report.dropped_all_missing,
+        report.duplicates_merged,
+        report.buckets
+    );
+    println!(
+        "windows    {} of {} steps (context {}, horizon {}, stride {})",
+        windows,
+        spec.len(),
+        spec.context,
+        spec.horizon,
+        spec.stride
+    );
+    println!("time       {:.2} s", seconds);
 }
