@@ -399,7 +399,8 @@ pub struct InputArgs {
     /// File format, when the extension does not tell.
     #[arg(long, value_enum)]
     pub input_format: Option<InputFormat>,
-    /// Series id column [default: unique_id].
+    /// Series id column [default: unique_id, or the model's]; naming one turns off ids from file
+    /// paths (a model trained with `--id-from-path` used on a long table).
     #[arg(long)]
     pub id_col: Option<String>,
     /// Use each file's path (relative to the glob's fixed folder) as its series id.
@@ -475,8 +476,12 @@ impl InputArgs {
             .set_some("time_format", self.time_format.as_ref())
             .set_some("time_unit", self.time_unit.as_ref())
             .set_some("frequency", self.frequency.as_ref());
+        // Naming an id column means ids come from it, even for a model trained with ids from
+        // file paths (a model trained on one file per series, used on a long table).
         if self.id_from_path {
             o.set("id_from_path", true);
+        } else if self.id_col.is_some() {
+            o.set("id_from_path", false);
         }
         if !self.target_cols.is_empty() {
             o.set("target_cols", &self.target_cols);

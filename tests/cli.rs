@@ -481,3 +481,42 @@ fn kill_9_during_training_then_resume_gives_the_uninterrupted_model() {
         assert!(stray.is_empty(), "temporary files left: {stray:?}");
     }
 }
+
+#[test]
+fn a_model_trained_with_ids_from_paths_scores_a_long_table_by_its_id_column() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = train_small(dir.path());
+    // Two series of the taxi file in one long table with an id column.
+    let text = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(TAXI)).unwrap();
+    let mut long = String::from("unique_id,timestamp,value\n");
+    for id in ["a", "b"] {
+        for line in text.lines().skip(1).take(600) {
+            long.push_str(&format!("{id},{line}\n"));
+        }
+    }
+    let input = dir.path().join("long.csv");
+    std::fs::write(&input, long).unwrap();
+    let out = dir.path().join("scores.csv.parquet");
+    let (i, m, o) = (
+        input.to_str().unwrap(),
+        model.to_str().unwrap(),
+        out.to_str().unwrap(),
+    );
+    // Without --id-col the model's ids from paths make one series of both: refused.
+    bad_input(
+        &run(&["score", "--input", i, "--model", m, "--output", o]),
+        "not sorted",
+    );
+    let stdout = ok(&run(&[
+        "score",
+        "--input",
+        i,
+        "--id-col",
+        "unique_id",
+        "--model",
+        m,
+        "--output",
+        o,
+    ]));
+    assert!(stdout.contains("1200 observations of 2 series"), "{stdout}");
+}
