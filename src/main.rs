@@ -11,6 +11,13 @@ use clap::Parser;
 use std::process::ExitCode;
 use std::sync::Mutex;
 
+/// mimalloc instead of the system allocator: the kernels' per-chunk buffers are freed and
+/// allocated again every training step, which glibc serves with fresh pages (mmap and page
+/// faults) above its threshold; mimalloc reuses them (a training step at H = 40, L = 1 runs in
+/// about half the time).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// The message of the last panic, kept by the hook and printed only when the panic ends the
 /// command (the libraries catch some panics of their dependencies and turn them into errors).
 static LAST_PANIC: Mutex<Option<String>> = Mutex::new(None);
