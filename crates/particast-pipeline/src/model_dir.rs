@@ -326,16 +326,16 @@ impl TrainedModel {
         Ok(TrainedModel { meta, model })
     }
 
-    /// Reads data for this model with the options it was trained with (`adjust` may override
-    /// some, as the CLI's flags do). Data too short to show its own step (a single row per
-    /// series) is read again at the model's frequency, so that it gets the model's calendar
-    /// features instead of failing the schema check.
+    /// Reads data for this model with the options it was trained with, `input` on top (a
+    /// command line's reading flags, say). Data too short to show its own step (a single row
+    /// per series) is read again at the model's frequency, so that it gets the model's
+    /// calendar features instead of failing the schema check.
     pub fn read_data(
         &self,
         source: impl Fn() -> Source,
-        adjust: impl Fn(IngestOptions) -> IngestOptions,
+        input: &crate::settings::Overrides,
     ) -> Result<Dataset> {
-        let data = Dataset::read(source(), &adjust(self.meta.ingest.clone()))?;
+        let data = Dataset::read(source(), &input.apply(&self.meta.ingest)?)?;
         let Some(f) = self.meta.data.frequency else {
             return Ok(data);
         };
@@ -344,7 +344,7 @@ impl TrainedModel {
         }
         let mut opts = self.meta.ingest.clone();
         opts.frequency = Some(f.describe(&self.meta.data.time_kind));
-        Ok(Dataset::read(source(), &adjust(opts))?)
+        Ok(Dataset::read(source(), &input.apply(&opts)?)?)
     }
 
     /// `s` in the model's transformed units. Under a transform the automatic recipe chose, a

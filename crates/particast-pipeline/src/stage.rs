@@ -53,13 +53,7 @@ pub fn read_for_model(
     input: &Overrides,
 ) -> Result<Dataset> {
     let _s = info_span!("read").entered();
-    let data = if input.is_empty() {
-        model.read_data(source, |o| o)?
-    } else {
-        // Checked once up front: a bad value is reported before any reading.
-        input.apply(&model.meta.ingest)?;
-        model.read_data(source, |o| input.apply(&o).unwrap_or(o))?
-    };
+    let data = model.read_data(source, input)?;
     model.check_schema(&data.schema)?;
     Ok(data)
 }
