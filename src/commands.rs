@@ -6,7 +6,7 @@ use particast::ingest::{IngestOptions, InputFormat, SeriesStream, WindowSpec, Wi
 use particast::pipeline::sink::Protected;
 use particast::pipeline::stage::{self, EvaluateConfig};
 use particast::pipeline::{
-    load_states, ForecastConfig, Overrides, ScoreConfig, TrainConfig, TrainedModel,
+    load_states, save_states, ForecastConfig, Overrides, ScoreConfig, TrainConfig, TrainedModel,
 };
 use particast::run::run_pipeline;
 use particast::spec::PipelineSpec;
@@ -15,7 +15,9 @@ use std::time::Instant;
 use tracing::info_span;
 
 use crate::args::*;
-use crate::show::{self, note_output, print_metrics, print_training, say, shown, BarReporter};
+use crate::show::{
+    self, note_output, print_metrics, print_training, say, shown, BarReporter, RowsBar,
+};
 
 type Result<T> = std::result::Result<T, Error>;
 
@@ -53,6 +55,18 @@ fn read_for(
         || input.source(),
         &input_overrides(args, lags),
     )?)
+}
+
+/// Opens `--input` for `model` as a stream of series ([`stage::open_for_model`]); the
+/// [`Input`] (a spooled standard input) lives as long as the stream is read.
+fn open_for(
+    model: &TrainedModel,
+    args: &InputArgs,
+    lags: &Option<Vec<usize>>,
+) -> Result<(Input, SeriesStream)> {
+    let input = open(args)?;
+    let stream = stage::open_for_model(model, || input.source(), &input_overrides(args, lags))?;
+    Ok((input, stream))
 }
 
 pub fn run(args: RunArgs, quiet: bool) -> Result<()> {
@@ -129,23 +143,36 @@ pub fn score(args: ScoreArgs, quiet: bool) -> Result<()> {
     protected.claim(&args.output)?;
     note_output(&args.output);
     let model = TrainedModel::load(&args.model)?;
-    let data = read_for(&model, &args.input, &args.lags)?;
     let cfg: ScoreConfig = args.overrides().build()?;
     let resume = match &args.state_in {
         Some(p) => load_states(p)?,
         None => Vec::new(),
     };
-    let scored = stage::score(&model, &data, &cfg, resume)?;
-    scored.write(&args.output, args.output_format.unwrap_or_default())?;
+    // Series stream in bucket by bucket and scores go out part by part: memory stays bounded
+    // whatever the input's size.
+    let (_input, stream) = open_for(&model, &args.input, &args.lags)?;
+    let schema = stream.schema().clone();
+    let bar = RowsBar::new(quiet, stream.report().input_rows, "scored");
+    let mut batches =
+        stage::ScoreBatches::new(&model, stream, &schema, &cfg, resume)?.on_part(|p| bar.update(p));
+    if args.state_out.is_some() {
+        batches = batches.keep_states();
+    }
+    let summary = stage::score_to(
+        batches,
+        &args.output,
+        args.output_format.unwrap_or_default(),
+    )?;
+    drop(bar);
     if let Some(p) = &args.state_out {
-        scored.write_states(p)?;
+        save_states(&summary.states, p)?;
     }
     if !quiet {
         say!(
             "scored     {} observations of {} series, {} flagged (threshold {})",
-            scored.rows(),
-            scored.scores.len(),
-            scored.flagged(),
+            summary.rows,
+            summary.series,
+            summary.flagged,
             cfg.threshold
         );
         say!("output     {}", shown(&args.output));
@@ -167,17 +194,25 @@ pub fn forecast(args: ForecastArgs, quiet: bool) -> Result<()> {
         .map(|m| TrainedModel::load(m))
         .collect::<std::result::Result<Vec<_>, _>>()?;
     // The first model decides how the input is read; every model must fit it.
-    let data = read_for(&models[0], &args.input, &args.lags)?;
+    let (_input, stream) = open_for(&models[0], &args.input, &args.lags)?;
     for m in &models[1..] {
-        m.check_schema(&data.schema)?;
+        m.check_schema(stream.schema())?;
     }
     let cfg: ForecastConfig = args.overrides().build()?;
-    let forecasts = stage::forecast(&models, &data, &cfg)?;
-    forecasts.write(&args.output, args.output_format.unwrap_or_default())?;
+    let time_kind = stream.schema().time_kind.clone();
+    let bar = RowsBar::new(quiet, stream.report().input_rows, "read");
+    let batches =
+        stage::ForecastBatches::new(&models, stream, &time_kind, &cfg)?.on_part(|p| bar.update(p));
+    let n = stage::forecast_to(
+        batches,
+        &args.output,
+        args.output_format.unwrap_or_default(),
+    )?;
+    drop(bar);
     if !quiet {
         say!(
             "forecast   {} series x {} steps ({:?} mode{})",
-            forecasts.series.len(),
+            n,
             cfg.horizon,
             cfg.mode,
             if models.len() > 1 {
@@ -213,17 +248,22 @@ pub fn evaluate(args: EvaluateArgs, quiet: bool) -> Result<()> {
         Some(s) => s.path().to_path_buf(),
         None => args.forecast.clone(),
     };
-    let (forecasts, levels) = stage::read_forecast_file(&file, &fc.name())?;
+    // The forecasts and the history are read part by part (a forecast file or a history of
+    // any size); the actuals, one horizon per series, are read whole.
+    let forecasts = stage::open_forecast_file(&file, &fc.name())?;
     let opts: IngestOptions = args.input_overrides().build()?;
     let actuals = stage::read(Input::open(&args.actuals, opts.format)?.source(), &opts)?;
-    let history = match &args.history {
-        Some(h) => stage::read(Input::open(h, opts.format)?.source(), &opts)?.series,
-        None => Vec::new(),
-    };
     let mut settings = Overrides::new("evaluate");
     settings.set_some("season", args.season);
     let season = settings.build::<EvaluateConfig>()?.season;
-    let m = stage::evaluate_against(&forecasts, &levels, &actuals, &opts, &history, season)?;
+    let m = match &args.history {
+        Some(h) => {
+            let input = Input::open(h, opts.format)?;
+            let history = SeriesStream::open(input.source(), &opts)?;
+            stage::evaluate_file(forecasts, &actuals, &opts, history, season)?
+        }
+        None => stage::evaluate_file(forecasts, &actuals, &opts, std::iter::empty(), season)?,
+    };
     if args.json {
         say!("{}", serde_json::to_string_pretty(&m).unwrap_or_default());
     } else if !quiet {

@@ -27,6 +27,13 @@
 //! assert_eq!(scored.height(), 2 * n);
 //! assert!(scored.column("particast-anomaly").is_ok());
 //!
+//! // The same scores part by part, in bounded memory (for inputs larger than memory).
+//! let mut parts = 0;
+//! for part in model.score_frames(lf.clone(), &Default::default()).unwrap() {
+//!     parts += part.unwrap().height();
+//! }
+//! assert_eq!(parts, 2 * n);
+//!
 //! // Forecasts: one row per series and step.
 //! let fc = model.forecast(lf, 12).unwrap();
 //! assert_eq!(fc.height(), 2 * 12);
@@ -34,7 +41,8 @@
 //! ```
 
 use particast_ingest::polars::prelude::*;
-use particast_ingest::{Dataset, IngestOptions, Source};
+use particast_ingest::{Dataset, IngestOptions, SeriesStream, Source};
+use particast_pipeline::output::to_dataframe;
 use particast_pipeline::{
     stage, ForecastConfig, Overrides, ScoreConfig, Silent, TrainConfig, TrainedModel,
 };
@@ -119,6 +127,44 @@ impl Model {
             )
             .drop(by_name([key], true, false));
         Ok(joined)
+    }
+
+    /// The score columns (`unique_id`, `ds`, `y`, `particast-nll`, ...: the output of
+    /// `particast score`) as frames, one part of the input at a time: the input is read bucket
+    /// by bucket and scored part by part, so memory stays bounded however large `lf` is. The
+    /// frames stacked are the file `particast score` writes.
+    pub fn score_frames(
+        &self,
+        lf: LazyFrame,
+        cfg: &ScoreConfig,
+    ) -> Result<impl Iterator<Item = Result<DataFrame, Error>> + '_, Error> {
+        let stream = self.open(lf)?;
+        let schema = stream.schema().clone();
+        let time_kind = schema.time_kind.clone();
+        let batches = stage::ScoreBatches::new(&self.trained, stream, &schema, cfg, Vec::new())?;
+        Ok(batches.map(move |b| Ok(to_dataframe(&b?, &time_kind)?)))
+    }
+
+    /// The forecast rows as frames, part by part (see [`Model::score_frames`]).
+    pub fn forecast_frames(
+        &self,
+        lf: LazyFrame,
+        cfg: &ForecastConfig,
+    ) -> Result<impl Iterator<Item = Result<DataFrame, Error>> + '_, Error> {
+        let stream = self.open(lf)?;
+        let time_kind = stream.schema().time_kind.clone();
+        let models = std::slice::from_ref(&self.trained);
+        let batches = stage::ForecastBatches::new(models, stream, &time_kind, cfg)?;
+        Ok(batches.map(move |b| Ok(to_dataframe(&b?, &time_kind)?)))
+    }
+
+    fn open(&self, lf: LazyFrame) -> Result<SeriesStream, Error> {
+        let input = Overrides::new("input");
+        Ok(stage::open_for_model(
+            &self.trained,
+            || Source::lazy(lf.clone()),
+            &input,
+        )?)
     }
 
     /// Forecasts `horizon` steps of every series (the default settings otherwise: sample mode,

@@ -140,6 +140,49 @@ impl Drop for BarReporter {
     }
 }
 
+/// A bar of input rows done for a streamed stage (score, forecast) on a terminal: rows/s and
+/// series done; nothing when quiet or when standard error is not a terminal.
+pub struct RowsBar {
+    bar: Option<ProgressBar>,
+}
+
+impl RowsBar {
+    /// A bar over `total` input rows (0: unknown, a spinner).
+    pub fn new(quiet: bool, total: usize, what: &str) -> Self {
+        if quiet || !std::io::stderr().is_terminal() {
+            return RowsBar { bar: None };
+        }
+        let bar = if total > 0 {
+            ProgressBar::new(total as u64)
+        } else {
+            ProgressBar::new_spinner()
+        };
+        let template = format!(
+            "{{spinner}} [{{elapsed_precise}}] {{bar:30}} {{human_pos}}/{{human_len}} rows {what} ({{per_sec}}) {{msg}}"
+        );
+        if let Ok(style) = ProgressStyle::with_template(&template) {
+            bar.set_style(style);
+        }
+        RowsBar { bar: Some(bar) }
+    }
+
+    /// Moves the bar to `p`.
+    pub fn update(&self, p: particast::pipeline::stage::Progress) {
+        if let Some(b) = &self.bar {
+            b.set_position(p.rows as u64);
+            b.set_message(format!("{} series", p.series));
+        }
+    }
+}
+
+impl Drop for RowsBar {
+    fn drop(&mut self) {
+        if let Some(b) = &self.bar {
+            b.finish_and_clear();
+        }
+    }
+}
+
 pub fn print_training(s: &TrainSummary) {
     say!(
         "trained    {} parameters, {} epochs (best {}), best validation NLL {} per observation ({} in original units), {:.1} s",

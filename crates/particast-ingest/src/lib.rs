@@ -18,7 +18,7 @@
 //! treated as missing; both are counted in the [`IngestReport`].
 //!
 //! **Bounded memory** ([`SeriesStream`]): inputs above [`IngestOptions::max_rows_in_memory`] rows
-//! are streamed once through polars' streaming engine into hash buckets of series on disk, and each
+//! are streamed once through polars' streaming engine into buckets of series on disk (consecutive in order of first appearance), and each
 //! bucket is processed on its own. polars hands each bucket to arrow-rs through the Arrow C Data
 //! Interface ([`ffi`]), zero-copy for numeric columns.
 //!

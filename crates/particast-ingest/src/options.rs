@@ -130,7 +130,7 @@ pub struct IngestOptions {
     pub calendar: bool,
     /// Target lags to add as features, in steps (e.g. `[24, 168]` for hourly data).
     pub lags: Vec<usize>,
-    /// Above this many rows the input is partitioned into hash buckets of series on disk and
+    /// Above this many rows the input is partitioned into buckets of series on disk and
     /// processed one bucket at a time, so memory stays bounded.
     pub max_rows_in_memory: usize,
     /// A series may grow by at most this factor when its gaps are filled.

@@ -1,7 +1,7 @@
 //! The reader: from a source to validated series, in memory or bucket by bucket.
 
 use polars::prelude::*;
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::fs::File;
 use std::num::NonZeroUsize;
 use std::path::PathBuf;
@@ -32,7 +32,11 @@ pub struct Dataset {
 impl Dataset {
     /// Reads a whole source into memory (still partitioning through disk when it is large).
     pub fn read(source: Source, opts: &IngestOptions) -> Result<Dataset> {
-        let mut stream = SeriesStream::open(source, opts)?;
+        Dataset::collect(SeriesStream::open(source, opts)?)
+    }
+
+    /// Reads what is left of a stream into memory.
+    pub fn collect(mut stream: SeriesStream) -> Result<Dataset> {
         let mut series = Vec::new();
         for s in stream.by_ref() {
             series.push(s?);
@@ -71,20 +75,10 @@ fn guard<T>(source_name: &str, f: impl FnOnce() -> Result<T>) -> Result<T> {
     })
 }
 
-/// 64-bit FNV-1a: a stable hash so bucket assignment is the same on every run and machine.
-fn fnv1a(bytes: &[u8]) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in bytes {
-        h ^= *b as u64;
-        h = h.wrapping_mul(0x0100_0000_01b3);
-    }
-    h
-}
-
 enum Buckets {
     /// The canonical frame fits in memory: one bucket, taken on first use.
     Memory(Option<DataFrame>),
-    /// Hash buckets of series spilled to Parquet files, read back one at a time.
+    /// Buckets of series spilled to Parquet files, read back one at a time.
     Spilled {
         _dir: tempfile::TempDir,
         paths: Vec<PathBuf>,
@@ -95,9 +89,12 @@ enum Buckets {
 /// Validated series, produced bucket by bucket so that memory holds one bucket at a time.
 ///
 /// Small inputs (up to [`IngestOptions::max_rows_in_memory`] rows) form a single bucket. Larger
-/// long-layout inputs are streamed once through polars' streaming engine and split by a stable
-/// hash of the series id into bucket files on disk; each bucket is then read, grouped, validated
-/// and gap-filled on its own. Series come out in order of first appearance within each bucket.
+/// long-layout inputs are streamed once through polars' streaming engine and split into bucket
+/// files on disk; each bucket is then read, grouped, validated and gap-filled on its own. A
+/// bucket holds series that are consecutive in order of first appearance (at most
+/// `max_rows_in_memory` rows, unless one series alone has more), so series come out in the
+/// same order, with the same ordinals, however the input is split: a large input gives the
+/// same stream as it would in memory.
 pub struct SeriesStream {
     source_name: String,
     files: Vec<String>,
@@ -191,8 +188,7 @@ impl SeriesStream {
                         .map_err(|e| IngestError::read(&source_name, e))?;
                     Buckets::Memory(Some(df))
                 } else {
-                    let k = rows.div_ceil(opts.max_rows_in_memory);
-                    spill(canon_lf, k, opts, &source_name)?
+                    spill(canon_lf, opts, &source_name)?
                 };
                 (buckets, info, opts.target_cols.len())
             }
@@ -243,6 +239,7 @@ impl SeriesStream {
             schema,
             report: IngestReport {
                 buckets: n_buckets,
+                input_rows: rows,
                 ..Default::default()
             },
             produced: 0,
@@ -372,8 +369,62 @@ fn count_rows(lf: &LazyFrame, name: &str) -> Result<usize> {
 /// Rows per frame handed to the spill callback (bounds the streaming engine's buffers).
 const SPILL_CHUNK_ROWS: usize = 65_536;
 
-/// Streams the canonical frame once and writes each row to the bucket file of its series.
-fn spill(lf: LazyFrame, k: usize, opts: &IngestOptions, name: &str) -> Result<Buckets> {
+/// Assigns every series of the canonical frame to a bucket: series in order of first
+/// appearance (file, then row), cut into runs of at most `max_rows` rows. One streaming pass
+/// over the id and position columns; memory grows with the number of series, not of rows.
+fn plan_buckets(
+    lf: &LazyFrame,
+    max_rows: usize,
+    name: &str,
+) -> Result<(HashMap<String, u32>, usize)> {
+    let _s = info_span!("ingest.plan_buckets").entered();
+    // Rows per file stay far below 2^40, so (file, row) packs into one sortable key.
+    let first = (col(canon::FILE).cast(DataType::UInt64) * lit(1u64 << 40)
+        + col(canon::ROW).cast(DataType::UInt64))
+    .min()
+    .alias("first");
+    let df = lf
+        .clone()
+        .group_by([col(canon::ID)])
+        .agg([first, len().alias("n")])
+        .collect_with_engine(Engine::Streaming)
+        .map(|r| r.unwrap_single())
+        .and_then(|df| df.sort(["first"], SortMultipleOptions::default()))
+        .map_err(|e| IngestError::read(name, e))?;
+    let err = |e: PolarsError| IngestError::read(name, e);
+    let ids = df
+        .column(canon::ID)
+        .map_err(err)?
+        .str()
+        .map_err(err)?
+        .clone();
+    let counts = df
+        .column("n")
+        .map_err(err)?
+        .cast(&DataType::UInt64)
+        .map_err(err)?;
+    let counts = counts.u64().map_err(err)?.clone();
+    let mut map = HashMap::with_capacity(ids.len());
+    let (mut bucket, mut in_bucket) = (0u32, 0usize);
+    for (id, n) in ids.iter().zip(counts.iter()) {
+        let n = n.unwrap_or(0) as usize;
+        if in_bucket > 0 && in_bucket + n > max_rows {
+            bucket += 1;
+            in_bucket = 0;
+        }
+        in_bucket += n;
+        // A null id has no entry; its rows go to the first bucket, whose reading reports them.
+        if let Some(id) = id {
+            map.insert(id.to_string(), bucket);
+        }
+    }
+    Ok((map, bucket as usize + 1))
+}
+
+/// Streams the canonical frame once and writes each row to the bucket file of its series
+/// ([`plan_buckets`]).
+fn spill(lf: LazyFrame, opts: &IngestOptions, name: &str) -> Result<Buckets> {
+    let (plan, k) = plan_buckets(&lf, opts.max_rows_in_memory, name)?;
     let _s = info_span!("ingest.partition", buckets = k).entered();
     let dir = match &opts.spill_dir {
         Some(d) => tempfile::Builder::new()
@@ -412,7 +463,7 @@ fn spill(lf: LazyFrame, k: usize, opts: &IngestOptions, name: &str) -> Result<Bu
         let ids = df.column(canon::ID)?.str()?.clone();
         let mut idx: Vec<Vec<IdxSize>> = vec![Vec::new(); k];
         for (i, id) in ids.iter().enumerate() {
-            let b = (fnv1a(id.unwrap_or("").as_bytes()) % k as u64) as usize;
+            let b = id.and_then(|id| plan.get(id)).copied().unwrap_or(0) as usize;
             idx[b].push(i as IdxSize);
         }
         let mut writers = cb_writers

@@ -267,6 +267,10 @@ pub struct IngestReport {
     pub duplicates_merged: usize,
     /// Buckets the input was partitioned into (1 when it fit in memory).
     pub buckets: usize,
+    /// Rows of the input, counted when it was opened (known before any series is read, for
+    /// progress; `rows` grows as series are read).
+    #[serde(default)]
+    pub input_rows: usize,
 }
 
 impl IngestReport {

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 
 use crate::error::{PipelineError, Result};
 use crate::forecast::{empirical_quantile, SeriesForecast, StepForecast};
-use crate::metrics::{evaluate, EvalSeries, Metrics};
+use crate::metrics::{seasonal_scale, EvalSeries, Metrics, MetricsSum};
 use crate::mixture;
 
 /// Evaluation settings.
@@ -37,24 +37,60 @@ pub fn evaluate_forecasts(
     positional: bool,
     season: usize,
 ) -> Result<Metrics> {
-    let history: HashMap<&str, &PreparedSeries> =
-        history.iter().map(|s| (s.id.as_str(), s)).collect();
-    let mut evals = Vec::new();
+    let scales = history_scales(history.iter().map(Ok), season)?;
+    evaluate_stream(
+        forecasts.iter().cloned().map(Ok),
+        levels,
+        actuals,
+        &scales,
+        positional,
+    )
+}
+
+/// The in-sample scale of every series (see [`seasonal_scale`], seasonality `season`), by id:
+/// what scaled metrics need of a history, read as a stream (one number per series is kept).
+pub fn history_scales(
+    history: impl Iterator<Item = particast_ingest::Result<impl std::borrow::Borrow<PreparedSeries>>>,
+    season: usize,
+) -> Result<HashMap<String, f64>> {
+    let mut out = HashMap::new();
+    for h in history {
+        let h = h?;
+        let h = h.borrow();
+        out.insert(h.id.clone(), seasonal_scale(&history_of(h), season));
+    }
+    Ok(out)
+}
+
+/// [`evaluate_forecasts`] over forecasts as they come (a forecast file read part by part, say),
+/// with each series' in-sample scale from `scales` ([`history_scales`]; a series without one
+/// gets no scaled metrics): memory holds one forecast and a few numbers per series.
+pub fn evaluate_stream(
+    forecasts: impl Iterator<Item = Result<SeriesForecast>>,
+    levels: &[f64],
+    actuals: &Dataset,
+    scales: &HashMap<String, f64>,
+    positional: bool,
+) -> Result<Metrics> {
+    let index: HashMap<&str, &PreparedSeries> =
+        actuals.series.iter().map(|s| (s.id.as_str(), s)).collect();
+    let mut sum = MetricsSum::default();
+    let (mut any, mut matched) = (false, false);
     for f in forecasts {
-        let Some(a) = actuals.get(&f.id) else {
+        let f = f?;
+        any = true;
+        let Some(a) = index.get(f.id.as_str()) else {
             continue;
         };
-        let actual = actuals_for(f, a, positional);
-        let hist = history
-            .get(f.id.as_str())
-            .map(|h| history_of(h))
-            .unwrap_or_default();
-        evals.push(eval_series(f, &actual, hist, levels));
+        matched = true;
+        let actual = actuals_for(&f, a, positional);
+        let scale = scales.get(f.id.as_str()).copied().unwrap_or(f64::NAN);
+        sum.add(&eval_series(&f, &actual, Vec::new(), levels), scale);
     }
-    if evals.is_empty() && !forecasts.is_empty() {
+    if any && !matched {
         return Err(PipelineError::NoOverlap);
     }
-    Ok(evaluate(&evals, season))
+    Ok(sum.finish())
 }
 
 /// The outcome of every forecast step, looked up in `outcome` by timestamp, or by position when

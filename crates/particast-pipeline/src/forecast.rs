@@ -115,7 +115,8 @@ pub struct SeriesForecast {
 }
 
 impl ForecastConfig {
-    fn validate(&self) -> Result<()> {
+    /// Checks the settings (a positive horizon, sizes within [`crate::limits`], levels).
+    pub fn validate(&self) -> Result<()> {
         if self.horizon == 0 {
             return Err(PipelineError::Config("horizon must be positive".into()));
         }

@@ -120,25 +120,67 @@ fn median_of(v: &[f64]) -> f64 {
 
 /// Computes the metrics (see the module docs) with seasonality `m`.
 pub fn evaluate(series: &[EvalSeries], m: usize) -> Metrics {
-    let mut smapes = Vec::new();
-    let mut mapes = Vec::new();
-    let mut mases = Vec::new();
-    let mut msises = Vec::new();
-    let (mut abs_err, mut abs_y, mut sq_err, mut n) = (0.0, 0.0, 0.0, 0usize);
-    let mut ql = [0.0f64; 9];
-    let mut have_q = true;
-    let mut crps_sum = 0.0;
-    let mut crps_n = 0usize;
-    let mut nll_sum = 0.0;
-    let mut nll_n = 0usize;
-    let mut levels: Vec<f64> = Vec::new();
-    let mut cover: Vec<(usize, usize)> = Vec::new();
+    let mut sum = MetricsSum::default();
     for s in series {
+        sum.add(s, seasonal_scale(&s.history, m));
+    }
+    sum.finish()
+}
+
+/// The metrics gathered one series at a time (memory: a few numbers per series), for
+/// evaluations that stream; [`evaluate`] is this over a slice.
+#[derive(Clone, Debug)]
+pub struct MetricsSum {
+    smapes: Vec<f64>,
+    mapes: Vec<f64>,
+    mases: Vec<f64>,
+    msises: Vec<f64>,
+    abs_err: f64,
+    abs_y: f64,
+    sq_err: f64,
+    n: usize,
+    ql: [f64; 9],
+    have_q: bool,
+    crps_sum: f64,
+    crps_n: usize,
+    nll_sum: f64,
+    nll_n: usize,
+    levels: Vec<f64>,
+    cover: Vec<(usize, usize)>,
+}
+
+impl Default for MetricsSum {
+    fn default() -> Self {
+        MetricsSum {
+            smapes: Vec::new(),
+            mapes: Vec::new(),
+            mases: Vec::new(),
+            msises: Vec::new(),
+            abs_err: 0.0,
+            abs_y: 0.0,
+            sq_err: 0.0,
+            n: 0,
+            ql: [0.0; 9],
+            have_q: true,
+            crps_sum: 0.0,
+            crps_n: 0,
+            nll_sum: 0.0,
+            nll_n: 0,
+            levels: Vec::new(),
+            cover: Vec::new(),
+        }
+    }
+}
+
+impl MetricsSum {
+    /// Adds a series whose in-sample scale ([`seasonal_scale`] of its history) is `scale`
+    /// (NaN: no scaled metrics for it); `s.history` is not read.
+    pub fn add(&mut self, s: &EvalSeries, scale: f64) {
         let idx: Vec<usize> = (0..s.actual.len())
             .filter(|&t| s.actual[t].is_finite())
             .collect();
         if idx.is_empty() {
-            continue;
+            return;
         }
         let h = idx.len() as f64;
         let smape = 200.0 / h
@@ -153,14 +195,14 @@ pub fn evaluate(series: &[EvalSeries], m: usize) -> Metrics {
                     }
                 })
                 .sum::<f64>();
-        smapes.push(smape);
+        self.smapes.push(smape);
         let nonzero: Vec<usize> = idx
             .iter()
             .copied()
             .filter(|&t| s.actual[t] != 0.0)
             .collect();
         if !nonzero.is_empty() {
-            mapes.push(
+            self.mapes.push(
                 100.0 / nonzero.len() as f64
                     * nonzero
                         .iter()
@@ -168,47 +210,46 @@ pub fn evaluate(series: &[EvalSeries], m: usize) -> Metrics {
                         .sum::<f64>(),
             );
         }
-        let scale = seasonal_scale(&s.history, m);
         let mae = idx
             .iter()
             .map(|&t| (s.actual[t] - s.point[t]).abs())
             .sum::<f64>()
             / h;
         if scale.is_finite() && scale > 0.0 {
-            mases.push(mae / scale);
+            self.mases.push(mae / scale);
         }
         for &t in &idx {
             let y = s.actual[t];
-            abs_err += (y - s.point[t]).abs();
-            abs_y += y.abs();
-            sq_err += (y - s.mean[t]).powi(2);
-            n += 1;
+            self.abs_err += (y - s.point[t]).abs();
+            self.abs_y += y.abs();
+            self.sq_err += (y - s.mean[t]).powi(2);
+            self.n += 1;
         }
         if s.quantiles.len() == 9 {
             for (i, q) in s.quantiles.iter().enumerate() {
                 let level = (i + 1) as f64 / 10.0;
                 for &t in &idx {
                     let u = s.actual[t] - q[t];
-                    ql[i] += u * (level - if u < 0.0 { 1.0 } else { 0.0 });
+                    self.ql[i] += u * (level - if u < 0.0 { 1.0 } else { 0.0 });
                 }
             }
         } else {
-            have_q = false;
+            self.have_q = false;
         }
         for (level, lo, hi) in &s.intervals {
-            let k = match levels.iter().position(|l| l == level) {
+            let k = match self.levels.iter().position(|l| l == level) {
                 Some(k) => k,
                 None => {
-                    levels.push(*level);
-                    cover.push((0, 0));
-                    levels.len() - 1
+                    self.levels.push(*level);
+                    self.cover.push((0, 0));
+                    self.levels.len() - 1
                 }
             };
             for &t in &idx {
                 let y = s.actual[t];
-                cover[k].1 += 1;
+                self.cover[k].1 += 1;
                 if y >= lo[t] && y <= hi[t] {
-                    cover[k].0 += 1;
+                    self.cover[k].0 += 1;
                 }
             }
             if (*level - 95.0).abs() < 1e-9 && scale.is_finite() && scale > 0.0 {
@@ -224,57 +265,63 @@ pub fn evaluate(series: &[EvalSeries], m: usize) -> Metrics {
                     .sum::<f64>()
                     / h
                     / scale;
-                msises.push(msis);
+                self.msises.push(msis);
             }
         }
         if !s.crps.is_empty() {
             for &t in &idx {
-                crps_sum += s.crps[t];
-                crps_n += 1;
+                self.crps_sum += s.crps[t];
+                self.crps_n += 1;
             }
         }
         if !s.nll.is_empty() {
             for &t in &idx {
-                nll_sum += s.nll[t];
-                nll_n += 1;
+                self.nll_sum += s.nll[t];
+                self.nll_n += 1;
             }
         }
     }
-    Metrics {
-        series: smapes.len(),
-        observations: n,
-        smape: mean_of(&smapes),
-        mape: mean_of(&mapes),
-        mase: mean_of(&mases),
-        mase_median: median_of(&mases),
-        msis: mean_of(&msises),
-        coverage: levels
-            .iter()
-            .zip(&cover)
-            .map(|(l, (inside, total))| (*l, *inside as f64 / (*total).max(1) as f64))
-            .collect(),
-        nd: abs_err / abs_y,
-        nrmse: (sq_err / n.max(1) as f64).sqrt() / (abs_y / n.max(1) as f64),
-        wql: if have_q && n > 0 {
-            ql.iter().map(|l| 2.0 * l / abs_y).sum::<f64>() / 9.0
-        } else {
-            f64::NAN
-        },
-        crps: if crps_n > 0 {
-            crps_sum / crps_n as f64
-        } else {
-            f64::NAN
-        },
-        wcrps: if crps_n > 0 {
-            crps_sum / abs_y
-        } else {
-            f64::NAN
-        },
-        nll: if nll_n > 0 {
-            nll_sum / nll_n as f64
-        } else {
-            f64::NAN
-        },
+
+    /// The metrics of the series added.
+    pub fn finish(&self) -> Metrics {
+        Metrics {
+            series: self.smapes.len(),
+            observations: self.n,
+            smape: mean_of(&self.smapes),
+            mape: mean_of(&self.mapes),
+            mase: mean_of(&self.mases),
+            mase_median: median_of(&self.mases),
+            msis: mean_of(&self.msises),
+            coverage: self
+                .levels
+                .iter()
+                .zip(&self.cover)
+                .map(|(l, (inside, total))| (*l, *inside as f64 / (*total).max(1) as f64))
+                .collect(),
+            nd: self.abs_err / self.abs_y,
+            nrmse: (self.sq_err / self.n.max(1) as f64).sqrt()
+                / (self.abs_y / self.n.max(1) as f64),
+            wql: if self.have_q && self.n > 0 {
+                self.ql.iter().map(|l| 2.0 * l / self.abs_y).sum::<f64>() / 9.0
+            } else {
+                f64::NAN
+            },
+            crps: if self.crps_n > 0 {
+                self.crps_sum / self.crps_n as f64
+            } else {
+                f64::NAN
+            },
+            wcrps: if self.crps_n > 0 {
+                self.crps_sum / self.abs_y
+            } else {
+                f64::NAN
+            },
+            nll: if self.nll_n > 0 {
+                self.nll_sum / self.nll_n as f64
+            } else {
+                f64::NAN
+            },
+        }
     }
 }
 

@@ -3,7 +3,7 @@
 //! written atomically (a temporary file in the same folder, then a rename). Checkpoints are
 //! training's (`train::checkpoint`).
 
-use particast_ingest::{DataSchema, Dataset, IngestOptions, PreparedSeries, Source};
+use particast_ingest::{DataSchema, Dataset, IngestOptions, PreparedSeries, SeriesStream, Source};
 use particast_kernels::{Model, ModelConfig};
 use safetensors::tensor::{Dtype, SafeTensors, TensorView};
 use serde::{Deserialize, Serialize};
@@ -335,16 +335,26 @@ impl TrainedModel {
         source: impl Fn() -> Source,
         input: &crate::settings::Overrides,
     ) -> Result<Dataset> {
-        let data = Dataset::read(source(), &input.apply(&self.meta.ingest)?)?;
+        Ok(Dataset::collect(self.open_data(source, input)?)?)
+    }
+
+    /// [`TrainedModel::read_data`] as a stream: series bucket by bucket, in bounded memory.
+    pub fn open_data(
+        &self,
+        source: impl Fn() -> Source,
+        input: &crate::settings::Overrides,
+    ) -> Result<SeriesStream> {
+        let stream = SeriesStream::open(source(), &input.apply(&self.meta.ingest)?)?;
         let Some(f) = self.meta.data.frequency else {
-            return Ok(data);
+            return Ok(stream);
         };
-        if data.schema.frequency.is_some() {
-            return Ok(data);
+        if stream.schema().frequency.is_some() {
+            return Ok(stream);
         }
+        drop(stream);
         let mut opts = self.meta.ingest.clone();
         opts.frequency = Some(f.describe(&self.meta.data.time_kind));
-        Ok(Dataset::read(source(), &input.apply(&opts)?)?)
+        Ok(SeriesStream::open(source(), &input.apply(&opts)?)?)
     }
 
     /// `s` in the model's transformed units. Under a transform the automatic recipe chose, a

@@ -396,32 +396,149 @@ pub fn write_bytes(path: &Path, bytes: &[u8]) -> Result<()> {
     })
 }
 
-/// Writes a frame as Parquet or as an Arrow IPC stream (see [`write_with`]).
-pub fn write_frame(df: &mut DataFrame, path: &Path, format: OutputFormat) -> Result<()> {
-    match format.resolve(path) {
-        OutputFormat::Arrow => {
-            let batch = particast_ingest::ffi::dataframe_to_record_batch(df)?;
-            write_with(path, |w| {
-                let arrow = |e: arrow_schema::ArrowError| PipelineError::Polars {
-                    context: format!("writing {}", path.display()),
-                    source: e.into(),
-                };
-                let mut writer =
-                    arrow_ipc::writer::StreamWriter::try_new(w, &batch.schema()).map_err(arrow)?;
-                writer.write(&batch).map_err(arrow)?;
-                writer.finish().map_err(arrow)
-            })
+/// Rows per Parquet row group and per Arrow IPC batch of a data output (polars' own default
+/// row group size). Outputs are cut at fixed row counts, not at the pieces they were produced
+/// in, so a file is the same bytes whether it was written whole or streamed.
+pub const ROWS_PER_GROUP: usize = 512 * 512;
+
+/// Collects frames and hands them on in pieces of exactly [`ROWS_PER_GROUP`] rows (the last one
+/// shorter), each one contiguous chunk.
+struct Regroup {
+    pending: Vec<DataFrame>,
+    rows: usize,
+    /// Rows handed on so far.
+    emitted: usize,
+}
+
+impl Regroup {
+    fn push(&mut self, df: DataFrame, mut emit: impl FnMut(DataFrame) -> Result<()>) -> Result<()> {
+        self.rows += df.height();
+        self.pending.push(df);
+        while self.rows >= ROWS_PER_GROUP {
+            let all = self.take()?;
+            emit(all.slice(0, ROWS_PER_GROUP))?;
+            self.emitted += ROWS_PER_GROUP;
+            let rest = all.slice(ROWS_PER_GROUP as i64, all.height() - ROWS_PER_GROUP);
+            self.rows = rest.height();
+            if rest.height() > 0 {
+                self.pending.push(rest);
+            }
         }
-        _ => write_with(path, |w| {
-            ParquetWriter::new(w)
-                .finish(df)
-                .map(|_| ())
-                .map_err(|e| PipelineError::Polars {
-                    context: format!("writing {}", path.display()),
-                    source: e.into(),
-                })
-        }),
+        Ok(())
     }
+
+    /// Everything pending as one chunk (possibly empty).
+    fn take(&mut self) -> Result<DataFrame> {
+        let mut parts = std::mem::take(&mut self.pending).into_iter();
+        let mut all = parts.next().unwrap_or_default();
+        for p in parts {
+            all.vstack_mut_owned(p).map_err(|e| PipelineError::Polars {
+                context: "joining output rows".into(),
+                source: e.into(),
+            })?;
+        }
+        self.rows = 0;
+        all.rechunk_mut_par();
+        Ok(all)
+    }
+}
+
+/// Writes frames as they come, as Parquet or as an Arrow IPC stream (see [`write_with`]): rows
+/// are cut into row groups (IPC batches) of [`ROWS_PER_GROUP`], so memory holds one group, and
+/// the bytes are those of [`write_frame`] on all the frames joined. Every frame must have the
+/// columns of the first; `frames` yields at least one (an empty frame carries the schema of an
+/// output without rows). Returns the rows written. An error from `frames` stops the writing and,
+/// for a file, leaves its previous content in place.
+pub fn write_frames(
+    path: &Path,
+    format: OutputFormat,
+    frames: impl Iterator<Item = Result<DataFrame>>,
+) -> Result<usize> {
+    let polars = |e: PolarsError| PipelineError::Polars {
+        context: format!("writing {}", path.display()),
+        source: e.into(),
+    };
+    let arrow = |e: arrow_schema::ArrowError| PipelineError::Polars {
+        context: format!("writing {}", path.display()),
+        source: e.into(),
+    };
+    let format = format.resolve(path);
+    let mut total = 0;
+    write_with(path, |w| {
+        let mut group = Regroup {
+            pending: Vec::new(),
+            rows: 0,
+            emitted: 0,
+        };
+        let mut parquet: Option<polars::io::parquet::write::BatchedWriter<&mut dyn Write>> = None;
+        let mut ipc: Option<arrow_ipc::writer::StreamWriter<&mut dyn Write>> = None;
+        let mut w = Some(w);
+        let mut emit = |df: DataFrame| -> Result<()> {
+            if format == OutputFormat::Arrow {
+                let batch = particast_ingest::ffi::dataframe_to_record_batch(&df)?;
+                if ipc.is_none() {
+                    let out = w
+                        .take()
+                        .ok_or_else(|| PipelineError::Config("writer gone".into()))?;
+                    ipc = Some(
+                        arrow_ipc::writer::StreamWriter::try_new(out, &batch.schema())
+                            .map_err(arrow)?,
+                    );
+                }
+                if let Some(ipc) = ipc.as_mut() {
+                    ipc.write(&batch).map_err(arrow)?;
+                }
+            } else {
+                if parquet.is_none() {
+                    let out = w
+                        .take()
+                        .ok_or_else(|| PipelineError::Config("writer gone".into()))?;
+                    parquet = Some(
+                        ParquetWriter::new(out)
+                            .batched(df.schema())
+                            .map_err(polars)?,
+                    );
+                }
+                if let Some(pq) = parquet.as_mut() {
+                    if df.height() > 0 {
+                        pq.write_batch(&df).map_err(polars)?;
+                    }
+                }
+            }
+            Ok(())
+        };
+        let mut any = false;
+        for df in frames {
+            any = true;
+            group.push(df?, &mut emit)?;
+        }
+        if !any {
+            return Err(PipelineError::Config(format!(
+                "no rows and no columns to write to {}",
+                path.display()
+            )));
+        }
+        // The last group; an output without rows still gets its schema.
+        let rest = group.take()?;
+        total = group.emitted + rest.height();
+        if rest.height() > 0 || group.emitted == 0 {
+            emit(rest)?;
+        }
+        if let Some(pq) = parquet {
+            pq.finish().map_err(polars)?;
+        }
+        if let Some(mut ipc) = ipc {
+            ipc.finish().map_err(arrow)?;
+        }
+        Ok(())
+    })?;
+    Ok(total)
+}
+
+/// Writes a frame as Parquet or as an Arrow IPC stream (see [`write_with`]): [`write_frames`]
+/// with one frame.
+pub fn write_frame(df: &mut DataFrame, path: &Path, format: OutputFormat) -> Result<()> {
+    write_frames(path, format, std::iter::once(Ok(df.clone()))).map(|_| ())
 }
 
 /// True when `e` is, underneath, a write to a pipe whose reader has gone (`EPIPE`): the reader

@@ -18,7 +18,9 @@
 //! ```
 
 use arrow_array::RecordBatch;
-use particast_ingest::{Dataset, IngestOptions, Layout, PreparedSeries, Source, TimeKind};
+use particast_ingest::{
+    Dataset, IngestOptions, Layout, PreparedSeries, SeriesStream, Source, TimeKind,
+};
 use particast_kernels::Head;
 use polars::prelude::DataFrame;
 use std::collections::HashMap;
@@ -29,12 +31,11 @@ use crate::error::{PipelineError, Result};
 use crate::forecast::{forecast_ensemble, ForecastConfig, Mode, SeriesForecast};
 use crate::metrics::Metrics;
 use crate::model_dir::TrainedModel;
+use crate::output::forecasts::ForecastReader;
 use crate::output::{forecast_batch, read_forecasts, scores_batch, states, to_dataframe};
-use crate::score::{
-    check_state, score_continued, score_series, ScoreConfig, SeriesScores, SeriesState,
-};
+use crate::score::{check_state, score_some, ScoreConfig, SeriesScores, SeriesState};
 use crate::settings::Overrides;
-use crate::sink::{write_frame, OutputFormat};
+use crate::sink::{write_frame, write_frames, OutputFormat};
 
 pub use crate::evaluate::{evaluate_forecasts as evaluate, EvaluateConfig};
 pub use crate::train::train;
@@ -56,6 +57,20 @@ pub fn read_for_model(
     let data = model.read_data(source, input)?;
     model.check_schema(&data.schema)?;
     Ok(data)
+}
+
+/// [`read_for_model`] as a stream: the series come bucket by bucket (see
+/// [`particast_ingest::SeriesStream`]), so a large input is never whole in memory. Pass it to
+/// [`score_to`] or [`forecast_to`].
+pub fn open_for_model(
+    model: &TrainedModel,
+    source: impl Fn() -> Source,
+    input: &Overrides,
+) -> Result<SeriesStream> {
+    let _s = info_span!("open").entered();
+    let stream = model.open_data(source, input)?;
+    model.check_schema(stream.schema())?;
+    Ok(stream)
 }
 
 /// Every series without its last `h` steps (series of `h` steps or fewer stay whole): the
@@ -95,7 +110,7 @@ pub fn leading(
 /// them from (with the saved states of series not seen this time).
 #[derive(Clone, Debug)]
 pub struct Scored {
-    /// Scores, one entry per series scored (continued series first, then fresh ones).
+    /// Scores, one entry per series scored, in input order.
     pub scores: Vec<SeriesScores>,
     /// The state at the end of every series, and the untouched states of the others.
     pub states: Vec<SeriesState>,
@@ -162,35 +177,233 @@ pub fn score_series_of(
     resume: Vec<SeriesState>,
 ) -> Result<Scored> {
     let _s = info_span!("score", series = series.len()).entered();
-    for s in &resume {
-        check_state(model, s)?;
-    }
-    let mut saved: HashMap<String, SeriesState> =
-        resume.into_iter().map(|s| (s.id.clone(), s)).collect();
-    let mut scores = Vec::new();
-    let mut states = Vec::new();
-    let (cont, fresh): (Vec<_>, Vec<_>) = series.iter().partition(|s| saved.contains_key(&s.id));
-    for s in cont {
-        let mut st = saved
-            .remove(&s.id)
-            .ok_or_else(|| PipelineError::Config(format!("no state for {}", s.id)))?;
-        scores.push(score_continued(model, &mut st, s, cfg)?);
-        states.push(st);
-    }
-    let fresh: Vec<PreparedSeries> = fresh.into_iter().cloned().collect();
-    for (sc, st) in score_series(model, &fresh, cfg)? {
-        scores.push(sc);
-        states.push(st);
-    }
-    // States of series not seen this time are kept, in the order of their ids.
-    let mut rest: Vec<SeriesState> = saved.into_values().collect();
-    rest.sort_by(|a, b| a.id.cmp(&b.id));
-    states.extend(rest);
+    let mut saved = saved_states(model, resume)?;
+    let states = series.iter().map(|s| saved.remove(&s.id)).collect();
+    let (scores, mut states): (Vec<_>, Vec<_>) =
+        score_some(model, series, states, cfg)?.into_iter().unzip();
+    states.extend(unseen(saved));
     Ok(Scored {
         scores,
         states,
         schema: schema.clone(),
     })
+}
+
+/// Saved states by series id, each checked against `model`.
+fn saved_states(
+    model: &TrainedModel,
+    resume: Vec<SeriesState>,
+) -> Result<HashMap<String, SeriesState>> {
+    for s in &resume {
+        check_state(model, s)?;
+    }
+    Ok(resume.into_iter().map(|s| (s.id.clone(), s)).collect())
+}
+
+/// The states of series not seen this time, kept in the order of their ids.
+fn unseen(saved: HashMap<String, SeriesState>) -> Vec<SeriesState> {
+    let mut rest: Vec<SeriesState> = saved.into_values().collect();
+    rest.sort_by(|a, b| a.id.cmp(&b.id));
+    rest
+}
+
+/// Input steps per part of a streamed run: series are gathered until they hold this many
+/// steps (or one series holds more), then computed in parallel and written.
+pub const PART_STEPS: usize = 1 << 18;
+
+/// Series per part of a streamed forecast (its output grows with series, not steps).
+pub const PART_SERIES: usize = 2048;
+
+/// How far a streamed stage has got, after each part.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Progress {
+    /// Series done.
+    pub series: usize,
+    /// Input rows done.
+    pub rows: usize,
+}
+
+/// Pulls series until they hold `steps` steps or `max_series` series, or none are left.
+fn next_part(
+    series: &mut dyn Iterator<Item = particast_ingest::Result<PreparedSeries>>,
+    steps: usize,
+    max_series: usize,
+) -> Result<Vec<PreparedSeries>> {
+    let mut part = Vec::new();
+    let mut held = 0;
+    while held < steps && part.len() < max_series {
+        match series.next() {
+            Some(s) => {
+                let s = s?;
+                held += s.len();
+                part.push(s);
+            }
+            None => break,
+        }
+    }
+    Ok(part)
+}
+
+/// What a streamed scoring run produced besides its rows ([`score_to`]).
+#[derive(Clone, Debug, Default)]
+pub struct ScoreSummary {
+    /// Series scored.
+    pub series: usize,
+    /// Output rows: one per input row.
+    pub rows: usize,
+    /// Rows flagged as anomalous.
+    pub flagged: usize,
+    /// The end states of the series scored (input order), then the untouched saved states
+    /// of the others (by id); empty unless asked for ([`ScoreBatches::keep_states`]).
+    pub states: Vec<SeriesState>,
+}
+
+/// Scores series as they come, one Arrow batch of score rows per part of [`PART_STEPS`]
+/// input steps (the series of a part in parallel): memory holds one part, never the whole
+/// input. The batches joined are [`Scored::batch`] of the same series. A series with a saved
+/// state continues it. After the last batch, [`ScoreBatches::finish`] gives the summary.
+pub struct ScoreBatches<'a, I> {
+    model: &'a TrainedModel,
+    series: I,
+    schema: particast_ingest::DataSchema,
+    cfg: ScoreConfig,
+    saved: HashMap<String, SeriesState>,
+    keep_states: bool,
+    summary: ScoreSummary,
+    progress: Progress,
+    on_part: Option<Box<dyn FnMut(Progress) + 'a>>,
+    started: bool,
+    done: bool,
+}
+
+impl<'a, I> ScoreBatches<'a, I>
+where
+    I: Iterator<Item = particast_ingest::Result<PreparedSeries>>,
+{
+    /// Scoring of `series` (read with `schema`) by `model`, continuing the series in `resume`.
+    pub fn new(
+        model: &'a TrainedModel,
+        series: I,
+        schema: &particast_ingest::DataSchema,
+        cfg: &ScoreConfig,
+        resume: Vec<SeriesState>,
+    ) -> Result<Self> {
+        cfg.validate()?;
+        Ok(ScoreBatches {
+            model,
+            series,
+            schema: schema.clone(),
+            cfg: cfg.clone(),
+            saved: saved_states(model, resume)?,
+            keep_states: false,
+            summary: ScoreSummary::default(),
+            progress: Progress::default(),
+            on_part: None,
+            started: false,
+            done: false,
+        })
+    }
+
+    /// Keeps every series' end state for [`ScoreSummary::states`] (memory grows with the
+    /// number of series).
+    pub fn keep_states(mut self) -> Self {
+        self.keep_states = true;
+        self
+    }
+
+    /// Calls `f` after every part.
+    pub fn on_part(mut self, f: impl FnMut(Progress) + 'a) -> Self {
+        self.on_part = Some(Box::new(f));
+        self
+    }
+
+    fn part(&mut self) -> Result<Option<RecordBatch>> {
+        let part = next_part(&mut self.series, PART_STEPS, usize::MAX)?;
+        if part.is_empty() {
+            if self.started {
+                return Ok(None);
+            }
+            // No series at all: one empty batch still carries the columns.
+            self.started = true;
+            return scores_batch(&[], &self.schema).map(Some);
+        }
+        self.started = true;
+        let _s = info_span!("score.part", series = part.len()).entered();
+        let states = part.iter().map(|s| self.saved.remove(&s.id)).collect();
+        let (scores, states): (Vec<_>, Vec<_>) = score_some(self.model, &part, states, &self.cfg)?
+            .into_iter()
+            .unzip();
+        let scored = Scored {
+            scores,
+            states: Vec::new(),
+            schema: self.schema.clone(),
+        };
+        self.summary.series += part.len();
+        self.summary.rows += scored.rows();
+        self.summary.flagged += scored.flagged();
+        if self.keep_states {
+            self.summary.states.extend(states);
+        }
+        self.progress.series += part.len();
+        self.progress.rows += part.iter().map(|s| s.stats.rows).sum::<usize>();
+        if let Some(f) = self.on_part.as_mut() {
+            f(self.progress);
+        }
+        scored.batch().map(Some)
+    }
+
+    /// The summary: counts, and the states when kept (with the unseen saved ones).
+    pub fn finish(mut self) -> ScoreSummary {
+        if self.keep_states {
+            let rest = unseen(std::mem::take(&mut self.saved));
+            self.summary.states.extend(rest);
+        }
+        self.summary
+    }
+}
+
+impl<I> Iterator for ScoreBatches<'_, I>
+where
+    I: Iterator<Item = particast_ingest::Result<PreparedSeries>>,
+{
+    type Item = Result<RecordBatch>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.done {
+            return None;
+        }
+        match self.part() {
+            Ok(Some(b)) => Some(Ok(b)),
+            Ok(None) => {
+                self.done = true;
+                None
+            }
+            Err(e) => {
+                self.done = true;
+                Some(Err(e))
+            }
+        }
+    }
+}
+
+/// Scores series as they come and writes the score rows to `path` (`-`: standard output) part
+/// by part ([`ScoreBatches`], [`write_frames`]): peak memory is one part's, whatever the input's
+/// size, and the file is the same bytes as [`Scored::write`] of the same series.
+pub fn score_to<'a, I>(
+    batches: ScoreBatches<'a, I>,
+    path: &Path,
+    format: OutputFormat,
+) -> Result<ScoreSummary>
+where
+    I: Iterator<Item = particast_ingest::Result<PreparedSeries>>,
+{
+    let time_kind = batches.schema.time_kind.clone();
+    let mut batches = batches;
+    let frames = batches
+        .by_ref()
+        .map(|b| b.and_then(|b| to_dataframe(&b, &time_kind)));
+    write_frames(path, format, frames)?;
+    Ok(batches.finish())
 }
 
 /// What forecasting produced, with what its columns need.
@@ -262,11 +475,173 @@ pub fn forecast_series_of(
     })
 }
 
+/// Forecasts series as they come, one Arrow batch of forecast rows per part (at most
+/// [`PART_SERIES`] series or [`PART_STEPS`] input steps, in parallel): memory holds one part.
+/// The batches joined are [`Forecasts::batch`] of the same series (every series' random
+/// stream is fixed by its ordinal in the input, not by the part it falls in).
+pub struct ForecastBatches<'a, I> {
+    models: &'a [TrainedModel],
+    series: I,
+    cfg: ForecastConfig,
+    time_kind: TimeKind,
+    progress: Progress,
+    on_part: Option<Box<dyn FnMut(Progress) + 'a>>,
+    started: bool,
+    done: bool,
+}
+
+impl<'a, I> ForecastBatches<'a, I>
+where
+    I: Iterator<Item = particast_ingest::Result<PreparedSeries>>,
+{
+    /// Forecasts of `series` (of time type `time_kind`) by `models` (more than one: their
+    /// ensemble).
+    pub fn new(
+        models: &'a [TrainedModel],
+        series: I,
+        time_kind: &TimeKind,
+        cfg: &ForecastConfig,
+    ) -> Result<Self> {
+        if models.is_empty() {
+            return Err(PipelineError::Config(
+                "an ensemble needs at least one model".into(),
+            ));
+        }
+        cfg.validate()?;
+        Ok(ForecastBatches {
+            models,
+            series,
+            cfg: cfg.clone(),
+            time_kind: time_kind.clone(),
+            progress: Progress::default(),
+            on_part: None,
+            started: false,
+            done: false,
+        })
+    }
+
+    /// Calls `f` after every part.
+    pub fn on_part(mut self, f: impl FnMut(Progress) + 'a) -> Self {
+        self.on_part = Some(Box::new(f));
+        self
+    }
+
+    /// Series forecast so far.
+    pub fn series_done(&self) -> usize {
+        self.progress.series
+    }
+
+    fn forecasts(&self, series: Vec<SeriesForecast>) -> Forecasts {
+        Forecasts {
+            series,
+            levels: self.cfg.levels.clone(),
+            mode: self.cfg.mode,
+            particles: self.models.iter().map(|m| m.model.config.particles).sum(),
+            student_t: self
+                .models
+                .iter()
+                .any(|m| m.model.config.head == Head::StudentT),
+            time_kind: self.time_kind.clone(),
+        }
+    }
+
+    fn part(&mut self) -> Result<Option<RecordBatch>> {
+        let part = next_part(&mut self.series, PART_STEPS, PART_SERIES)?;
+        if part.is_empty() {
+            if self.started {
+                return Ok(None);
+            }
+            self.started = true;
+            return self.forecasts(Vec::new()).batch().map(Some);
+        }
+        self.started = true;
+        let _s = info_span!("forecast.part", series = part.len()).entered();
+        let out = forecast_ensemble(self.models, &part, &self.cfg)?;
+        self.progress.series += part.len();
+        self.progress.rows += part.iter().map(|s| s.stats.rows).sum::<usize>();
+        if let Some(f) = self.on_part.as_mut() {
+            f(self.progress);
+        }
+        self.forecasts(out).batch().map(Some)
+    }
+}
+
+impl<I> Iterator for ForecastBatches<'_, I>
+where
+    I: Iterator<Item = particast_ingest::Result<PreparedSeries>>,
+{
+    type Item = Result<RecordBatch>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.done {
+            return None;
+        }
+        match self.part() {
+            Ok(Some(b)) => Some(Ok(b)),
+            Ok(None) => {
+                self.done = true;
+                None
+            }
+            Err(e) => {
+                self.done = true;
+                Some(Err(e))
+            }
+        }
+    }
+}
+
+/// Forecasts series as they come and writes the rows to `path` (`-`: standard output) part by
+/// part ([`ForecastBatches`]); the file is the same bytes as [`Forecasts::write`] of the same
+/// series. Returns the number of series forecast.
+pub fn forecast_to<I>(
+    mut batches: ForecastBatches<'_, I>,
+    path: &Path,
+    format: OutputFormat,
+) -> Result<usize>
+where
+    I: Iterator<Item = particast_ingest::Result<PreparedSeries>>,
+{
+    let time_kind = batches.time_kind.clone();
+    let frames = batches
+        .by_ref()
+        .map(|b| b.and_then(|b| to_dataframe(&b, &time_kind)));
+    write_frames(path, format, frames)?;
+    Ok(batches.series_done())
+}
+
 /// Reads a forecast file (Parquet or Arrow IPC, told from its first bytes) written by
 /// [`Forecasts::write`]; `name` names it in messages. Returns the forecasts and their levels.
 pub fn read_forecast_file(path: &Path, name: &str) -> Result<(Vec<SeriesForecast>, Vec<f64>)> {
     let df = particast_ingest::ipc::read_table(path, name)?;
     read_forecasts(&df, name)
+}
+
+/// Opens a forecast file (see [`read_forecast_file`]) to read part by part: its forecasts
+/// come one series at a time, in bounded memory ([`ForecastReader`]).
+pub fn open_forecast_file(path: &Path, name: &str) -> Result<ForecastReader> {
+    ForecastReader::open(path, name)
+}
+
+/// The metrics of a forecast file against `actuals` (read with `actuals_opts`), scaled by the
+/// series of `history` (a stream: only each series' scale is kept), reading the forecasts part
+/// by part: [`evaluate_against`] for files of any size.
+pub fn evaluate_file(
+    forecasts: ForecastReader,
+    actuals: &Dataset,
+    actuals_opts: &IngestOptions,
+    history: impl Iterator<Item = particast_ingest::Result<PreparedSeries>>,
+    season: usize,
+) -> Result<Metrics> {
+    let _s = info_span!("evaluate").entered();
+    let scales = crate::evaluate::history_scales(history, season)?;
+    let levels = forecasts.levels().to_vec();
+    crate::evaluate::evaluate_stream(
+        forecasts,
+        &levels,
+        actuals,
+        &scales,
+        by_position(actuals_opts),
+    )
 }
 
 /// Whether outcomes read with `opts` are matched to forecast steps by position (wide files

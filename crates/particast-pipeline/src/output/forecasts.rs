@@ -203,3 +203,110 @@ pub fn read_forecasts(df: &DataFrame, name: &str) -> Result<(Vec<SeriesForecast>
     }
     Ok((out, levels))
 }
+
+/// A forecast file read part by part ([`particast_ingest::ipc::read_table_parts`]): the
+/// forecasts come one series at a time, as [`read_forecasts`] of the whole file would give
+/// them (a series whose rows straddle two parts is joined), while memory holds one part.
+pub struct ForecastReader {
+    parts: Box<dyn Iterator<Item = particast_ingest::Result<DataFrame>> + Send>,
+    name: String,
+    levels: Vec<f64>,
+    /// Rows of the last series of the previous part (it may go on in the next).
+    carry: Option<DataFrame>,
+    queue: std::collections::VecDeque<SeriesForecast>,
+    done: bool,
+}
+
+impl ForecastReader {
+    /// Opens `path` (`name` in messages) and reads its first part, for the levels.
+    pub fn open(path: &Path, name: &str) -> Result<ForecastReader> {
+        let parts =
+            particast_ingest::ipc::read_table_parts(path, name, crate::sink::ROWS_PER_GROUP)?;
+        let mut r = ForecastReader {
+            parts,
+            name: name.to_string(),
+            levels: Vec::new(),
+            carry: None,
+            queue: Default::default(),
+            done: false,
+        };
+        r.fill()?;
+        Ok(r)
+    }
+
+    /// The interval levels of the file, ascending.
+    pub fn levels(&self) -> &[f64] {
+        &self.levels
+    }
+
+    /// Reads parts until whole series are queued or the file is done.
+    fn fill(&mut self) -> Result<()> {
+        while self.queue.is_empty() && !self.done {
+            let Some(part) = self.parts.next() else {
+                self.done = true;
+                if let Some(rest) = self.carry.take() {
+                    let (fc, levels) = read_forecasts(&rest, &self.name)?;
+                    self.levels = levels;
+                    self.queue.extend(fc);
+                }
+                return Ok(());
+            };
+            let mut df = part?;
+            if let Some(mut c) = self.carry.take() {
+                c.vstack_mut_owned(df)
+                    .map_err(|e| PipelineError::format(Path::new(&self.name), e.to_string()))?;
+                df = c;
+            }
+            // Keep the last run of one id: its rows may continue in the next part.
+            let start = last_run_start(&df, &self.name)?;
+            let whole = df.slice(0, start);
+            self.carry = Some(df.slice(start as i64, df.height() - start));
+            let (fc, levels) = read_forecasts(&whole, &self.name)?;
+            self.levels = levels;
+            self.queue.extend(fc);
+        }
+        Ok(())
+    }
+}
+
+/// The first row of the last run of equal `unique_id`s (0 for an empty frame).
+fn last_run_start(df: &DataFrame, name: &str) -> Result<usize> {
+    let path = Path::new(name);
+    let ids = df
+        .column("unique_id")
+        .map_err(|_| {
+            PipelineError::format(
+                path,
+                "missing column `unique_id` (not a particast forecast file?)",
+            )
+        })?
+        .cast(&DataType::String)
+        .map_err(|e| PipelineError::format(path, e.to_string()))?;
+    let ids = ids
+        .str()
+        .map_err(|e| PipelineError::format(path, e.to_string()))?
+        .clone();
+    let n = ids.len();
+    if n == 0 {
+        return Ok(0);
+    }
+    let last = ids.get(n - 1);
+    let mut start = n - 1;
+    while start > 0 && ids.get(start - 1) == last {
+        start -= 1;
+    }
+    Ok(start)
+}
+
+impl Iterator for ForecastReader {
+    type Item = Result<SeriesForecast>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if let Err(e) = self.fill() {
+            self.done = true;
+            self.queue.clear();
+            return Some(Err(e));
+        }
+        self.queue.pop_front().map(Ok)
+    }
+}

@@ -324,14 +324,40 @@ pub fn score_series(
     series: &[PreparedSeries],
     cfg: &ScoreConfig,
 ) -> Result<Vec<(SeriesScores, SeriesState)>> {
+    score_some(tm, series, series.iter().map(|_| None).collect(), cfg)
+}
+
+/// Scores series in parallel, each from its state in `states` when it has one (the new rows
+/// continue it, as [`score_continued`]) or from the start; returns the scores and end states
+/// in the order of `series`.
+pub fn score_some(
+    tm: &TrainedModel,
+    series: &[PreparedSeries],
+    states: Vec<Option<SeriesState>>,
+    cfg: &ScoreConfig,
+) -> Result<Vec<(SeriesScores, SeriesState)>> {
     cfg.validate()?;
     cfg.check_memory(tm, series)?;
+    if states.len() != series.len() {
+        return Err(PipelineError::Config(format!(
+            "{} states for {} series",
+            states.len(),
+            series.len()
+        )));
+    }
     series
         .par_iter()
-        .map(|s| {
-            let mut state = initial_state(tm, s);
-            let scores = score_from(tm, s, 0, &mut state, cfg)?;
-            Ok((scores, state))
+        .zip(states)
+        .map(|(s, state)| match state {
+            Some(mut state) => {
+                let scores = continue_from(tm, &mut state, s, cfg)?;
+                Ok((scores, state))
+            }
+            None => {
+                let mut state = initial_state(tm, s);
+                let scores = score_from(tm, s, 0, &mut state, cfg)?;
+                Ok((scores, state))
+            }
         })
         .collect()
 }
@@ -346,6 +372,16 @@ pub fn score_continued(
 ) -> Result<SeriesScores> {
     cfg.validate()?;
     cfg.check_memory(tm, std::slice::from_ref(new))?;
+    continue_from(tm, state, new, cfg)
+}
+
+/// [`score_continued`] without the checks of the settings.
+fn continue_from(
+    tm: &TrainedModel,
+    state: &mut SeriesState,
+    new: &PreparedSeries,
+    cfg: &ScoreConfig,
+) -> Result<SeriesScores> {
     let d = new.n_targets;
     let freq_step = |from: i64, to: i64| -> Option<i64> {
         // Steps between the saved last timestamp and the new first one.
