@@ -102,6 +102,7 @@ fn measure(bin: &Path, args: &[String]) -> Measured {
     let t = Instant::now();
     let child = Command::new(bin)
         .args(args)
+        .stdout(std::process::Stdio::null())
         .spawn()
         .unwrap_or_else(|e| panic!("run {}: {e}", bin.display()));
     let pid = child.id() as libc::pid_t;
@@ -149,7 +150,7 @@ fn model(bin: &Path, input: &Path, dir: &Path, context: usize) -> PathBuf {
             "--no-select",
         ]));
         args.extend(["--context".to_string(), context.to_string()]);
-        args.push(path_str(dir));
+        args.extend(["--model".to_string(), path_str(dir)]);
         let m = measure(bin, &args);
         eprintln!("trained {} in {:.1} s", dir.display(), m.seconds);
     }

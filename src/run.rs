@@ -112,8 +112,29 @@ pub fn run_pipeline(spec: &PipelineSpec, reporter: &mut dyn Reporter) -> Result<
         None => 0,
     };
     if let Some(s) = &spec.score {
-        let scored = stage::score(&model, &data, &s.config, Vec::new())?;
-        if let (Some(p), Some(sc)) = (&spec.plot, scored.scores.get(plot_index)) {
+        // Scores go to their file part by part; only the plotted series is kept.
+        let mut batches = stage::ScoreBatches::new(
+            &model,
+            data.series.iter().cloned().map(Ok),
+            &data.schema,
+            &s.config,
+            Vec::new(),
+        )?;
+        if s.state.is_some() {
+            batches = batches.keep_states();
+        }
+        let summary = stage::score_to(batches, &s.output, OutputFormat::Parquet)?;
+        let plotted = match (&spec.plot, data.series.get(plot_index)) {
+            (Some(p), Some(one)) if p.anomaly.is_some() => Some(stage::score_series_of(
+                &model,
+                std::slice::from_ref(one),
+                &data.schema,
+                &s.config,
+                Vec::new(),
+            )?),
+            _ => None,
+        };
+        if let (Some(p), Some(sc)) = (&spec.plot, plotted.as_ref().and_then(|p| p.scores.first())) {
             if let Some(path) = &p.anomaly {
                 let windows = match &p.labels {
                     Some(l) => crate::plot::nab_windows(l, &sc.id, &data.schema.time_kind)?,
@@ -129,11 +150,10 @@ pub fn run_pipeline(spec: &PipelineSpec, reporter: &mut dyn Reporter) -> Result<
                 report.outputs.push(("anomaly view".into(), path.clone()));
             }
         }
-        report.scored = Some((scored.rows(), scored.flagged()));
-        scored.write(&s.output, OutputFormat::Parquet)?;
+        report.scored = Some((summary.rows, summary.flagged));
         report.outputs.push(("scores".into(), s.output.clone()));
         if let Some(state) = &s.state {
-            scored.write_states(state)?;
+            particast_pipeline::save_states(&summary.states, state)?;
             report.outputs.push(("scoring state".into(), state.clone()));
         }
     }

@@ -378,45 +378,57 @@ fn plan_buckets(
     name: &str,
 ) -> Result<(HashMap<String, u32>, usize)> {
     let _s = info_span!("ingest.plan_buckets").entered();
-    // Rows per file stay far below 2^40, so (file, row) packs into one sortable key.
-    let first = (col(canon::FILE).cast(DataType::UInt64) * lit(1u64 << 40)
-        + col(canon::ROW).cast(DataType::UInt64))
-    .min()
-    .alias("first");
-    let df = lf
-        .clone()
-        .group_by([col(canon::ID)])
-        .agg([first, len().alias("n")])
-        .collect_with_engine(Engine::Streaming)
-        .map(|r| r.unwrap_single())
-        .and_then(|df| df.sort(["first"], SortMultipleOptions::default()))
+    // One streaming pass in chunks of rows: per series its first (file, row) position and
+    // its row count (polars' streaming group-by buffers far more at 50M rows).
+    let seen: Arc<Mutex<HashMap<String, (u64, usize)>>> = Arc::default();
+    let cb_seen = Arc::clone(&seen);
+    let callback = PlanCallback::new(move |df: DataFrame| -> PolarsResult<bool> {
+        let ids = df.column(canon::ID)?.str()?.clone();
+        let files = df.column(canon::FILE)?.cast(&DataType::UInt64)?;
+        let files = files.u64()?.clone();
+        let rows = df.column(canon::ROW)?.cast(&DataType::UInt64)?;
+        let rows = rows.u64()?.clone();
+        let mut seen = cb_seen
+            .lock()
+            .map_err(|_| polars_err!(ComputeError: "bucket plan lock poisoned"))?;
+        for ((id, f), r) in ids.iter().zip(files.iter()).zip(rows.iter()) {
+            // Rows per file stay far below 2^40, so (file, row) packs into one sortable key.
+            let key = (f.unwrap_or(0) << 40) | r.unwrap_or(0);
+            // A null id has no entry; its rows go to the first bucket, whose reading reports them.
+            let Some(id) = id else { continue };
+            match seen.get_mut(id) {
+                Some(e) => {
+                    e.0 = e.0.min(key);
+                    e.1 += 1;
+                }
+                None => {
+                    seen.insert(id.to_string(), (key, 1));
+                }
+            }
+        }
+        Ok(false)
+    });
+    lf.clone()
+        .select([col(canon::ID), col(canon::FILE), col(canon::ROW)])
+        .sink_batches(callback, true, NonZeroUsize::new(SPILL_CHUNK_ROWS))
+        .and_then(|lf| lf.collect_with_engine(Engine::Streaming))
         .map_err(|e| IngestError::read(name, e))?;
-    let err = |e: PolarsError| IngestError::read(name, e);
-    let ids = df
-        .column(canon::ID)
-        .map_err(err)?
-        .str()
-        .map_err(err)?
-        .clone();
-    let counts = df
-        .column("n")
-        .map_err(err)?
-        .cast(&DataType::UInt64)
-        .map_err(err)?;
-    let counts = counts.u64().map_err(err)?.clone();
-    let mut map = HashMap::with_capacity(ids.len());
+    let seen = std::mem::take(
+        &mut *seen
+            .lock()
+            .map_err(|_| IngestError::Options("bucket plan lock poisoned".into()))?,
+    );
+    let mut order: Vec<(String, (u64, usize))> = seen.into_iter().collect();
+    order.sort_by_key(|(_, (first, _))| *first);
+    let mut map = HashMap::with_capacity(order.len());
     let (mut bucket, mut in_bucket) = (0u32, 0usize);
-    for (id, n) in ids.iter().zip(counts.iter()) {
-        let n = n.unwrap_or(0) as usize;
+    for (id, (_, n)) in order {
         if in_bucket > 0 && in_bucket + n > max_rows {
             bucket += 1;
             in_bucket = 0;
         }
         in_bucket += n;
-        // A null id has no entry; its rows go to the first bucket, whose reading reports them.
-        if let Some(id) = id {
-            map.insert(id.to_string(), bucket);
-        }
+        map.insert(id, bucket);
     }
     Ok((map, bucket as usize + 1))
 }

@@ -289,6 +289,7 @@ fn forecast_particle(
     tm: &TrainedModel,
     s: &PreparedSeries,
     cfg: &ForecastConfig,
+    grid: bool,
 ) -> Result<SeriesForecast> {
     let mc = &tm.model.config;
     let (l, p, d) = (mc.particles, mc.head_width(), mc.targets);
@@ -346,12 +347,17 @@ fn forecast_particle(
             (mean, comps, Vec::new())
         } else {
             // In original units the components are no longer Gaussian or Student-t: report
-            // 99 quantiles (1%..99%) in place of the mixture, for sample-based metrics.
-            let grid = quantile_grid(q);
+            // 99 quantiles (1%..99%) in place of the mixture, for sample-based metrics (when
+            // asked: a forecast file has no column for them; they cost 99 root searches a step).
+            let lognormal = matches!(transform, Transform::Log { offset }
+                if comps.iter().all(|c| c.nu.is_infinite()) && lower <= -offset);
+            let grid = if grid || !lognormal {
+                quantile_grid(q)
+            } else {
+                Vec::new()
+            };
             let mean = match transform {
-                Transform::Log { offset }
-                    if comps.iter().all(|c| c.nu.is_infinite()) && lower <= -offset =>
-                {
+                Transform::Log { offset } if lognormal => {
                     // Log-normal components: E[exp(u)] = exp(mu + sigma^2 / 2).
                     comps
                         .iter()
@@ -535,12 +541,23 @@ pub fn forecast_series(
     series: &[PreparedSeries],
     cfg: &ForecastConfig,
 ) -> Result<Vec<SeriesForecast>> {
+    forecast_series_with(tm, series, cfg, true)
+}
+
+/// [`forecast_series`]; `grid`: keep the 99 quantiles a transformed model reports per step
+/// in particle mode ([`StepForecast::samples`], for sample-based metrics and ensembles).
+fn forecast_series_with(
+    tm: &TrainedModel,
+    series: &[PreparedSeries],
+    cfg: &ForecastConfig,
+    grid: bool,
+) -> Result<Vec<SeriesForecast>> {
     cfg.validate()?;
     check_forecast_memory(std::slice::from_ref(tm), series.len(), cfg)?;
     series
         .par_iter()
         .map(|s| match cfg.mode {
-            Mode::Particle => forecast_particle(tm, s, cfg),
+            Mode::Particle => forecast_particle(tm, s, cfg, grid),
             Mode::Sample => forecast_sample(tm, s, cfg),
         })
         .collect()
@@ -557,6 +574,26 @@ pub fn forecast_ensemble(
     series: &[PreparedSeries],
     cfg: &ForecastConfig,
 ) -> Result<Vec<SeriesForecast>> {
+    forecast_ensemble_with(models, series, cfg, true)
+}
+
+/// [`forecast_ensemble`] for outputs that only need the columns of a forecast file: a single
+/// model's transformed particle-mode steps skip their 99-quantile grid (an ensemble pools it).
+/// The columns are those of [`forecast_ensemble`], bit for bit.
+pub fn forecast_ensemble_for_output(
+    models: &[TrainedModel],
+    series: &[PreparedSeries],
+    cfg: &ForecastConfig,
+) -> Result<Vec<SeriesForecast>> {
+    forecast_ensemble_with(models, series, cfg, models.len() > 1)
+}
+
+fn forecast_ensemble_with(
+    models: &[TrainedModel],
+    series: &[PreparedSeries],
+    cfg: &ForecastConfig,
+    grid: bool,
+) -> Result<Vec<SeriesForecast>> {
     let Some((first, rest)) = models.split_first() else {
         return Err(PipelineError::Config(
             "an ensemble needs at least one model".into(),
@@ -564,13 +601,13 @@ pub fn forecast_ensemble(
     };
     cfg.validate()?;
     check_forecast_memory(models, series.len(), cfg)?;
-    let mut out = forecast_series(first, series, cfg)?;
+    let mut out = forecast_series_with(first, series, cfg, grid)?;
     if rest.is_empty() {
         return Ok(out);
     }
     let others: Vec<Vec<SeriesForecast>> = rest
         .iter()
-        .map(|m| forecast_series(m, series, cfg))
+        .map(|m| forecast_series_with(m, series, cfg, grid))
         .collect::<Result<_>>()?;
     let k = models.len() as f64;
     let qs = quantile_levels(&cfg.levels);

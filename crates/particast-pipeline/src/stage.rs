@@ -28,7 +28,9 @@ use std::path::Path;
 use tracing::info_span;
 
 use crate::error::{PipelineError, Result};
-use crate::forecast::{forecast_ensemble, ForecastConfig, Mode, SeriesForecast};
+use crate::forecast::{
+    forecast_ensemble, forecast_ensemble_for_output, ForecastConfig, Mode, SeriesForecast,
+};
 use crate::metrics::Metrics;
 use crate::model_dir::TrainedModel;
 use crate::output::forecasts::ForecastReader;
@@ -556,7 +558,7 @@ where
         }
         self.started = true;
         let _s = info_span!("forecast.part", series = part.len()).entered();
-        let out = forecast_ensemble(self.models, &part, &self.cfg)?;
+        let out = forecast_ensemble_for_output(self.models, &part, &self.cfg)?;
         self.progress.series += part.len();
         self.progress.rows += part.iter().map(|s| s.stats.rows).sum::<usize>();
         if let Some(f) = self.on_part.as_mut() {
