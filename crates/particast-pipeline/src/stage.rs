@@ -246,6 +246,13 @@ fn next_part(
     Ok(part)
 }
 
+/// One step of a part-by-part iterator: a batch, or the end (after the last part or an error).
+fn next_batch(part: Result<Option<RecordBatch>>, done: &mut bool) -> Option<Result<RecordBatch>> {
+    let out = part.transpose();
+    *done = !matches!(out, Some(Ok(_)));
+    out
+}
+
 /// What a streamed scoring run produced besides its rows ([`score_to`]).
 #[derive(Clone, Debug, Default)]
 pub struct ScoreSummary {
@@ -374,17 +381,7 @@ where
         if self.done {
             return None;
         }
-        match self.part() {
-            Ok(Some(b)) => Some(Ok(b)),
-            Ok(None) => {
-                self.done = true;
-                None
-            }
-            Err(e) => {
-                self.done = true;
-                Some(Err(e))
-            }
-        }
+        next_batch(self.part(), &mut self.done)
     }
 }
 
@@ -578,17 +575,7 @@ where
         if self.done {
             return None;
         }
-        match self.part() {
-            Ok(Some(b)) => Some(Ok(b)),
-            Ok(None) => {
-                self.done = true;
-                None
-            }
-            Err(e) => {
-                self.done = true;
-                Some(Err(e))
-            }
-        }
+        next_batch(self.part(), &mut self.done)
     }
 }
 
