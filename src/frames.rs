@@ -89,12 +89,7 @@ impl Model {
     }
 
     fn read(&self, lf: LazyFrame) -> Result<Dataset, Error> {
-        let input = Overrides::new("input");
-        Ok(stage::read_for_model(
-            &self.trained,
-            || Source::lazy(lf.clone()),
-            &input,
-        )?)
+        Ok(Dataset::collect(self.open(lf)?)?)
     }
 
     /// The input rows with `particast-nll`, `particast-pit`, `particast-anomaly` and

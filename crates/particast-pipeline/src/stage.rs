@@ -56,9 +56,8 @@ pub fn read_for_model(
     input: &Overrides,
 ) -> Result<Dataset> {
     let _s = info_span!("read").entered();
-    let data = model.read_data(source, input)?;
-    model.check_schema(&data.schema)?;
-    Ok(data)
+    // The schema is checked before any series is read.
+    Ok(Dataset::collect(open_for_model(model, source, input)?)?)
 }
 
 /// [`read_for_model`] as a stream: the series come bucket by bucket (see
@@ -225,6 +224,21 @@ pub struct Progress {
     pub rows: usize,
 }
 
+impl Progress {
+    /// Counts a finished part and tells `on_part`.
+    fn advance(
+        &mut self,
+        part: &[PreparedSeries],
+        on_part: &mut Option<Box<dyn FnMut(Progress) + '_>>,
+    ) {
+        self.series += part.len();
+        self.rows += part.iter().map(|s| s.stats.rows).sum::<usize>();
+        if let Some(f) = on_part.as_mut() {
+            f(*self);
+        }
+    }
+}
+
 /// Pulls series until they hold `steps` steps or `max_series` series, or none are left.
 fn next_part(
     series: &mut dyn Iterator<Item = particast_ingest::Result<PreparedSeries>>,
@@ -353,11 +367,7 @@ where
         if self.keep_states {
             self.summary.states.extend(states);
         }
-        self.progress.series += part.len();
-        self.progress.rows += part.iter().map(|s| s.stats.rows).sum::<usize>();
-        if let Some(f) = self.on_part.as_mut() {
-            f(self.progress);
-        }
+        self.progress.advance(&part, &mut self.on_part);
         scored.batch().map(Some)
     }
 
@@ -556,11 +566,7 @@ where
         self.started = true;
         let _s = info_span!("forecast.part", series = part.len()).entered();
         let out = forecast_ensemble_for_output(self.models, &part, &self.cfg)?;
-        self.progress.series += part.len();
-        self.progress.rows += part.iter().map(|s| s.stats.rows).sum::<usize>();
-        if let Some(f) = self.on_part.as_mut() {
-            f(self.progress);
-        }
+        self.progress.advance(&part, &mut self.on_part);
         self.forecasts(out).batch().map(Some)
     }
 }
