@@ -44,7 +44,7 @@ use particast_ingest::polars::prelude::*;
 use particast_ingest::{Dataset, IngestOptions, SeriesStream, Source};
 use particast_pipeline::output::to_dataframe;
 use particast_pipeline::{
-    stage, ForecastConfig, Overrides, ScoreConfig, Silent, TrainConfig, TrainedModel,
+    stage, ForecastConfig, Overrides, ScoreConfig, SeriesState, Silent, TrainConfig, TrainedModel,
 };
 use std::path::Path;
 
@@ -64,6 +64,9 @@ pub struct Config {
 pub struct Model {
     /// The model and its metadata.
     pub trained: TrainedModel,
+    /// How frames are read for it, on top of the options it was trained with (the keys of a
+    /// pipeline file's `[input]` section: `sort`, `id_col`, ...); none by default.
+    pub input: Overrides,
 }
 
 /// Trains a model on a frame and saves it in `dir`.
@@ -77,15 +80,26 @@ pub fn fit(lf: LazyFrame, config: &Config, dir: &Path) -> Result<Model, Error> {
         false,
         &mut Silent,
     )?;
-    Ok(Model { trained })
+    Ok(Model::new(trained))
 }
 
 impl Model {
+    /// A trained model, reading frames with the options it was trained with.
+    pub fn new(trained: TrainedModel) -> Model {
+        Model {
+            trained,
+            input: Overrides::new("input"),
+        }
+    }
+
     /// Loads a model directory.
     pub fn load(dir: &Path) -> Result<Model, Error> {
-        Ok(Model {
-            trained: TrainedModel::load(dir)?,
-        })
+        Ok(Model::new(TrainedModel::load(dir)?))
+    }
+
+    /// The options reading frames for this model: its training's with [`Model::input`] on top.
+    pub fn reading_options(&self) -> Result<IngestOptions, Error> {
+        Ok(self.input.apply(&self.trained.meta.ingest)?)
     }
 
     fn read(&self, lf: LazyFrame) -> Result<Dataset, Error> {
@@ -100,9 +114,24 @@ impl Model {
 
     /// [`Model::score`] with settings.
     pub fn score_with(&self, lf: LazyFrame, cfg: &ScoreConfig) -> Result<LazyFrame, Error> {
+        Ok(self.score_continuing(lf, cfg, Vec::new())?.0)
+    }
+
+    /// [`Model::score_with`] continuing the series that have a saved state in `resume` (their
+    /// new rows must follow the state's last step; the others start fresh), also giving the
+    /// state at the end of every series scored and the untouched states of the rest: scoring
+    /// a stream micro-batch by micro-batch this way gives the numbers of one pass over all of
+    /// it.
+    pub fn score_continuing(
+        &self,
+        lf: LazyFrame,
+        cfg: &ScoreConfig,
+        resume: Vec<SeriesState>,
+    ) -> Result<(LazyFrame, Vec<SeriesState>), Error> {
         let data = self.read(lf.clone())?;
-        let df = stage::score(&self.trained, &data, cfg, Vec::new())?.to_frame()?;
-        let opts = &self.trained.meta.ingest;
+        let scored = stage::score(&self.trained, &data, cfg, resume)?;
+        let df = scored.to_frame()?;
+        let opts = &self.reading_options()?;
         let key = "__particast_key";
         let scores = df.lazy().select([
             col("unique_id").alias(key),
@@ -121,7 +150,7 @@ impl Model {
                 JoinArgs::new(JoinType::Left),
             )
             .drop(by_name([key], true, false));
-        Ok(joined)
+        Ok((joined, scored.states))
     }
 
     /// The score columns (`unique_id`, `ds`, `y`, `particast-nll`, ...: the output of
@@ -154,11 +183,10 @@ impl Model {
     }
 
     fn open(&self, lf: LazyFrame) -> Result<SeriesStream, Error> {
-        let input = Overrides::new("input");
         Ok(stage::open_for_model(
             &self.trained,
             || Source::lazy(lf.clone()),
-            &input,
+            &self.input,
         )?)
     }
 

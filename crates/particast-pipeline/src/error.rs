@@ -101,6 +101,10 @@ pub enum PipelineError {
         /// The transform.
         transform: String,
     },
+    /// New rows of a series do not continue its saved scoring state (they start before, or
+    /// off the grid of, the state's last step).
+    #[error("{0}")]
+    StateMismatch(String),
     /// No forecast series is in the actuals.
     #[error("no forecast series found in the actuals: the unique_id values of the forecast and the actuals do not overlap")]
     NoOverlap,

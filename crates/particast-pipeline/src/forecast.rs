@@ -9,6 +9,8 @@
 //!   feeds the value to all particles and conditions the weights on it. Quantiles are
 //!   empirical. Its intervals widen with the horizon as the model's errors compound (95%
 //!   coverage 0.94 on M4 Hourly against particle mode's 0.81), and its medians are as good.
+//!   Each series draws from its own random stream, chosen by its id ([`id_stream`]): the
+//!   paths of a series do not depend on the other series of the input or on their order.
 //!
 //! Future covariates are not known to the model and enter as 0; calendar features are computed
 //! from the continued time axis.
@@ -398,6 +400,15 @@ pub fn empirical_quantile(sorted: &[f64], q: f64) -> f64 {
     sorted[lo] + (h - lo as f64) * (sorted[hi] - sorted[lo])
 }
 
+/// The random stream of a series: a hash of its id (FNV-1a, 64 bits), so a series' sample
+/// paths depend only on the seed and the series, not on where it sits in the input or which
+/// worker of a distributed run forecasts it.
+pub fn id_stream(id: &str) -> u64 {
+    id.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+    })
+}
+
 fn forecast_sample(
     tm: &TrainedModel,
     s: &PreparedSeries,
@@ -413,7 +424,7 @@ fn forecast_sample(
     let (mut state, affine) = condition_end(tm, s, n)?;
     let origin = s.len();
     let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed);
-    rng.set_stream(s.index as u64);
+    rng.set_stream(id_stream(&s.id));
     // Rows are (path, particle); every particle of a path sees the path's values.
     let mut paths: Vec<Vec<f64>> = vec![Vec::with_capacity(cfg.horizon * d); n];
     let mut row_paths: Vec<Vec<f64>> = vec![Vec::new(); n * l];

@@ -21,6 +21,11 @@ fn list_f32(name: &str, rows: impl Iterator<Item = Vec<f32>>) -> polars::prelude
 /// id, steps, last timestamp, and list columns for the scale, location, particle states, log-weights, the
 /// lag history and the recent anomaly scores.
 pub fn save_states(states: &[SeriesState], path: &std::path::Path) -> Result<()> {
+    crate::sink::write_parquet(&mut states_to_frame(states)?, path)
+}
+
+/// The states as the table a state file holds (one row per series).
+pub fn states_to_frame(states: &[SeriesState]) -> Result<polars::prelude::DataFrame> {
     use polars::prelude::*;
     let n = states.len();
     let columns = vec![
@@ -56,21 +61,51 @@ pub fn save_states(states: &[SeriesState], path: &std::path::Path) -> Result<()>
             states.iter().map(|s| s.recent_anomaly.clone()),
         ),
     ];
-    let mut df = DataFrame::new(n, columns).map_err(|e| PipelineError::Polars {
+    DataFrame::new(n, columns).map_err(|e| PipelineError::Polars {
         context: "building the state table".into(),
         source: e.into(),
-    })?;
-    crate::sink::write_parquet(&mut df, path)
+    })
+}
+
+/// The states as the bytes of a state file (Parquet), for front ends that keep them in memory
+/// or ship them between processes.
+pub fn states_to_bytes(states: &[SeriesState]) -> Result<Vec<u8>> {
+    use polars::prelude::*;
+    let mut df = states_to_frame(states)?;
+    let mut out = Vec::new();
+    ParquetWriter::new(&mut out)
+        .finish(&mut df)
+        .map_err(|e| PipelineError::Polars {
+            context: "writing the state table".into(),
+            source: e.into(),
+        })?;
+    Ok(out)
 }
 
 /// Reads a state file written by [`save_states`].
 pub fn load_states(path: &std::path::Path) -> Result<Vec<SeriesState>> {
+    let bytes = crate::model_dir::read_file(path)?;
+    states_from_bytes(&bytes, path)
+}
+
+/// Reads states from the bytes of a state file ([`states_to_bytes`]); `name` names them in
+/// messages.
+pub fn states_from_bytes(bytes: &[u8], name: &std::path::Path) -> Result<Vec<SeriesState>> {
+    use polars::prelude::*;
+    let path = name;
+    let df = ParquetReader::new(std::io::Cursor::new(bytes))
+        .finish()
+        .map_err(|e| PipelineError::format(path, format!("not a state file: {e}")))?;
+    states_from_frame(&df, path)
+}
+
+/// The states in a state table ([`states_to_frame`]); `path` names it in messages.
+pub fn states_from_frame(
+    df: &polars::prelude::DataFrame,
+    path: &std::path::Path,
+) -> Result<Vec<SeriesState>> {
     use polars::prelude::*;
     let bad = |m: String| PipelineError::format(path, m);
-    let file = std::fs::File::open(path).map_err(|e| PipelineError::io(path, e))?;
-    let df = ParquetReader::new(file)
-        .finish()
-        .map_err(|e| bad(format!("not a state file: {e}")))?;
     let col = |name: &str| {
         df.column(name)
             .map_err(|_| bad(format!("state file has no `{name}` column")))

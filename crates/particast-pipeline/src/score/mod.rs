@@ -396,7 +396,7 @@ fn continue_from(
     let gap = match freq_step(state.last_ds, new.stats.first_ds) {
         Some(k) => (k - 1) as usize,
         None => {
-            return Err(PipelineError::Config(format!(
+            return Err(PipelineError::StateMismatch(format!(
                 "series `{}`: new data starts at {} which does not continue the saved state (last step {})",
                 new.id,
                 new.axis.kind.render(new.stats.first_ds),
