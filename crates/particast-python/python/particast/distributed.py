@@ -27,7 +27,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from . import Model, _from_bytes, _score_schema
+from . import Model, _frames, _from_bytes, _score_schema
 
 _BUCKET = "__particast_bucket"
 _MODELS: dict[str, Model] = {}
@@ -71,8 +71,11 @@ class _Job:
         if table.num_rows == 0:
             return self.empty(m, table)
         if self.what == "forecast":
-            return m.forecast(table, n_threads=self.n_threads, **self.args)
-        return m.score(table, n_threads=self.n_threads, **self.args)
+            out = m.forecast(table, n_threads=self.n_threads, **self.args)
+        else:
+            out = m.score(table, n_threads=self.n_threads, **self.args)
+        # Engines do not all take Arrow's view types (polars exports strings as views).
+        return _frames.to_table(out)
 
     def empty(self, m: Model, table: pa.Table) -> pa.Table:
         return self.schema_from(m, table).empty_table()
@@ -143,10 +146,13 @@ def _ray(ds: Any, job: _Job, id_col: str, partitions: int | None):
         b = [int.from_bytes(hashlib.blake2b(i.encode(), digest_size=8).digest(), "little") % n for i in ids]
         return batch.append_column(_BUCKET, pa.array(b, pa.int64()))
 
+    def run(table: pa.Table) -> pa.Table:
+        return job(table)
+
     return (
         ds.map_batches(bucket, batch_format="pyarrow")
         .groupby(_BUCKET)
-        .map_groups(job, batch_format="pyarrow")
+        .map_groups(run, batch_format="pyarrow")
     )
 
 
@@ -155,7 +161,7 @@ def _ray(ds: Any, job: _Job, id_col: str, partitions: int | None):
 
 def _spark(df: Any, job: _Job, id_col: str, partitions: int | None):
     from pyspark.sql import functions as F
-    from pyspark.sql.pandas.types import from_arrow_schema
+    from pyspark.sql.pandas.types import from_arrow_schema, to_arrow_schema
 
     spark = df.sparkSession
     n = partitions or max(1, spark.sparkContext.defaultParallelism * 4)
@@ -166,7 +172,9 @@ def _spark(df: Any, job: _Job, id_col: str, partitions: int | None):
     else:
         sample = df.filter(F.col(id_col) == first[0][0]).toArrow()
     m = _model(job.config, job.weights)
-    schema = job.schema_from(m, sample)
+    spark_schema = from_arrow_schema(job.schema_from(m, sample))
+    # The Arrow types Spark expects back for that schema (string, not large_string, ...).
+    schema = to_arrow_schema(spark_schema)
     bc = spark.sparkContext.broadcast((job.config, job.weights))
     what, args, threads = job.what, job.args, job.n_threads
 
@@ -179,7 +187,7 @@ def _spark(df: Any, job: _Job, id_col: str, partitions: int | None):
         return out.cast(schema) if out.schema != schema else out
 
     bucketed = df.withColumn(_BUCKET, F.pmod(F.xxhash64(F.col(id_col)), F.lit(n)))
-    return bucketed.groupBy(_BUCKET).applyInArrow(run, from_arrow_schema(schema))
+    return bucketed.groupBy(_BUCKET).applyInArrow(run, spark_schema)
 
 
 # --- Dask ------------------------------------------------------------------------------------
