@@ -133,23 +133,43 @@ impl Model {
         let df = scored.to_frame()?;
         let opts = &self.reading_options()?;
         let key = "__particast_key";
+        // Joined on the instant (nanoseconds since the epoch) for timestamps and dates, so an
+        // input whose time type differs from the model's data (a time zone, another unit)
+        // still matches its rows.
+        let mut lf = lf;
+        let input_time = lf
+            .collect_schema()
+            .ok()
+            .and_then(|s| s.get(opts.time_col.as_str()).cloned());
+        let time_key = |e: Expr, temporal: bool| {
+            if temporal {
+                e.dt().timestamp(TimeUnit::Nanoseconds)
+            } else {
+                e
+            }
+        };
+        let temporal = input_time.as_ref().is_some_and(|t| t.is_temporal());
+        let tkey = "__particast_time";
         let scores = df.lazy().select([
             col("unique_id").alias(key),
-            col("ds").alias(opts.time_col.as_str()),
+            time_key(col("ds"), temporal).alias(tkey),
             col("particast-nll"),
             col("particast-pit"),
             col("particast-anomaly"),
             col("particast-flag"),
         ]);
         let joined = lf
-            .with_column(col(opts.id_col.as_str()).cast(DataType::String).alias(key))
+            .with_columns([
+                col(opts.id_col.as_str()).cast(DataType::String).alias(key),
+                time_key(col(opts.time_col.as_str()), temporal).alias(tkey),
+            ])
             .join(
                 scores,
-                [col(key), col(opts.time_col.as_str())],
-                [col(key), col(opts.time_col.as_str())],
+                [col(key), col(tkey)],
+                [col(key), col(tkey)],
                 JoinArgs::new(JoinType::Left),
             )
-            .drop(by_name([key], true, false));
+            .drop(by_name([key, tkey], true, false));
         Ok((joined, scored.states))
     }
 

@@ -174,7 +174,7 @@ def _spark(df: Any, job: _Job, id_col: str, partitions: int | None):
     m = _model(job.config, job.weights)
     spark_schema = from_arrow_schema(job.schema_from(m, sample))
     # The Arrow types Spark expects back for that schema (string, not large_string, ...).
-    schema = to_arrow_schema(spark_schema)
+    schema = to_arrow_schema(spark_schema, timezone=spark.conf.get("spark.sql.session.timeZone"))
     bc = spark.sparkContext.broadcast((job.config, job.weights))
     what, args, threads = job.what, job.args, job.n_threads
 
