@@ -129,3 +129,80 @@ def test_dask_forecast_and_score(dask_client, model, history, data):
 def test_unknown_engine_is_a_type_error(model, history):
     with pytest.raises(TypeError, match="Ray Dataset"):
         distributed.forecast(history, model, h=H)
+
+
+def test_spark_structured_streaming_scorer_equals_one_pass(spark, model, data, tmp_path):
+    """A file source read one file per micro-batch; `applyInPandasWithState` keeps each series'
+    Scorer state (its state bytes and its held rows) in Spark's state store between batches.
+    The scores equal one pass over the whole history."""
+    import pyarrow.parquet as pq
+    from pyspark.sql.streaming.state import GroupStateTimeout
+    from pyspark.sql.types import BinaryType, BooleanType, DoubleType, StructField, StructType
+
+    src = tmp_path / "incoming"
+    src.mkdir()
+    steps = data.num_rows // 6
+    idx = pa.array([i % steps for i in range(data.num_rows)])
+    import pyarrow.compute as pc
+
+    # Files of 30, 1, 69, 100 and 88 steps per series.
+    bounds = [0, 30, 31, 100, 200, steps]
+    for k, (a, b) in enumerate(zip(bounds, bounds[1:])):
+        part = data.filter(pc.and_(pc.greater_equal(idx, a), pc.less(idx, b)))
+        pq.write_table(part, src / f"part-{k}.parquet")
+
+    sample = spark.createDataFrame(data.slice(0, 1).to_pandas())
+    in_schema = sample.schema
+    out_schema = StructType(list(in_schema.fields))
+    for name in ["particast-nll", "particast-pit", "particast-anomaly"]:
+        out_schema = out_schema.add(name, DoubleType())
+    out_schema = out_schema.add("particast-flag", BooleanType())
+    state_schema = StructType([StructField("states", BinaryType()), StructField("held", BinaryType())])
+    config, weights = model.to_bytes()
+
+    def ipc(table):
+        sink = pa.BufferOutputStream()
+        with pa.ipc.new_stream(sink, table.schema) as w:
+            w.write_table(table)
+        return sink.getvalue().to_pybytes()
+
+    def score_group(key, frames, state):
+        m = particast.Model.from_bytes(config, weights)
+        if state.exists:
+            states, held = state.get
+            held = pa.ipc.open_stream(held).read_all() if held else None
+            scorer = particast.Scorer(m, states=states or None, held=held)
+        else:
+            scorer = particast.Scorer(m)
+        for pdf in frames:
+            out = scorer.update(pa.Table.from_pandas(pdf, preserve_index=False))
+            if out.num_rows:
+                yield out.to_pandas()
+        held = scorer.held()
+        state.update((scorer.states() if len(scorer) else b"", ipc(held) if held is not None else b""))
+
+    stream = (
+        spark.readStream.schema(in_schema)
+        .option("maxFilesPerTrigger", 1)
+        .parquet(str(src))
+        .groupBy("unique_id")
+        .applyInPandasWithState(score_group, out_schema, state_schema, "append", GroupStateTimeout.NoTimeout)
+    )
+    batches = []
+    query = (
+        stream.writeStream.outputMode("append")
+        .option("checkpointLocation", str(tmp_path / "checkpoint"))
+        .foreachBatch(lambda df, epoch: batches.append((epoch, df.toPandas())))
+        .trigger(availableNow=True)
+        .start()
+    )
+    query.awaitTermination(240)
+    assert not query.isActive
+    assert query.exception() is None
+    assert len(batches) == len(bounds) - 1
+    # The first two micro-batches score nothing: every series is still shorter than the
+    # model's context (48 steps), so its rows wait in the state store; the third scores them.
+    assert model.config["context"] == 48
+    assert [len(b) for _, b in batches[:3]] == [0, 0, 6 * 100]
+    got = pd.concat([b for _, b in batches])
+    assert_same(got, model.score(data))

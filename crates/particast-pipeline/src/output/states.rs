@@ -8,13 +8,23 @@ use crate::score::SeriesState;
 fn list_f64(name: &str, rows: impl Iterator<Item = Vec<f64>>) -> polars::prelude::Column {
     use polars::prelude::*;
     let items: Vec<Series> = rows.map(|v| Series::new("".into(), v)).collect();
-    Series::new(name.into(), items).into_column()
+    let list = Series::new(name.into(), items);
+    // Typed even with no rows (an empty list of series is a Null column), so an empty state
+    // table reads back.
+    list.cast(&DataType::List(Box::new(DataType::Float64)))
+        .unwrap_or(list)
+        .into_column()
 }
 
 fn list_f32(name: &str, rows: impl Iterator<Item = Vec<f32>>) -> polars::prelude::Column {
     use polars::prelude::*;
     let items: Vec<Series> = rows.map(|v| Series::new("".into(), v)).collect();
-    Series::new(name.into(), items).into_column()
+    let list = Series::new(name.into(), items);
+    // Typed even with no rows (an empty list of series is a Null column), so an empty state
+    // table reads back.
+    list.cast(&DataType::List(Box::new(DataType::Float32)))
+        .unwrap_or(list)
+        .into_column()
 }
 
 /// Writes per-series scoring states as a Parquet file (atomically): one row per series with its
@@ -177,4 +187,20 @@ pub fn states_from_frame(
             })
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_empty_state_table_reads_back() {
+        let bytes = states_to_bytes(&[]).unwrap();
+        let back = states_from_bytes(&bytes, std::path::Path::new("<states>")).unwrap();
+        assert!(back.is_empty());
+        let df = states_to_frame(&[]).unwrap();
+        assert!(states_from_frame(&df, std::path::Path::new("<states>"))
+            .unwrap()
+            .is_empty());
+    }
 }

@@ -287,13 +287,15 @@ class Scorer:
     A series' scale is fixed by its first ``context`` steps (the model's training context), so
     the rows of a new series are held until it has that many: ``update`` returns the rows it
     scored (held rows come back with the call that completes them) and ``pending()`` says how
-    many rows wait."""
+    many rows wait. A scorer that must survive a restart keeps both: ``states()`` and
+    ``held()`` (``Scorer(model, states=..., held=...)`` takes them back)."""
 
     def __init__(
         self,
         model: Model,
         *,
         states: Any = None,
+        held: Any = None,
         id_col: str | None = None,
         time_col: str | None = None,
         target_col: str | Sequence[str] | None = None,
@@ -309,6 +311,9 @@ class Scorer:
         self._context = int(model.config["context"])
         self._id_col = id_col or model.id_col
         self._pending: pa.Table | None = None
+        if held is not None:
+            held = _frames.to_table(held)
+            self._pending = held if held.num_rows else None
         self._inner = _Scorer(
             model._inner,
             _json(score_options),
@@ -320,10 +325,11 @@ class Scorer:
             self._known = set(self._inner.states_table().column("unique_id").to_pylist())
 
     @classmethod
-    def from_states(cls, model: Model, states: Any, **options: Any) -> "Scorer":
+    def from_states(cls, model: Model, states: Any, held: Any = None, **options: Any) -> "Scorer":
         """A scorer continuing ``states`` (bytes from ``states()`` or a table from
-        ``states_table()``, or a state file's bytes from ``particast score --state-out``)."""
-        return cls(model, states=states, **options)
+        ``states_table()``, or a state file's bytes from ``particast score --state-out``) and
+        holding ``held`` (from ``held()``)."""
+        return cls(model, states=states, held=held, **options)
 
     def update(self, df: Any, n_threads: int | None = None) -> Any:
         """Scores the new rows of ``df`` (each series' rows must follow its last scored step)
@@ -334,7 +340,8 @@ class Scorer:
         like = _frames.kind(df)
         table = _frames.to_table(df)
         if self._pending is not None:
-            table = pa.concat_tables([self._pending, table.select(self._pending.column_names)])
+            held = self._pending
+            table = pa.concat_tables([held, table.select(held.column_names).cast(held.schema)])
         ready, held = self._split_new(table)
         if ready.num_rows == 0:
             out = _score_schema(ready.schema).empty_table()
@@ -356,6 +363,10 @@ class Scorer:
             return table, None
         is_short = pc.is_in(ids, value_set=pa.array(short, pa.string()))
         return table.filter(pc.invert(is_short)), table.filter(is_short)
+
+    def held(self) -> pa.Table | None:
+        """The held rows (a ``pyarrow.Table``), or None when no row waits."""
+        return self._pending
 
     def pending(self) -> int:
         """Rows held for new series not yet ``context`` steps long."""

@@ -50,6 +50,18 @@ def from_arrow(table: pa.Table, like: str) -> Any:
         return df.lazy() if like == "polars-lazy" else df
     if like == "pandas":
         return table.to_pandas()
+    # pyarrow users get the types pyarrow itself makes (not all of its kernels take views).
+    return plain(table)
+
+
+_VIEWS = {pa.string_view(): pa.large_string(), pa.binary_view(): pa.large_binary()}
+
+
+def plain(table: pa.Table) -> pa.Table:
+    """``table`` with Arrow's view types (polars exports strings as views) cast to their large
+    equivalents."""
+    if any(f.type in _VIEWS for f in table.schema):
+        table = table.cast(pa.schema([f.with_type(_VIEWS.get(f.type, f.type)) for f in table.schema]))
     return table
 
 
@@ -60,9 +72,4 @@ def to_table(obj: Any) -> pa.Table:
         obj = obj.read_all()
     elif not isinstance(obj, pa.Table):
         obj = pa.table(obj)
-    # pyarrow's compute kernels (filter, take) do not all take view types yet (polars
-    # exports strings as views): use their large equivalents.
-    views = {pa.string_view(): pa.large_string(), pa.binary_view(): pa.large_binary()}
-    if any(f.type in views for f in obj.schema):
-        obj = obj.cast(pa.schema([f.with_type(views.get(f.type, f.type)) for f in obj.schema]))
-    return obj
+    return plain(obj)
