@@ -142,9 +142,14 @@ def _ray(ds: Any, job: _Job, id_col: str, partitions: int | None):
     n = partitions or max(1, int(ray.cluster_resources().get("CPU", 1)) * 4)
 
     def bucket(batch: pa.Table) -> pa.Table:
-        ids = batch.column(id_col).cast(pa.string()).to_pylist()
-        b = [int.from_bytes(hashlib.blake2b(i.encode(), digest_size=8).digest(), "little") % n for i in ids]
-        return batch.append_column(_BUCKET, pa.array(b, pa.int64()))
+        # Hash each distinct id once (a batch holds many rows of few series), then spread.
+        ids = batch.column(id_col).cast(pa.string()).combine_chunks().dictionary_encode()
+        per_id = [
+            int.from_bytes(hashlib.blake2b(i.encode(), digest_size=8).digest(), "little") % n
+            for i in ids.dictionary.to_pylist()
+        ]
+        b = pa.array(per_id, pa.int64()).take(ids.indices)
+        return batch.append_column(_BUCKET, b)
 
     def run(table: pa.Table) -> pa.Table:
         return job(table)
