@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import pickle
 
+import duckdb
 import pandas as pd
 import polars as pl
 import pyarrow as pa
@@ -38,6 +39,8 @@ INPUTS = {
     "large_string": lambda t: t.set_column(0, "unique_id", t.column(0).cast(pa.large_string())),
     "string_view": lambda t: t.set_column(0, "unique_id", t.column(0).cast(pa.string_view())),
     "record_batch_reader": lambda t: pa.RecordBatchReader.from_batches(t.schema, t.to_batches(max_chunksize=100)),
+    # A duckdb relation exports the stream itself (the query runs when it is read).
+    "duckdb": lambda t: duckdb.from_arrow(t),
 }
 OUTPUT_TYPE = {
     "pyarrow": pa.Table,
@@ -47,6 +50,7 @@ OUTPUT_TYPE = {
     "large_string": pa.Table,
     "string_view": pa.Table,
     "record_batch_reader": pa.Table,
+    "duckdb": pa.Table,
 }
 
 
@@ -79,8 +83,9 @@ def test_fit_on_every_input_type_gives_the_same_model(data):
     a = particast.fit(history, h=H, **TRAIN)
     b = particast.fit(pl.from_arrow(history).lazy(), h=H, **TRAIN)
     c = particast.fit(history.to_pandas(), h=H, **TRAIN)
+    d = particast.fit(duckdb.from_arrow(history), h=H, **TRAIN)
     # Same weights bit for bit (the config differs only in the training's wall time).
-    assert a.to_bytes()[1] == b.to_bytes()[1] == c.to_bytes()[1]
+    assert a.to_bytes()[1] == b.to_bytes()[1] == c.to_bytes()[1] == d.to_bytes()[1]
 
 
 def test_forecast_is_deterministic_across_threads(model, data):
