@@ -106,8 +106,8 @@ impl Model {
         Ok(Dataset::collect(self.open(lf)?)?)
     }
 
-    /// The input rows with `particast-nll`, `particast-pit`, `particast-anomaly` and
-    /// `particast-flag` appended (default scoring settings).
+    /// The input rows, in the input's order, with `particast-nll`, `particast-pit`,
+    /// `particast-anomaly` and `particast-flag` appended (default scoring settings).
     pub fn score(&self, lf: LazyFrame) -> Result<LazyFrame, Error> {
         self.score_with(lf, &ScoreConfig::default())
     }
@@ -158,6 +158,9 @@ impl Model {
             col("particast-anomaly"),
             col("particast-flag"),
         ]);
+        // The input's row order is kept (polars leaves a join's order open unless asked).
+        let mut join_args = JoinArgs::new(JoinType::Left);
+        join_args.maintain_order = MaintainOrderJoin::Left;
         let joined = lf
             .with_columns([
                 col(opts.id_col.as_str()).cast(DataType::String).alias(key),
@@ -167,7 +170,7 @@ impl Model {
                 scores,
                 [col(key), col(tkey)],
                 [col(key), col(tkey)],
-                JoinArgs::new(JoinType::Left),
+                join_args,
             )
             .drop(by_name([key, tkey], true, false));
         Ok((joined, scored.states))

@@ -113,6 +113,12 @@ def test_score_keeps_input_rows_and_extra_columns(model, data):
     sc = model.score(df)
     assert sc.height == df.height
     assert sc["note"].to_list() == df["note"].to_list()
+    # The rows come back in the input's order (pandas users align on the index).
+    assert sc.select("unique_id", "ds").equals(df.select("unique_id", "ds"))
+    pdf = df.to_pandas()
+    spd = model.score(pdf)
+    assert list(spd["unique_id"]) == list(pdf["unique_id"])
+    assert (spd["ds"].to_numpy() == pdf["ds"].to_numpy()).all()
     # Unsorted rows are sorted within each series before scoring (sort=True by default).
     base = pl.from_arrow(model.score(data))
     joined = sc.join(base, on=["unique_id", "ds"], suffix="_b")
