@@ -5,6 +5,12 @@
 //! Run: `cargo bench --bench kernels`. Prints a table and writes `benches/results/kernels.json`.
 //! `PARTICAST_BENCH_QUICK=1` runs fewer repetitions.
 //!
+//! Profiling: `PARTICAST_BENCH_PROFILE=HIDDEN,PARTICLES` (for example `40,8`) runs only that
+//! GRU training step (B = 64, 32 steps) again and again for `PARTICAST_BENCH_SECONDS` (default
+//! 20) on `PARTICAST_BENCH_THREADS` threads (default 1) and prints its time per step, for a
+//! profiler to sample: `perf record -F 999 -g -- target/release/deps/kernels-* --bench`, then
+//! `perf report --no-children`.
+//!
 //! FLOPs counted are those of the matrix products (the standard convention): per time step,
 //! forward `2 R H G + 2 B C G + 2 R H P` and backward twice that, with R = B L rows, G = 3H gate
 //! columns (GRU), C inputs and P head outputs. Elementwise work (gates, likelihoods, the mixture)
@@ -52,7 +58,96 @@ struct Record {
     peak: f64,
 }
 
+/// A GRU model and one batch of `b` windows of `t` steps with `c` inputs (fixed values).
+fn setup(hidden: usize, particles: usize, cell: Cell, b: usize, t: usize, c: usize) -> Setup {
+    let cfg = ModelConfig {
+        cell,
+        hidden,
+        particles,
+        inputs: c,
+        ..Default::default()
+    };
+    let model = Model::<f32>::new(cfg.clone(), 1).expect("model");
+    let inputs: Vec<f32> = (0..b * t * c)
+        .map(|i| ((i % 17) as f32 - 8.0) * 0.05)
+        .collect();
+    let targets: Vec<f32> = (0..b * t).map(|i| ((i % 5) as f32 - 2.0) * 0.3).collect();
+    Setup {
+        cfg,
+        model,
+        inputs,
+        targets,
+        mask: vec![1.0f32; b * t],
+        log_scale: vec![0.0f32; b],
+    }
+}
+
+struct Setup {
+    cfg: ModelConfig,
+    model: Model<f32>,
+    inputs: Vec<f32>,
+    targets: Vec<f32>,
+    mask: Vec<f32>,
+    log_scale: Vec<f32>,
+}
+
+impl Setup {
+    fn batch(&self, b: usize, t: usize) -> Batch<'_, f32> {
+        Batch {
+            windows: b,
+            steps: t,
+            inputs: &self.inputs,
+            targets: &self.targets,
+            mask: &self.mask,
+            log_scale: &self.log_scale,
+            burn_in: 0,
+        }
+    }
+}
+
+/// The profiling loop (see the crate docs).
+fn profile(spec: &str) {
+    let mut it = spec.split(',').map(|v| v.trim().parse::<usize>());
+    let (Some(Ok(hidden)), Some(Ok(particles))) = (it.next(), it.next()) else {
+        eprintln!("PARTICAST_BENCH_PROFILE must be HIDDEN,PARTICLES, got {spec:?}");
+        std::process::exit(2);
+    };
+    let env = |k: &str, d: f64| {
+        std::env::var(k)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(d)
+    };
+    let seconds = env("PARTICAST_BENCH_SECONDS", 20.0);
+    let threads = env("PARTICAST_BENCH_THREADS", 1.0) as usize;
+    let (b, t, c) = (64usize, 32usize, 8usize);
+    let s = setup(hidden, particles, Cell::Gru, b, t, c);
+    let batch = s.batch(b, t);
+    let mut grad = vec![0.0f32; s.model.params.len()];
+    let opts = TrainOptions::default();
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .expect("thread pool");
+    let (n, secs) = pool.install(|| {
+        let start = Instant::now();
+        let mut n = 0usize;
+        while start.elapsed().as_secs_f64() < seconds {
+            loss_and_grad(&s.model, &batch, &opts, Some(&mut grad)).expect("step");
+            n += 1;
+        }
+        (n, start.elapsed().as_secs_f64())
+    });
+    println!(
+        "GRU H = {hidden}, L = {particles}, B = {b}, {t} steps, {threads} thread(s): {n} training steps, {:.3} ms per time step",
+        secs / n as f64 / t as f64 * 1e3
+    );
+}
+
 fn main() {
+    if let Ok(spec) = std::env::var("PARTICAST_BENCH_PROFILE") {
+        return profile(&spec);
+    }
     let quick = std::env::var("PARTICAST_BENCH_QUICK").is_ok();
     let reps = if quick { 2 } else { 5 };
     let (b, t, c) = (64usize, 32usize, 8usize);
@@ -66,35 +161,13 @@ fn main() {
         for cell in [Cell::Gru, Cell::Tanh] {
             for hidden in [32usize, 64, 128] {
                 for particles in [1usize, 8, 32] {
-                    let cfg = ModelConfig {
-                        cell,
-                        hidden,
-                        particles,
-                        inputs: c,
-                        ..Default::default()
-                    };
-                    let model = Model::<f32>::new(cfg.clone(), 1).expect("model");
-                    let inputs: Vec<f32> = (0..b * t * c)
-                        .map(|i| ((i % 17) as f32 - 8.0) * 0.05)
-                        .collect();
-                    let targets: Vec<f32> =
-                        (0..b * t).map(|i| ((i % 5) as f32 - 2.0) * 0.3).collect();
-                    let mask = vec![1.0f32; b * t];
-                    let log_scale = vec![0.0f32; b];
-                    let batch = Batch {
-                        windows: b,
-                        steps: t,
-                        inputs: &inputs,
-                        targets: &targets,
-                        mask: &mask,
-                        log_scale: &log_scale,
-                        burn_in: 0,
-                    };
+                    let st = setup(hidden, particles, cell, b, t, c);
+                    let (cfg, model, batch) = (&st.cfg, &st.model, st.batch(b, t));
                     let mut grad = vec![0.0f32; model.params.len()];
                     let opts = TrainOptions::default();
                     let secs = pool.install(|| {
                         best_of(reps, || {
-                            loss_and_grad(&model, &batch, &opts, Some(&mut grad)).expect("step");
+                            loss_and_grad(model, &batch, &opts, Some(&mut grad)).expect("step");
                         })
                     });
                     let (r, h, g, p) = (
