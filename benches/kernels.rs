@@ -129,18 +129,26 @@ fn profile(spec: &str) {
         .num_threads(threads)
         .build()
         .expect("thread pool");
-    let (n, secs) = pool.install(|| {
+    let (n, secs, loss) = pool.install(|| {
         let start = Instant::now();
         let mut n = 0usize;
+        let mut loss = None;
         while start.elapsed().as_secs_f64() < seconds {
-            loss_and_grad(&s.model, &batch, &opts, Some(&mut grad)).expect("step");
+            loss = Some(loss_and_grad(&s.model, &batch, &opts, Some(&mut grad)).expect("step"));
             n += 1;
         }
-        (n, start.elapsed().as_secs_f64())
+        (n, start.elapsed().as_secs_f64(), loss)
     });
+    // The loss and gradient of the fixed batch, to compare builds' numerics.
+    let norm = grad
+        .iter()
+        .map(|&v| (v as f64) * (v as f64))
+        .sum::<f64>()
+        .sqrt();
     println!(
-        "GRU H = {hidden}, L = {particles}, B = {b}, {t} steps, {threads} thread(s): {n} training steps, {:.3} ms per time step",
-        secs / n as f64 / t as f64 * 1e3
+        "GRU H = {hidden}, L = {particles}, B = {b}, {t} steps, {threads} thread(s): {n} training steps, {:.3} ms per time step; loss {:.9}, gradient norm {norm:.9}",
+        secs / n as f64 / t as f64 * 1e3,
+        loss.map_or(f64::NAN, |l| l.nll)
     );
 }
 

@@ -24,14 +24,14 @@ pub(crate) fn observe<T: Real>(
     }
     let ll = logsumexp(&s[..l]);
     for li in 0..l {
-        post[li] = (s[li] - ll).exp();
+        post[li] = (s[li] - ll).exp_fast();
     }
     let log_l = T::c((l as f64).ln());
     for li in 0..l {
         lw[li] = match gate {
             Gate::Uniform => -log_l,
             Gate::Bayes => s[li] - ll,
-            Gate::FixedShare => ((T::one() - share) * post[li] + share / T::c(l as f64)).ln(),
+            Gate::FixedShare => ((T::one() - share) * post[li] + share / T::c(l as f64)).ln_fast(),
         };
     }
     ll

@@ -37,7 +37,7 @@ const HALF_LN_2PI: f64 = 0.918_938_533_204_672_8;
 pub fn log_density<T: Real>(head: Head, e: &Emission<T>, y: T) -> T {
     let z = (y - e.mu) / e.sigma;
     match head {
-        Head::Gaussian => -T::c(HALF_LN_2PI) - e.sigma.ln() - T::c(0.5) * z * z,
+        Head::Gaussian => -T::c(HALF_LN_2PI) - e.sigma.ln_fast() - T::c(0.5) * z * z,
         Head::StudentT => {
             let nu = e.nu;
             let half = T::c(0.5);

@@ -86,7 +86,9 @@ fn chunk<T: Real>(
                 .sum();
             nll -= ll;
             nll_orig += -ll + log_scale;
-            let sum_sq: f64 = (0..l).map(|li| (2.0 * fwd.lw[cur + li].f()).exp()).sum();
+            let sum_sq: f64 = (0..l)
+                .map(|li| (T::c(2.0) * fwd.lw[cur + li]).exp_fast().f())
+                .sum();
             ess += 1.0 / sum_sq;
             ess_n += 1;
         }

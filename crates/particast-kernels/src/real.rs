@@ -32,6 +32,12 @@ pub trait Real:
     fn sigm(self) -> Self;
     /// tanh as the cells use it (f32: absolute error below 3e-7; f64: exact to rounding).
     fn tanh_act(self) -> Self;
+    /// e^x as the heads, the gate and the mixture use it: f32 inlines [`exp_f32`] (relative
+    /// error about 2e-7, no libm call per element); f64 is exact to rounding.
+    fn exp_fast(self) -> Self;
+    /// ln x for x > 0 as the heads and the gate use it: f32 inlines [`ln_f32`] (relative error
+    /// about 1e-7); f64 is exact to rounding.
+    fn ln_fast(self) -> Self;
 }
 
 impl Real for f32 {
@@ -53,6 +59,14 @@ impl Real for f32 {
     #[inline(always)]
     fn tanh_act(self) -> Self {
         2.0 / (1.0 + exp_f32(-2.0 * self)) - 1.0
+    }
+    #[inline(always)]
+    fn exp_fast(self) -> Self {
+        exp_f32(self)
+    }
+    #[inline(always)]
+    fn ln_fast(self) -> Self {
+        ln_f32(self)
     }
 }
 
@@ -78,6 +92,49 @@ pub fn exp_f32(x: f32) -> f32 {
     y * f32::from_bits(((n as i32 + 127) as u32) << 23)
 }
 
+/// ln x for f32 (Cephes' logf: the mantissa brought into [sqrt(1/2), sqrt(2)), a degree-9
+/// polynomial, the exponent times ln 2 in two parts; relative error about 1e-7), inlined.
+/// Zero, negative, subnormal and non-finite arguments take `f32::ln`.
+#[inline(always)]
+pub fn ln_f32(x: f32) -> f32 {
+    if !(x >= f32::MIN_POSITIVE && x <= f32::MAX) {
+        return x.ln();
+    }
+    let bits = x.to_bits();
+    let mut e = ((bits >> 23) & 0xff) as i32 - 127;
+    let mut m = f32::from_bits((bits & 0x007f_ffff) | 0x3f80_0000); // [1, 2)
+    if m > std::f32::consts::SQRT_2 {
+        m *= 0.5;
+        e += 1;
+    }
+    let f = m - 1.0;
+    let z = f * f;
+    let mut y = 7.037_683_6e-2f32;
+    y = y * f - 1.151_461e-1;
+    y = y * f + 1.167_699_9e-1;
+    y = y * f - 1.242_014_1e-1;
+    y = y * f + 1.424_932_3e-1;
+    y = y * f - 1.666_805_8e-1;
+    y = y * f + 2.000_071_4e-1;
+    y = y * f - 2.499_999_4e-1;
+    y = y * f + 3.333_333_1e-1;
+    let ef = e as f32;
+    let y = y * f * z - 2.121_944_4e-4 * ef - 0.5 * z;
+    f + y + 0.693_359_4 * ef
+}
+
+/// ln(1 + x) for x > -1 from [`Real::ln_fast`], accurate for small x too (Goldberg's trick:
+/// the rounding of 1 + x cancels).
+#[inline(always)]
+pub fn ln_1p_fast<T: Real>(x: T) -> T {
+    let u = T::one() + x;
+    if u == T::one() {
+        x
+    } else {
+        u.ln_fast() * x / (u - T::one())
+    }
+}
+
 impl Real for f64 {
     #[inline(always)]
     fn c(v: f64) -> Self {
@@ -97,6 +154,14 @@ impl Real for f64 {
     #[inline(always)]
     fn tanh_act(self) -> Self {
         self.tanh()
+    }
+    #[inline(always)]
+    fn exp_fast(self) -> Self {
+        self.exp()
+    }
+    #[inline(always)]
+    fn ln_fast(self) -> Self {
+        self.ln()
     }
 }
 
@@ -125,9 +190,9 @@ pub fn softplus<T: Real>(x: T) -> T {
     if x > T::c(20.0) {
         x
     } else if x < T::c(-20.0) {
-        x.exp()
+        x.exp_fast()
     } else {
-        x.exp().ln_1p()
+        ln_1p_fast(x.exp_fast())
     }
 }
 
@@ -135,9 +200,9 @@ pub fn softplus<T: Real>(x: T) -> T {
 #[inline(always)]
 pub fn sigmoid<T: Real>(x: T) -> T {
     if x >= T::zero() {
-        T::one() / (T::one() + (-x).exp())
+        T::one() / (T::one() + (-x).exp_fast())
     } else {
-        let e = x.exp();
+        let e = x.exp_fast();
         e / (T::one() + e)
     }
 }
@@ -158,7 +223,7 @@ pub fn logsumexp<T: Real>(v: &[T]) -> T {
     if !m.is_finite() {
         return m;
     }
-    m + v.iter().map(|&x| (x - m).exp()).sum::<T>().ln()
+    m + v.iter().map(|&x| (x - m).exp_fast()).sum::<T>().ln_fast()
 }
 
 /// A row-major matrix operand: `data` holds `rows x cols` with `stride` between rows; when
@@ -336,6 +401,25 @@ mod tests {
             "{worst:?}"
         );
         assert_eq!(exp_f32(-1000.0), exp_f32(-87.0));
+        let mut worst_ln = 0.0f64;
+        let mut worst_ln1p = 0.0f64;
+        for i in 1..=400_000 {
+            // ln over 1e-30 .. 1e30 (log-spaced), ln_1p over -0.999 .. 1e3.
+            let x = 10f64.powf(-30.0 + 60.0 * i as f64 / 400_000.0) as f32;
+            let want = (x as f64).ln();
+            worst_ln = worst_ln.max((ln_f32(x) as f64 - want).abs() / want.abs().max(1.0));
+            let u = (-0.999 + 1000.0 * (i as f64 / 400_000.0).powi(3)) as f32;
+            let want = (u as f64).ln_1p();
+            let got = ln_1p_fast(u) as f64;
+            worst_ln1p = worst_ln1p.max((got - want).abs() / want.abs().max(1e-30));
+        }
+        assert!(
+            worst_ln < 3e-7 && worst_ln1p < 5e-7,
+            "{worst_ln} {worst_ln1p}"
+        );
+        assert_eq!(ln_f32(1.0), 0.0);
+        assert!(ln_f32(0.0) == f32::NEG_INFINITY && ln_f32(-1.0).is_nan());
+        assert!(ln_f32(f32::INFINITY).is_infinite() && ln_f32(1e-40).is_finite());
         assert!(exp_f32(1000.0).is_finite());
     }
 
