@@ -97,7 +97,7 @@ pub fn exp_f32(x: f32) -> f32 {
 /// Zero, negative, subnormal and non-finite arguments take `f32::ln`.
 #[inline(always)]
 pub fn ln_f32(x: f32) -> f32 {
-    if !(x >= f32::MIN_POSITIVE && x <= f32::MAX) {
+    if !(f32::MIN_POSITIVE..=f32::MAX).contains(&x) {
         return x.ln();
     }
     let bits = x.to_bits();
@@ -117,7 +117,7 @@ pub fn ln_f32(x: f32) -> f32 {
     y = y * f - 1.666_805_8e-1;
     y = y * f + 2.000_071_4e-1;
     y = y * f - 2.499_999_4e-1;
-    y = y * f + 3.333_333_1e-1;
+    y = y * f + 3.333_333e-1;
     let ef = e as f32;
     let y = y * f * z - 2.121_944_4e-4 * ef - 0.5 * z;
     f + y + 0.693_359_4 * ef
