@@ -150,6 +150,10 @@ def test_spark_structured_streaming_scorer_equals_one_pass(spark, model, data, t
     for k, (a, b) in enumerate(zip(bounds, bounds[1:])):
         part = data.filter(pc.and_(pc.greater_equal(idx, a), pc.less(idx, b)))
         pq.write_table(part, src / f"part-{k}.parquet")
+        # The file source takes files in modification-time order; files written within one
+        # clock tick tie and come in any order, so each gets its own time, 10 s apart.
+        t = 1_700_000_000 + 10 * k
+        os.utime(src / f"part-{k}.parquet", (t, t))
 
     sample = spark.createDataFrame(data.slice(0, 1).to_pandas())
     in_schema = sample.schema
