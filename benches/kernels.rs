@@ -1,5 +1,5 @@
 //! Kernel benchmark: training-step (forward + backward) time per time step and achieved GFLOP/s
-//! of the particle-RNN for H in {32, 64, 128}, L in {1, 8, 32}, B = 64, f32, on 1 and 2 threads,
+//! of the particle-RNN for H in {32, 40, 64, 128}, L in {1, 8, 32}, B = 64, f32, on 1 and 2 threads,
 //! against faer's own GEMM rate on a large square product measured in the same run.
 //!
 //! Run: `cargo bench --bench kernels`. Prints a table and writes `benches/results/kernels.json`.
@@ -167,7 +167,7 @@ fn main() {
             .expect("thread pool");
         let peak = pool.install(|| gemm_peak(1024, threads, reps + 2));
         for cell in [Cell::Gru, Cell::Tanh] {
-            for hidden in [32usize, 64, 128] {
+            for hidden in [32usize, 40, 64, 128] {
                 for particles in [1usize, 8, 32] {
                     let st = setup(hidden, particles, cell, b, t, c);
                     let (cfg, model, batch) = (&st.cfg, &st.model, st.batch(b, t));
