@@ -23,13 +23,6 @@
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-/// mimalloc, as the command line: the kernels free and allocate their per-chunk buffers every
-/// step, which glibc serves with fresh pages; mimalloc reuses them. Only this module's Rust
-/// allocations go through it (Python's own allocator is untouched; buffers handed to pyarrow
-/// are freed through their release callbacks, here).
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 use arrow_array::ffi_stream::RecordBatchStreamReader;
 use arrow_array::{RecordBatch, RecordBatchReader};
 use arrow_pyarrow::{FromPyArrow, IntoPyArrow, Table};
@@ -50,6 +43,13 @@ use pyo3::create_exception;
 use pyo3::exceptions::PyException;
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
+
+/// mimalloc, as the command line: the kernels free and allocate their per-chunk buffers every
+/// step, which glibc serves with fresh pages; mimalloc reuses them. Only this module's Rust
+/// allocations go through it (Python's own allocator is untouched; buffers handed to pyarrow
+/// are freed through their release callbacks, here).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 create_exception!(
     _particast,

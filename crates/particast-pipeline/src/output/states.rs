@@ -5,26 +5,31 @@
 use crate::error::{PipelineError, Result};
 use crate::score::SeriesState;
 
-fn list_f64(name: &str, rows: impl Iterator<Item = Vec<f64>>) -> polars::prelude::Column {
+/// A list column of `inner` values, one list per state. Typed even with no rows (an empty list
+/// of series would be a Null column), so an empty state table reads back.
+fn list_column(
+    name: &str,
+    items: Vec<polars::prelude::Series>,
+    inner: polars::prelude::DataType,
+) -> polars::prelude::Column {
     use polars::prelude::*;
-    let items: Vec<Series> = rows.map(|v| Series::new("".into(), v)).collect();
     let list = Series::new(name.into(), items);
-    // Typed even with no rows (an empty list of series is a Null column), so an empty state
-    // table reads back.
-    list.cast(&DataType::List(Box::new(DataType::Float64)))
+    // Casting a list of `inner` lists (or an empty Null column) to List(inner) cannot fail.
+    list.cast(&DataType::List(Box::new(inner)))
         .unwrap_or(list)
         .into_column()
 }
 
+fn list_f64(name: &str, rows: impl Iterator<Item = Vec<f64>>) -> polars::prelude::Column {
+    use polars::prelude::*;
+    let items = rows.map(|v| Series::new("".into(), v)).collect();
+    list_column(name, items, DataType::Float64)
+}
+
 fn list_f32(name: &str, rows: impl Iterator<Item = Vec<f32>>) -> polars::prelude::Column {
     use polars::prelude::*;
-    let items: Vec<Series> = rows.map(|v| Series::new("".into(), v)).collect();
-    let list = Series::new(name.into(), items);
-    // Typed even with no rows (an empty list of series is a Null column), so an empty state
-    // table reads back.
-    list.cast(&DataType::List(Box::new(DataType::Float32)))
-        .unwrap_or(list)
-        .into_column()
+    let items = rows.map(|v| Series::new("".into(), v)).collect();
+    list_column(name, items, DataType::Float32)
 }
 
 /// Writes per-series scoring states as a Parquet file (atomically): one row per series with its
