@@ -58,6 +58,13 @@ pub enum Command {
   particast forecast --input data.parquet --model model/ --horizon 24 --mode sample --samples 500 --levels 50,90 --output f.parquet
   cat data.csv | particast forecast --input - --model model/ --horizon 48 --output - > forecast.parquet")]
     Forecast(ForecastArgs),
+    /// Rolling-origin cross-validation: train up to the first cutoff, forecast every window
+    /// of every series, write the forecasts in Nixtla's layout and the metrics per window.
+    #[command(after_help = "Examples:
+  particast cv --input data.parquet --model cv-model/ --horizon 48 --n-windows 3 --output cv.parquet
+  particast cv --input train.csv --format wide --model m/ --horizon 48 --n-windows 3 --season 24 --calibrate --output cv.parquet
+  particast cv --input data.parquet --model m/ --pretrained --horizon 24 --n-windows 7 --step-size 24 --output cv.parquet")]
+    Cv(CvArgs),
     /// Score a forecast file against actuals: sMAPE, MASE, MSIS, coverage, ND, NRMSE, wQL, CRPS, NLL.
     #[command(after_help = "Examples:
   particast evaluate --forecast forecast.parquet --actuals test.parquet --history train.parquet --season 24
@@ -167,6 +174,54 @@ pub struct TrainArgs {
     /// Continue from the checkpoint in the model directory.
     #[arg(long)]
     pub resume: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct CvArgs {
+    /// The model trained on every series up to its first cutoff (`--model`, training flags,
+    /// `--horizon` for the forecasts too).
+    #[command(flatten)]
+    pub train: TrainArgs,
+    /// Cutoffs (windows) per series, counted back from its end.
+    #[arg(long, default_value_t = 3)]
+    pub n_windows: usize,
+    /// Steps between cutoffs [default: the horizon].
+    #[arg(long)]
+    pub step_size: Option<usize>,
+    /// Train a model per window on the history before its cutoff (into `MODEL/window-K`).
+    #[arg(long, conflicts_with = "pretrained")]
+    pub refit: bool,
+    /// Use the trained model in `--model` as it is (no training; it must not have seen the
+    /// windows).
+    #[arg(long)]
+    pub pretrained: bool,
+    /// Seasonality of MASE, MSIS and the calibration's scale [default: the model's shortest
+    /// season, else 1].
+    #[arg(long)]
+    pub season: Option<usize>,
+    /// Interval levels in percent [default: 80,95].
+    #[arg(long, value_delimiter = ',')]
+    pub levels: Option<Vec<f64>>,
+    /// Forecast mode [default: sample].
+    #[arg(long, value_enum)]
+    pub mode: Option<Mode>,
+    /// Sampled paths in sample mode [default: 200].
+    #[arg(long)]
+    pub samples: Option<usize>,
+    /// Output file of the windows' forecasts (`-`: standard output).
+    #[arg(long, short)]
+    pub output: std::path::PathBuf,
+    /// Output format [default: by extension, else Parquet].
+    #[arg(long, value_enum)]
+    pub output_format: Option<OutputFormat>,
+    /// Metrics per window and overall as JSON.
+    #[arg(long)]
+    pub metrics: Option<std::path::PathBuf>,
+    /// Fit a conformal calibration of the intervals on the windows and save it in the model
+    /// directory (`calibration.json`; used by `forecast --calibrated`); reports the coverage
+    /// of the last window before and after, calibrated on the earlier windows.
+    #[arg(long)]
+    pub calibrate: bool,
 }
 
 /// A value or `auto` (`None`).
@@ -289,6 +344,20 @@ pub struct ForecastArgs {
     /// Censor forecasts at zero: `auto` for series with no negative observation [default: auto].
     #[arg(long, value_enum)]
     pub nonnegative: Option<Nonnegative>,
+    /// Future frame: the values of the model's future covariates for every series and step of
+    /// the horizon (one row per series and step; id, time and covariate columns, read with the
+    /// input's options). Required by a model with future covariates.
+    #[arg(long)]
+    pub future: Option<String>,
+    /// Forecast from the score state file of `score --state-out` instead of an input: each
+    /// saved series continues from where its scoring stopped, without re-reading its history
+    /// (the same forecasts as from the full history). `--input` is then not read.
+    #[arg(long, conflicts_with = "input")]
+    pub state_in: Option<std::path::PathBuf>,
+    /// Widen the intervals by the model's conformal calibration (from `particast cv
+    /// --calibrate`).
+    #[arg(long)]
+    pub calibrated: bool,
 }
 
 #[derive(Args, Debug)]
@@ -390,9 +459,10 @@ pub struct InspectArgs {
 #[derive(Args, Debug, Clone)]
 pub struct InputArgs {
     /// A CSV, Parquet or Arrow IPC file, a glob of them (quote it), or `-` for standard input
-    /// (CSV, Parquet or an Arrow IPC stream, told from its first bytes).
+    /// (CSV, Parquet or an Arrow IPC stream, told from its first bytes). Required, except by
+    /// `forecast --state-in`.
     #[arg(long = "input", short = 'i')]
-    pub input: String,
+    pub input: Option<String>,
     /// Table layout [default: long, or the model's].
     #[arg(long, value_enum)]
     pub format: Option<Layout>,
@@ -424,6 +494,18 @@ pub struct InputArgs {
     /// No covariates: the other columns are ignored.
     #[arg(long)]
     pub no_covariates: bool,
+    /// Future (known-ahead) covariate columns, comma separated: the model sees each step's
+    /// value, and forecasting needs them for the horizon (`forecast --future FILE`). Naming any
+    /// kind reads only the named covariates [default: every covariate not named otherwise].
+    #[arg(long, value_delimiter = ',')]
+    pub futr_exog: Vec<String>,
+    /// Historical covariate columns (known only up to now), comma separated: the model sees
+    /// the previous step's value, and forecasts without them after the first step.
+    #[arg(long, value_delimiter = ',')]
+    pub hist_exog: Vec<String>,
+    /// Static covariate columns (constant within each series), comma separated.
+    #[arg(long, value_delimiter = ',')]
+    pub stat_exog: Vec<String>,
     /// strftime format of a text time column (e.g. %d/%m/%Y, %Y-%m-%d %H:%M; %Y, %Y-%m and
     /// %YQ%q read years, months and quarters) [default: told from the values].
     #[arg(long)]
@@ -464,6 +546,13 @@ pub struct IngestArgs {
 }
 
 impl InputArgs {
+    /// `--input`, which every command but `forecast --state-in` needs.
+    pub fn path(&self) -> Result<&str, particast::Error> {
+        self.input
+            .as_deref()
+            .ok_or_else(|| particast::Error::Usage("--input FILE is required".into()))
+    }
+
     /// The reading flags as overrides of `[input]` keys. The input's file format is never
     /// taken from a model: it is the flag's, or told from the input itself.
     pub fn overrides(&self) -> Overrides {
@@ -496,6 +585,15 @@ impl InputArgs {
             o.set("covariate_cols", Vec::<String>::new());
         } else if !self.covariate_cols.is_empty() {
             o.set("covariate_cols", &self.covariate_cols);
+        }
+        for (key, cols) in [
+            ("futr_exog", &self.futr_exog),
+            ("hist_exog", &self.hist_exog),
+            ("stat_exog", &self.stat_exog),
+        ] {
+            if !cols.is_empty() {
+                o.set(key, cols);
+            }
         }
         o
     }
@@ -554,6 +652,22 @@ impl ForecastArgs {
             .set_some("samples", self.samples)
             .set_some("seed", self.seed)
             .set_some("nonnegative", self.nonnegative);
+        if self.calibrated {
+            o.set("calibrated", true);
+        }
+        o
+    }
+}
+
+impl CvArgs {
+    /// The forecast settings of the windows, as overrides of `[forecast]` keys (the horizon is
+    /// training's, 48 by default).
+    pub fn forecast_overrides(&self) -> Overrides {
+        let mut o = Overrides::new("forecast");
+        o.set("horizon", self.train.horizon.unwrap_or(48))
+            .set_some("levels", self.levels.as_ref())
+            .set_some("mode", self.mode)
+            .set_some("samples", self.samples);
         o
     }
 }

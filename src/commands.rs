@@ -38,7 +38,7 @@ fn lags_override(lags: &Option<Vec<usize>>) -> Overrides {
 /// Opens `--input` (`-`: standard input).
 fn open(args: &InputArgs) -> Result<Input> {
     Ok(Input::open(
-        &args.input,
+        args.path()?,
         args.input_format.unwrap_or(InputFormat::Auto),
     )?)
 }
@@ -109,13 +109,13 @@ pub fn train(args: TrainArgs, quiet: bool) -> Result<()> {
         None => e.into(),
     })?;
     let mut protected = Protected::new();
-    protected.input(&args.input.input);
+    protected.input(args.input.path()?);
     if let Some(c) = &args.config {
         protected.file(c);
     }
     protected.model_outputs(&args.model)?;
     let opts: IngestOptions = args.input.overrides().build()?;
-    let input = Input::open(&args.input.input, opts.format)?;
+    let input = Input::open(args.input.path()?, opts.format)?;
     let data = stage::read(input.source(), &opts)?;
     let mut reporter = BarReporter::new(quiet);
     let model = stage::train(&data, &opts, &cfg, &args.model, args.resume, &mut reporter)?;
@@ -133,7 +133,7 @@ pub fn score(args: ScoreArgs, quiet: bool) -> Result<()> {
     // The state file may be updated in place (`--state-in s --state-out s`, read whole before
     // anything is written); every other input is protected from every output.
     let mut protected = Protected::new();
-    protected.input(&args.input.input).model_dir(&args.model);
+    protected.input(args.input.path()?).model_dir(&args.model);
     if let Some(p) = &args.state_out {
         protected.claim(p)?;
     }
@@ -182,7 +182,15 @@ pub fn score(args: ScoreArgs, quiet: bool) -> Result<()> {
 
 pub fn forecast(args: ForecastArgs, quiet: bool) -> Result<()> {
     let mut protected = Protected::new();
-    protected.input(&args.input.input);
+    if let Some(p) = &args.input.input {
+        protected.input(p);
+    }
+    if let Some(p) = &args.future {
+        protected.input(p);
+    }
+    if let Some(p) = &args.state_in {
+        protected.file(p);
+    }
     for m in &args.model {
         protected.model_dir(m);
     }
@@ -193,25 +201,50 @@ pub fn forecast(args: ForecastArgs, quiet: bool) -> Result<()> {
         .iter()
         .map(|m| TrainedModel::load(m))
         .collect::<std::result::Result<Vec<_>, _>>()?;
-    // The first model decides how the input is read; every model must fit it.
-    let (_input, stream) = open_for(&models[0], &args.input, &args.lags)?;
-    for m in &models[1..] {
-        m.check_schema(stream.schema())?;
-    }
     let cfg: ForecastConfig = args.overrides().build()?;
-    let time_kind = stream.schema().time_kind.clone();
-    let bar = RowsBar::new(quiet, stream.report().input_rows, "read");
-    let batches =
-        stage::ForecastBatches::new(&models, stream, &time_kind, &cfg)?.on_part(|p| bar.update(p));
-    let n = stage::forecast_to(
-        batches,
-        &args.output,
-        args.output_format.unwrap_or_default(),
-    )?;
-    drop(bar);
+    let future = match &args.future {
+        Some(path) => {
+            let input = Input::open(path, args.input.input_format.unwrap_or(InputFormat::Auto))?;
+            Some(stage::read_future(
+                &models[0],
+                input.source(),
+                &input_overrides(&args.input, &args.lags),
+            )?)
+        }
+        None => None,
+    };
+    let n = match &args.state_in {
+        // From saved states: the tails they keep, in memory (a state holds a few hundred steps).
+        Some(path) => {
+            let series = stage::state_series_of(&models[0], &load_states(path)?)?;
+            let kind = models[0].meta.data.time_kind.clone();
+            let fc = stage::forecast_with_future(&models, &series, &kind, &cfg, future.as_ref())?;
+            fc.write(&args.output, args.output_format.unwrap_or_default())?;
+            series.len()
+        }
+        None => {
+            // The first model decides how the input is read; every model must fit it.
+            let (_input, stream) = open_for(&models[0], &args.input, &args.lags)?;
+            for m in &models[1..] {
+                m.check_schema(stream.schema())?;
+            }
+            let time_kind = stream.schema().time_kind.clone();
+            let bar = RowsBar::new(quiet, stream.report().input_rows, "read");
+            let batches = stage::ForecastBatches::new(&models, stream, &time_kind, &cfg)?
+                .with_future(future.as_ref())
+                .on_part(|p| bar.update(p));
+            let n = stage::forecast_to(
+                batches,
+                &args.output,
+                args.output_format.unwrap_or_default(),
+            )?;
+            drop(bar);
+            n
+        }
+    };
     if !quiet {
         say!(
-            "forecast   {} series x {} steps ({:?} mode{})",
+            "forecast   {} series x {} steps ({:?} mode{}{})",
             n,
             cfg.horizon,
             cfg.mode,
@@ -219,11 +252,180 @@ pub fn forecast(args: ForecastArgs, quiet: bool) -> Result<()> {
                 format!(", ensemble of {} models", models.len())
             } else {
                 String::new()
+            },
+            match (&args.state_in, &args.future) {
+                (Some(_), _) => ", from saved states",
+                (None, Some(_)) => ", with future covariates",
+                _ => "",
             }
         );
         say!("output     {}", shown(&args.output));
     }
     Ok(())
+}
+
+pub fn cv(args: CvArgs, quiet: bool) -> Result<()> {
+    let t = &args.train;
+    let mut protected = Protected::new();
+    protected.input(t.input.path()?);
+    if let Some(c) = &t.config {
+        protected.file(c);
+    }
+    if args.pretrained {
+        protected.model_dir(&t.model);
+    } else {
+        protected.model_outputs(&t.model)?;
+    }
+    protected.claim(&args.output)?;
+    if let Some(m) = &args.metrics {
+        protected.claim(m)?;
+    }
+    note_output(&args.output);
+    let fc: ForecastConfig = args.forecast_overrides().build()?;
+    let cv_cfg = particast::pipeline::cv::CvConfig {
+        n_windows: args.n_windows,
+        step_size: args.step_size,
+        refit: args.refit,
+        season: args.season,
+    };
+    cv_cfg.validate(fc.horizon)?;
+    let start = Instant::now();
+    let (bt, data) = if args.pretrained {
+        let model = TrainedModel::load(&t.model)?;
+        let data = read_for(&model, &t.input, &None)?;
+        let bt = particast::pipeline::cv::backtest(
+            std::slice::from_ref(&model),
+            &data.series,
+            &fc,
+            &cv_cfg,
+            None,
+        )?;
+        (bt, data)
+    } else {
+        let mut settings = match &t.config {
+            Some(path) => particast::spec::load_settings(path, "train")?,
+            None => Overrides::new("train"),
+        };
+        settings.merge(t.overrides());
+        let train_cfg: TrainConfig = settings.build().map_err(|e| match &t.config {
+            Some(path) => Error::spec(path, e),
+            None => e.into(),
+        })?;
+        let opts: IngestOptions = t.input.overrides().build()?;
+        let input = Input::open(t.input.path()?, opts.format)?;
+        let data = stage::read(input.source(), &opts)?;
+        let mut reporter = BarReporter::new(quiet);
+        let (bt, _models) = stage::cross_validate(
+            &data,
+            &opts,
+            &train_cfg,
+            &fc,
+            &cv_cfg,
+            &t.model,
+            &mut reporter,
+        )?;
+        (bt, data)
+    };
+    let trained = start.elapsed().as_secs_f64();
+    let mut frame = bt.frame(&data.series, &data.schema.time_kind)?;
+    particast::pipeline::sink::write_frame(
+        &mut frame,
+        &args.output,
+        args.output_format.unwrap_or_default(),
+    )?;
+    let (per, overall) = bt.metrics(&data)?;
+    let mut report = serde_json::json!({
+        "n_windows": bt.n_windows,
+        "step_size": cv_cfg.step(fc.horizon),
+        "h": fc.horizon,
+        "season": bt.season,
+        "series": data.series.len() - bt.skipped,
+        "skipped_series": bt.skipped,
+        "windows": per,
+        "overall": overall,
+        "seconds": trained,
+    });
+    let calibration_note = if args.calibrate {
+        let last = bt.n_windows - 1;
+        let mut note = String::new();
+        if bt.n_windows >= 2 {
+            // Measured on the last window, calibrated on the earlier ones.
+            let early = bt.calibration(&data, |k| k < last)?;
+            let raw = bt.only(|k| k == last);
+            let cal = bt.calibrated(&data, &early, |k| k == last)?;
+            let (before, after) = (raw.metrics(&data)?.1, cal.metrics(&data)?.1);
+            note = format!(
+                "last window, calibrated on the {last} before it: coverage {} -> {}, MSIS {:.3} -> {:.3}",
+                coverage_text(&before),
+                coverage_text(&after),
+                before.msis,
+                after.msis
+            );
+            report["calibration_holdout"] = serde_json::json!({
+                "fitted_on_windows": last,
+                "raw": before,
+                "calibrated": after,
+            });
+        }
+        let all = bt.calibration(&data, |_| true)?;
+        // Saved into the model (under --refit the last window's, which saw the most data).
+        let dir = if args.refit {
+            t.model.join(format!("window-{}", bt.n_windows))
+        } else {
+            t.model.clone()
+        };
+        TrainedModel::save_calibration(&dir, &all)?;
+        report["calibration"] = serde_json::to_value(&all).unwrap_or_default();
+        Some((note, dir))
+    } else {
+        None
+    };
+    if let Some(path) = &args.metrics {
+        let json = serde_json::to_vec_pretty(&report).map_err(|e| Error::Usage(e.to_string()))?;
+        particast::pipeline::sink::write_bytes(path, &json)?;
+    }
+    if !quiet {
+        say!(
+            "cv         {} series x {} windows x {} steps{}, {:.1} s",
+            data.series.len() - bt.skipped,
+            bt.n_windows,
+            fc.horizon,
+            if bt.skipped > 0 {
+                format!(" ({} series too short, left out)", bt.skipped)
+            } else {
+                String::new()
+            },
+            trained
+        );
+        for (k, m) in per.iter().enumerate() {
+            say!(
+                "window {:<3} sMAPE {:.3}  MASE {:.3}  MSIS {:.3}  coverage {}",
+                k + 1,
+                m.smape,
+                m.mase,
+                m.msis,
+                coverage_text(m)
+            );
+        }
+        print_metrics(&overall);
+        if let Some((note, dir)) = &calibration_note {
+            if !note.is_empty() {
+                say!("calibration {note}");
+            }
+            say!("calibration saved in {}", dir.display());
+        }
+        say!("output     {}", shown(&args.output));
+    }
+    Ok(())
+}
+
+/// `80%: 0.78, 95%: 0.93`.
+fn coverage_text(m: &particast::pipeline::metrics::Metrics) -> String {
+    m.coverage
+        .iter()
+        .map(|(l, c)| format!("{l}%: {c:.3}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 pub fn evaluate(args: EvaluateArgs, quiet: bool) -> Result<()> {
@@ -297,7 +499,7 @@ pub fn plot(args: PlotArgs, quiet: bool) -> Result<()> {
         ));
     }
     let mut protected = Protected::new();
-    protected.input(&args.input.input).model_dir(&args.model);
+    protected.input(args.input.path()?).model_dir(&args.model);
     if let Some(l) = &args.labels {
         protected.file(l);
     }
@@ -308,9 +510,12 @@ pub fn plot(args: PlotArgs, quiet: bool) -> Result<()> {
     let model = TrainedModel::load(&args.model)?;
     let data = read_for(&model, &args.input, &args.lags)?;
     let series = match &args.series {
-        Some(id) => data
-            .get(id)
-            .ok_or_else(|| Error::Usage(format!("series `{id}` is not in {}", args.input.input)))?,
+        Some(id) => data.get(id).ok_or_else(|| {
+            Error::Usage(format!(
+                "series `{id}` is not in {}",
+                args.input.path().unwrap_or("-")
+            ))
+        })?,
         None => data
             .series
             .first()
@@ -383,7 +588,8 @@ pub fn nab(args: NabArgs) -> Result<()> {
 }
 
 pub fn ingest(args: IngestArgs, quiet: bool) -> Result<()> {
-    let _span = info_span!("ingest", input = %args.input.input).entered();
+    let path = args.input.path()?;
+    let _span = info_span!("ingest", input = %path).entered();
     let start = Instant::now();
     let opts: IngestOptions = input_overrides(&args.input, &args.lags).build()?;
     let spec: WindowSpec = args.window_overrides().build()?;
@@ -392,7 +598,7 @@ pub fn ingest(args: IngestArgs, quiet: bool) -> Result<()> {
             "--stride and --context + --horizon must be positive".into(),
         ));
     }
-    let input = Input::open(&args.input.input, opts.format)?;
+    let input = Input::open(path, opts.format)?;
     let mut stream = SeriesStream::open(input.source(), &opts)?;
     let schema = stream.schema().clone();
     let shown = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
@@ -407,17 +613,12 @@ pub fn ingest(args: IngestArgs, quiet: bool) -> Result<()> {
         }
     });
     let mut windows = 0usize;
-    for batch in WindowStream::new(
-        series,
-        spec.clone(),
-        schema.features.clone(),
-        &args.input.input,
-    ) {
+    for batch in WindowStream::new(series, spec.clone(), schema.features.clone(), path) {
         windows += batch?.num_rows();
     }
     if !quiet {
         show::ingest(
-            &args.input.input,
+            path,
             &schema,
             &shown.borrow(),
             stream.report(),

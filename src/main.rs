@@ -51,6 +51,7 @@ fn run(cli: Cli) -> Result<(), particast::Error> {
         Command::Train(args) => commands::train(args, quiet),
         Command::Score(args) => commands::score(args, quiet),
         Command::Forecast(args) => commands::forecast(args, quiet),
+        Command::Cv(args) => commands::cv(args, quiet),
         Command::Evaluate(args) => commands::evaluate(args, quiet),
         Command::Inspect(args) => commands::inspect(args),
         Command::Plot(args) => commands::plot(args, quiet),

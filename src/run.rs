@@ -5,7 +5,9 @@ use particast_ingest::Source;
 use particast_pipeline::metrics::Metrics;
 use particast_pipeline::output::metrics::write_metrics;
 use particast_pipeline::sink::{OutputFormat, Protected};
-use particast_pipeline::{stage, Reporter, TrainSummary, TrainedModel};
+use particast_pipeline::{
+    stage, FutureCovariates, Overrides, Reporter, TrainSummary, TrainedModel,
+};
 use std::path::PathBuf;
 use tracing::info_span;
 
@@ -51,6 +53,9 @@ pub fn check_outputs(spec: &PipelineSpec) -> Result<(), Error> {
         }
     }
     if let Some(f) = &spec.forecast {
+        if let Some(future) = &f.future {
+            p.file(future);
+        }
         p.claim(&f.output)?;
         if let Some(e) = &spec.evaluate {
             p.claim(&e.output)?;
@@ -158,11 +163,28 @@ pub fn run_pipeline(spec: &PipelineSpec, reporter: &mut dyn Reporter) -> Result<
         }
     }
     if let Some(f) = &spec.forecast {
-        let forecasts = stage::forecast_series_of(
+        // Future covariates: the file's, else (with a hold-out) the held-out rows' own.
+        let future = match &f.future {
+            Some(path) => Some(stage::read_future(
+                &model,
+                Source::Path(path.to_string_lossy().into_owned()),
+                &Overrides::from_table("input", &spec.input.options)?,
+            )?),
+            None if holdout > 0 && model.meta.inputs.needs_future() => {
+                Some(FutureCovariates::from_series(
+                    &data.series,
+                    &data.schema.covariate_cols,
+                    "the held-out rows of the input",
+                ))
+            }
+            None => None,
+        };
+        let forecasts = stage::forecast_with_future(
             std::slice::from_ref(&model),
             &train_series,
             &data.schema.time_kind,
             &f.config,
+            future.as_ref(),
         )?;
         if let (Some(p), Some(fc)) = (&spec.plot, forecasts.series.get(plot_index)) {
             if let Some(path) = &p.forecast {

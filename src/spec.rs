@@ -56,6 +56,10 @@ pub struct ScoreSpec {
 pub struct ForecastSpec {
     /// Output Parquet file (default `<output_dir>/forecast.parquet`).
     pub output: PathBuf,
+    /// Future frame (`future = "FILE"`): the future covariates of every series for the
+    /// horizon, read with the `[input]` options. With `holdout`, the held-out rows of the
+    /// input serve instead.
+    pub future: Option<PathBuf>,
     /// Forecast settings.
     pub config: ForecastConfig,
 }
@@ -278,6 +282,7 @@ impl PipelineSpec {
                     output: take::<String>(&mut o, "output", file)?
                         .map(|p| resolve(&base, &p))
                         .unwrap_or_else(|| output_dir.join("forecast.parquet")),
+                    future: take::<String>(&mut o, "future", file)?.map(|p| resolve(&base, &p)),
                     config: build(&o, file)?,
                 })
             }

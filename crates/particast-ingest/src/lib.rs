@@ -84,7 +84,7 @@ pub use options::{
 };
 pub use reader::{Dataset, SeriesStream};
 pub use series::{
-    DataSchema, FeatureSpec, IngestReport, PreparedSeries, SeriesStats, MAX_ABS_VALUE,
+    observed_min, DataSchema, FeatureSpec, IngestReport, PreparedSeries, SeriesStats, MAX_ABS_VALUE,
 };
 pub use source::Source;
 pub use time::{CalendarFeature, Frequency, TimeAxis, TimeKind};

@@ -106,8 +106,20 @@ pub struct IngestOptions {
     pub time_col: String,
     /// Target column(s) (long layout); several make a multivariate series.
     pub target_cols: Vec<String>,
-    /// Covariate columns; `None` takes every other numeric column.
+    /// Covariate columns; `None` takes the columns of `futr_exog`, `hist_exog` and
+    /// `stat_exog` when any is given, else every other numeric column. A covariate not named
+    /// in `hist_exog` or `stat_exog` is a future covariate.
     pub covariate_cols: Option<Vec<String>>,
+    /// Future (known-ahead) covariates: calendar-like columns, promotions, weather forecasts.
+    /// The model sees the value of the step it predicts; forecasting needs their values for
+    /// every step of the horizon (a future frame).
+    pub futr_exog: Vec<String>,
+    /// Historical covariates, known only up to now: the model sees the previous step's value
+    /// (with a flag saying whether it is known), and learns without them on the steps it
+    /// forecasts.
+    pub hist_exog: Vec<String>,
+    /// Static covariates: one value per series (the column must be constant within a series).
+    pub stat_exog: Vec<String>,
     /// Sort rows by time within each series instead of failing on unsorted input.
     pub sort: bool,
     /// Timestamps off a regular grid.
@@ -151,6 +163,9 @@ impl Default for IngestOptions {
             time_col: "ds".into(),
             target_cols: vec!["y".into()],
             covariate_cols: None,
+            futr_exog: Vec::new(),
+            hist_exog: Vec::new(),
+            stat_exog: Vec::new(),
             sort: false,
             irregular: Irregular::Error,
             duplicates: Duplicates::Error,
@@ -169,6 +184,22 @@ impl Default for IngestOptions {
 }
 
 impl IngestOptions {
+    /// The covariate columns to read: `covariate_cols`, else the columns of `futr_exog`,
+    /// `hist_exog` and `stat_exog` in that order when any is given, else `None` (every other
+    /// numeric column).
+    pub fn covariate_columns(&self) -> Option<Vec<String>> {
+        if let Some(c) = &self.covariate_cols {
+            return Some(c.clone());
+        }
+        let named: Vec<String> = self
+            .futr_exog
+            .iter()
+            .chain(&self.hist_exog)
+            .chain(&self.stat_exog)
+            .cloned()
+            .collect();
+        (!named.is_empty()).then_some(named)
+    }
     /// Sets the id column.
     pub fn with_id_col(mut self, c: impl Into<String>) -> Self {
         self.id_col = c.into();

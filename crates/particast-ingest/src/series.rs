@@ -53,6 +53,21 @@ pub struct SeriesStats {
     pub last_ds: i64,
     /// Inferred (or given) frequency; `None` for a single-row series without an override.
     pub frequency: Option<Frequency>,
+    /// Smallest observed value over every dimension (`None` when nothing is observed, and in
+    /// statistics written before this field); a series rebuilt from a saved tail keeps the
+    /// minimum of its whole history here.
+    #[serde(default)]
+    pub min: Option<f64>,
+}
+
+/// The smallest observed value of `values` (`mask` 1), if any.
+pub fn observed_min(values: &[f64], mask: &[u8]) -> Option<f64> {
+    values
+        .iter()
+        .zip(mask)
+        .filter(|(_, m)| **m == 1)
+        .map(|(v, _)| *v)
+        .reduce(f64::min)
 }
 
 /// One validated series on a regular time axis: values, mask and covariates in row-major order.
@@ -169,6 +184,7 @@ impl PreparedSeries {
                 self.timestamp(n as i64 - 1)
             },
             frequency: self.stats.frequency,
+            min: observed_min(&values, &mask),
         };
         PreparedSeries {
             id: self.id.clone(),
@@ -718,6 +734,7 @@ fn fill_values(
         first_ds: ds[0],
         last_ds: *ds.last().unwrap_or(&ds[0]),
         frequency,
+        min: observed_min(&values, &mask),
     };
     Ok(Some(PreparedSeries {
         id: id.to_string(),

@@ -293,7 +293,7 @@ pub(crate) fn scan(source: &Source, opts: &IngestOptions) -> Result<Vec<Input>> 
                 Arc::new(Schema::from_iter(
                     opts.target_cols
                         .iter()
-                        .chain(opts.covariate_cols.iter().flatten())
+                        .chain(opts.covariate_columns().iter().flatten())
                         .chain(std::iter::once(&opts.time_col))
                         .map(|t| Field::new(t.as_str().into(), DataType::String)),
                 ))
@@ -399,6 +399,11 @@ fn time_kind_of(dt: &DataType) -> Option<TimeKind> {
     })
 }
 
+/// Cells of text columns of numbers read as 1 and 0 (flags such as a holiday column).
+const TRUE_TEXT: [&str; 3] = ["TRUE", "True", "true"];
+/// See [`TRUE_TEXT`].
+const FALSE_TEXT: [&str; 3] = ["FALSE", "False", "false"];
+
 /// Cells that mean "no value" in text columns of numbers (besides a null).
 const MISSING_TEXT: [&str; 9] = ["", "NA", "N/A", "na", "n/a", "null", "NULL", "None", "#N/A"];
 
@@ -416,6 +421,8 @@ fn numeric_text(name: &str) -> Expr {
                 out.push(match v.map(str::trim) {
                     None => None,
                     Some(v) if MISSING_TEXT.contains(&v) => None,
+                    Some(v) if TRUE_TEXT.contains(&v) => Some(1.0),
+                    Some(v) if FALSE_TEXT.contains(&v) => Some(0.0),
                     Some(v) => Some(v.parse::<f64>().map_err(
                         |_| polars_err!(ComputeError: "could not parse `{v}` as a number in column `{column}`"),
                     )?),
@@ -505,7 +512,8 @@ pub(crate) fn canonical_long(
                 return Err(wrong_type(&name, t, "a numeric type", dt));
             }
         }
-        let covariate_cols: Vec<String> = match (&opts.covariate_cols, &first) {
+        let named_covariates = opts.covariate_columns();
+        let covariate_cols: Vec<String> = match (&named_covariates, &first) {
             (Some(cols), _) => cols.clone(),
             (None, Some((_, _, cols))) => cols.clone(),
             (None, None) => schema
@@ -522,8 +530,11 @@ pub(crate) fn canonical_long(
         };
         for c in &covariate_cols {
             let dt = require(&schema, c, &name)?;
-            let named = opts.covariate_cols.is_some();
-            if !(numeric_or_null(dt) || (named && dt == &DataType::String)) {
+            let named = named_covariates.is_some();
+            if !(numeric_or_null(dt)
+                || dt == &DataType::Boolean
+                || (named && dt == &DataType::String))
+            {
                 return Err(wrong_type(&name, c, "a numeric type", dt));
             }
         }

@@ -35,9 +35,12 @@ pub(crate) fn condition_end(
     windows: usize,
 ) -> Result<(ParticleState<f32>, Affine)> {
     let ctx = tm.meta.context;
-    let (w, affine) = scaled_window(tm, s, s.len() as i64 - ctx as i64, ctx, ctx);
+    let start = s.len() as i64 - ctx as i64;
+    let (w, affine) = scaled_window(tm, s, start, ctx, ctx);
     let mut kb = KernelBatch::default();
-    tm.meta.inputs.push_window(&w, ctx, &affine, &mut kb);
+    let spec = &tm.meta.inputs;
+    let before = spec.covariates_before(s, start);
+    spec.push_window(&w, ctx, &affine, usize::MAX, before.as_deref(), &mut kb);
     let mut state = ParticleState::new(&tm.model, 1);
     score(&tm.model, &mut state, &kb.view(0), false)?;
     Ok((state.select(&vec![0; windows]), affine))

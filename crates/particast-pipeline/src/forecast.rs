@@ -12,8 +12,12 @@
 //!   Each series draws from its own random stream, chosen by its id ([`id_stream`]): the
 //!   paths of a series do not depend on the other series of the input or on their order.
 //!
-//! Future covariates are not known to the model and enter as 0; calendar features are computed
-//! from the continued time axis.
+//! Covariates ([`crate::inputs::covariates`]): a model with future covariates forecasts only
+//! with their values for every step of the horizon ([`FutureCovariates`]: a future frame, or a
+//! backtest's own rows); a missing value is an error naming the series, the column and the
+//! step, never a zero. Historical covariates are known at the first step (their last observed
+//! value) and unknown after it; static ones keep the series' value. Calendar features are
+//! computed from the continued time axis.
 
 use particast_ingest::{PreparedSeries, WindowData};
 use particast_kernels::{emission, observe, step, Head};
@@ -22,10 +26,12 @@ use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, StandardNormal, StudentT};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
 
+use crate::calibrate::Calibration;
 use crate::condition::condition_end;
 use crate::error::{PipelineError, Result};
-use crate::inputs::{Affine, Transform, INPUT_CLAMP};
+use crate::inputs::{covariates, Affine, CovariateKind, Transform, INPUT_CLAMP};
 use crate::limits::{self, ForecastSize};
 use crate::mixture::{self, Component};
 use crate::model_dir::TrainedModel;
@@ -75,6 +81,9 @@ pub struct ForecastConfig {
     /// of the censored predictive ([`mixture::censored_mean`]); the mixture columns stay those
     /// of the model (uncensored).
     pub nonnegative: Nonnegative,
+    /// Widen the intervals by the model's conformal calibration ([`crate::calibrate`],
+    /// `calibration.json` from `particast cv --calibrate`); an error when it has none.
+    pub calibrated: bool,
 }
 
 impl Default for ForecastConfig {
@@ -86,6 +95,7 @@ impl Default for ForecastConfig {
             samples: 200,
             seed: 0,
             nonnegative: Nonnegative::Auto,
+            calibrated: false,
         }
     }
 }
@@ -141,6 +151,228 @@ impl ForecastConfig {
     }
 }
 
+/// Known-ahead covariate values for forecasting, by series id: for each series the values of
+/// some covariate columns on a run of timestamps (missing values kept as missing). Built from
+/// a future frame ([`crate::stage::read_future`]: one row per series and step, the id and time
+/// columns of the training data and the future covariate columns) or, for backtests, from the
+/// covariates of the input series themselves ([`FutureCovariates::from_series`]).
+#[derive(Clone, Debug, Default)]
+pub struct FutureCovariates {
+    /// Where the values come from, for messages.
+    pub source: String,
+    /// The columns, in the order of each series' rows.
+    pub columns: Vec<String>,
+    series: HashMap<String, FutureSeries>,
+}
+
+#[derive(Clone, Debug)]
+struct FutureSeries {
+    /// Timestamps, ascending.
+    ds: Vec<i64>,
+    /// `[ds.len()][columns.len()]`.
+    values: Vec<Option<f32>>,
+    kind: particast_ingest::TimeKind,
+}
+
+impl FutureCovariates {
+    /// From series whose targets are the covariate `columns` (a future frame read with those
+    /// columns as its targets).
+    pub fn from_targets(series: &[PreparedSeries], columns: Vec<String>, source: &str) -> Self {
+        let c = columns.len();
+        let map = series
+            .iter()
+            .map(|s| {
+                let values = (0..s.len())
+                    .flat_map(|t| (0..c).map(move |j| (t, j)))
+                    .map(|(t, j)| s.value(t as i64, j).map(|v| v as f32))
+                    .collect();
+                let ds = (0..s.len() as i64).map(|t| s.timestamp(t)).collect();
+                (
+                    s.id.clone(),
+                    FutureSeries {
+                        ds,
+                        values,
+                        kind: s.axis.kind.clone(),
+                    },
+                )
+            })
+            .collect();
+        FutureCovariates {
+            source: source.into(),
+            columns,
+            series: map,
+        }
+    }
+
+    /// The covariates `columns` (named as in `covariate_cols`, the order of each series'
+    /// covariates) of `series` themselves, on their present rows: what a backtest knows ahead
+    /// of each cutoff.
+    pub fn from_series(series: &[PreparedSeries], covariate_cols: &[String], source: &str) -> Self {
+        let c = covariate_cols.len();
+        let map = series
+            .iter()
+            .map(|s| {
+                let values = (0..s.len())
+                    .flat_map(|t| (0..c).map(move |j| (t, j)))
+                    .map(|(t, j)| {
+                        (s.present.get(t).copied().unwrap_or(false) && s.n_covariates == c)
+                            .then(|| s.covariates[t * c + j])
+                    })
+                    .collect();
+                let ds = (0..s.len() as i64).map(|t| s.timestamp(t)).collect();
+                (
+                    s.id.clone(),
+                    FutureSeries {
+                        ds,
+                        values,
+                        kind: s.axis.kind.clone(),
+                    },
+                )
+            })
+            .collect();
+        FutureCovariates {
+            source: source.into(),
+            columns: covariate_cols.to_vec(),
+            series: map,
+        }
+    }
+
+    /// Series with values.
+    pub fn len(&self) -> usize {
+        self.series.len()
+    }
+
+    /// Whether no series has values.
+    pub fn is_empty(&self) -> bool {
+        self.series.is_empty()
+    }
+
+    /// Writes the values of the model's future covariates for the `horizon` steps from
+    /// `origin` (a timestamp) of series `id` into `rows` (`[horizon][C]`, the model's
+    /// covariate order; other covariates untouched).
+    fn fill(
+        &self,
+        tm: &TrainedModel,
+        id: &str,
+        origin: i64,
+        horizon: usize,
+        rows: &mut [f32],
+    ) -> Result<()> {
+        let names = &tm.meta.data.covariate_cols;
+        let c = names.len();
+        let err =
+            |m: String| PipelineError::Config(format!("future covariates ({}): {m}", self.source));
+        let Some(fs) = self.series.get(id) else {
+            return Err(err(format!(
+                "no rows for series `{id}` (the model needs [{}] for every step of the horizon)",
+                future_columns(tm).join(", ")
+            )));
+        };
+        let render = |v: i64| fs.kind.render(v);
+        let Ok(at) = fs.ds.binary_search(&origin) else {
+            return Err(err(format!(
+                "series `{id}` has no row at {}, the first step to forecast",
+                render(origin)
+            )));
+        };
+        let cols: Vec<(usize, usize)> = future_indices(tm)
+            .into_iter()
+            .map(|j| {
+                self.columns
+                    .iter()
+                    .position(|n| *n == names[j])
+                    .map(|k| (j, k))
+                    .ok_or_else(|| err(format!("no column `{}`", names[j])))
+            })
+            .collect::<Result<_>>()?;
+        let w = self.columns.len();
+        for k in 0..horizon {
+            let Some(&ds) = fs.ds.get(at + k) else {
+                return Err(err(format!(
+                    "series `{id}` has rows for {k} of the {horizon} steps to forecast (from {})",
+                    render(origin)
+                )));
+            };
+            for &(j, src) in &cols {
+                match fs.values[(at + k) * w + src] {
+                    Some(v) => rows[k * c + j] = v,
+                    None => {
+                        return Err(err(format!(
+                            "`{}` is missing for series `{id}` at {} (step {} of {horizon})",
+                            names[j],
+                            render(ds),
+                            k + 1
+                        )))
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Indices (among the model's covariates) of the covariates forecasting needs ahead: the
+/// future ones, or every covariate of a model written before covariate kinds.
+fn future_indices(tm: &TrainedModel) -> Vec<usize> {
+    let covs = &tm.meta.inputs.covariates;
+    if covs.is_empty() {
+        return (0..tm.meta.data.covariate_cols.len()).collect();
+    }
+    covs.iter()
+        .enumerate()
+        .filter(|(_, c)| c.kind == CovariateKind::Future)
+        .map(|(j, _)| j)
+        .collect()
+}
+
+/// Names of the covariates forecasting with `tm` needs ahead ([`future_indices`]).
+pub fn future_columns(tm: &TrainedModel) -> Vec<String> {
+    future_indices(tm)
+        .into_iter()
+        .map(|j| tm.meta.data.covariate_cols[j].clone())
+        .collect()
+}
+
+/// The raw covariate rows of the forecast steps of `s` (`[horizon][C]`: future covariates
+/// from `future`, the others the series' last present row, which is also returned: the
+/// historical covariates of the first step).
+fn forecast_covariates(
+    tm: &TrainedModel,
+    s: &PreparedSeries,
+    horizon: usize,
+    future: Option<&FutureCovariates>,
+) -> Result<(Vec<f32>, Option<Vec<f32>>)> {
+    let c = s.n_covariates;
+    if c == 0 {
+        return Ok((Vec::new(), None));
+    }
+    let last = (0..s.len())
+        .rev()
+        .find(|&t| s.present[t])
+        .map(|t| s.covariates[t * c..(t + 1) * c].to_vec());
+    let prev = tm.meta.inputs.covariates_before(s, s.len() as i64);
+    let base = last.unwrap_or_else(|| vec![0.0; c]);
+    let mut rows: Vec<f32> = (0..horizon).flat_map(|_| base.iter().copied()).collect();
+    if tm.meta.inputs.needs_future() {
+        let Some(future) = future else {
+            return Err(missing_future(tm));
+        };
+        future.fill(tm, &s.id, s.timestamp(s.len() as i64), horizon, &mut rows)?;
+    }
+    Ok((rows, prev))
+}
+
+/// The error of a forecast without the future values a model needs.
+fn missing_future(tm: &TrainedModel) -> PipelineError {
+    PipelineError::Config(format!(
+        "the model has future covariates [{}]: forecasting needs their values for every step \
+         of the horizon (a future frame: `--future FILE` with one row per series and step, or \
+         `future = \"FILE\"` in [forecast]); retrain with them under hist_exog to forecast \
+         without",
+        future_columns(tm).join(", ")
+    ))
+}
+
 /// The model-unit value of target `dd` at absolute step `src` as seen by a row whose own path
 /// (model units, from the forecast origin on) is `path`: known data before the origin, the
 /// row's path after it.
@@ -188,6 +420,14 @@ fn forecast_base(
     0.0
 }
 
+/// The raw covariates of the forecast steps of one series and the previous step's.
+struct StepCovariates {
+    /// `[horizon][C]` ([`forecast_covariates`]).
+    rows: Vec<f32>,
+    /// The last history step's (historical covariates at the first step).
+    prev: Option<Vec<f32>>,
+}
+
 /// Builds the step inputs of R rows from each row's own recent values.
 ///
 /// `path[row]` holds the row's own values in model units from the forecast origin on.
@@ -200,23 +440,25 @@ fn step_inputs(
     affine: &Affine,
     path: &[Vec<f64>],
     origin: usize,
+    covs: &StepCovariates,
     out: &mut Vec<f32>,
 ) {
     let spec = &tm.meta.inputs;
     let d = spec.features.n_targets;
     let lags = spec.lag_slots();
-    // Calendar features of the step (covariates unknown: 0).
+    // Calendar features of the step, then its covariates.
+    let ncal = spec.features.calendar.len();
     let cal = WindowData::of(s, at, 1, &spec.features);
-    let f = spec.features.n_features();
-    let feats: Vec<f32> = (0..f)
-        .map(|j| {
-            if j < spec.features.calendar.len() {
-                cal.covariates[j]
-            } else {
-                0.0
-            }
-        })
-        .collect();
+    let mut feats: Vec<f32> = cal.covariates[..ncal].to_vec();
+    let c = s.n_covariates;
+    let k = (at - origin as i64) as usize;
+    let prev = if k == 0 { covs.prev.as_deref() } else { None };
+    covariates::push_step(
+        &spec.covariates,
+        &covs.rows[k * c..(k + 1) * c],
+        prev,
+        &mut feats,
+    );
     let log1p: Vec<f32> = affine.scale.iter().map(|x| x.ln_1p() as f32).collect();
     out.clear();
     for row in 0..rows {
@@ -242,11 +484,13 @@ fn lower_bound(rule: Nonnegative, s: &PreparedSeries) -> f64 {
     let censored = match rule {
         Nonnegative::Always => true,
         Nonnegative::Never => false,
-        Nonnegative::Auto => s
-            .values
-            .iter()
-            .zip(&s.mask)
-            .all(|(v, m)| *m == 0 || *v >= 0.0),
+        Nonnegative::Auto => {
+            s.stats.min.is_none_or(|m| m >= 0.0)
+                && s.values
+                    .iter()
+                    .zip(&s.mask)
+                    .all(|(v, m)| *m == 0 || *v >= 0.0)
+        }
     };
     if censored {
         0.0
@@ -292,12 +536,15 @@ fn forecast_particle(
     s: &PreparedSeries,
     cfg: &ForecastConfig,
     grid: bool,
+    future: Option<&FutureCovariates>,
 ) -> Result<SeriesForecast> {
     let mc = &tm.model.config;
     let (l, p, d) = (mc.particles, mc.head_width(), mc.targets);
     let lower = lower_bound(cfg.nonnegative, s);
     let transform = tm.meta.inputs.transform;
     let reported = |u: f64| transform.inverse(u).max(lower);
+    let (rows, prev) = forecast_covariates(tm, s, cfg.horizon, future)?;
+    let covs = StepCovariates { rows, prev };
     let transformed = tm.transformed(s)?;
     let s: &PreparedSeries = &transformed;
     let (mut state, affine) = condition_end(tm, s, 1)?;
@@ -311,7 +558,7 @@ fn forecast_particle(
     let log_w = state.log_w.clone();
     for k in 0..cfg.horizon {
         let at = (origin + k) as i64;
-        step_inputs(tm, s, at, l, &affine, &paths, origin, &mut inputs);
+        step_inputs(tm, s, at, l, &affine, &paths, origin, &covs, &mut inputs);
         step(&tm.model, &mut state, &inputs, &mut raw, false)?;
         // Each particle's emission is relative to its own base (its own path a season ago).
         let affine_ref = &affine;
@@ -413,12 +660,15 @@ fn forecast_sample(
     tm: &TrainedModel,
     s: &PreparedSeries,
     cfg: &ForecastConfig,
+    future: Option<&FutureCovariates>,
 ) -> Result<SeriesForecast> {
     let mc = &tm.model.config;
     let (l, p, d) = (mc.particles, mc.head_width(), mc.targets);
     let n = cfg.samples;
     let lower = lower_bound(cfg.nonnegative, s);
     let transform = tm.meta.inputs.transform;
+    let (rows, prev) = forecast_covariates(tm, s, cfg.horizon, future)?;
+    let covs = StepCovariates { rows, prev };
     let transformed = tm.transformed(s)?;
     let s: &PreparedSeries = &transformed;
     let (mut state, affine) = condition_end(tm, s, n)?;
@@ -437,7 +687,17 @@ fn forecast_sample(
         for (r, rp) in row_paths.iter_mut().enumerate() {
             rp.clone_from(&paths[r / l]);
         }
-        step_inputs(tm, s, at, n * l, &affine, &row_paths, origin, &mut inputs);
+        step_inputs(
+            tm,
+            s,
+            at,
+            n * l,
+            &affine,
+            &row_paths,
+            origin,
+            &covs,
+            &mut inputs,
+        );
         step(&tm.model, &mut state, &inputs, &mut raw, false)?;
         let mut ys = vec![0.0f32; n * d];
         for path in 0..n {
@@ -500,6 +760,37 @@ fn forecast_sample(
     })
 }
 
+/// Widens (or narrows) the intervals of `forecasts` (of the series `histories`, in the same
+/// order) by `c`'s corrections times each series' scale ([`crate::calibrate`]), keeping each
+/// interval around its median and censored by `rule`. Every level must be calibrated.
+pub fn calibrate_intervals(
+    c: &Calibration,
+    forecasts: &mut [SeriesForecast],
+    histories: &[PreparedSeries],
+    levels: &[f64],
+    rule: Nonnegative,
+) -> Result<()> {
+    let rows = c.rows(levels)?;
+    for (fc, s) in forecasts.iter_mut().zip(histories) {
+        let scale = crate::calibrate::series_scale(s, c.season);
+        if !(scale.is_finite() && scale > 0.0) {
+            continue;
+        }
+        let floor = lower_bound(rule, s);
+        for (k, step) in fc.steps.iter_mut().enumerate() {
+            let median = step.median;
+            for (&row, iv) in rows.iter().zip(step.intervals.iter_mut()) {
+                let Some(q) = c.correction(row, k) else {
+                    continue;
+                };
+                iv.0 = (iv.0 - q * scale).min(median).max(floor);
+                iv.1 = (iv.1 + q * scale).max(median);
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Refuses a forecast of `series` series with `models` whose estimated memory is above
 /// [`limits::memory_limit`] (see [`limits::forecast_bytes`]).
 fn check_forecast_memory(
@@ -552,7 +843,7 @@ pub fn forecast_series(
     series: &[PreparedSeries],
     cfg: &ForecastConfig,
 ) -> Result<Vec<SeriesForecast>> {
-    forecast_series_with(tm, series, cfg, true)
+    forecast_series_with(tm, series, cfg, true, None)
 }
 
 /// [`forecast_series`]; `grid`: keep the 99 quantiles a transformed model reports per step
@@ -562,14 +853,18 @@ fn forecast_series_with(
     series: &[PreparedSeries],
     cfg: &ForecastConfig,
     grid: bool,
+    future: Option<&FutureCovariates>,
 ) -> Result<Vec<SeriesForecast>> {
     cfg.validate()?;
     check_forecast_memory(std::slice::from_ref(tm), series.len(), cfg)?;
+    if future.is_none() && tm.meta.inputs.needs_future() && !series.is_empty() {
+        return Err(missing_future(tm));
+    }
     series
         .par_iter()
         .map(|s| match cfg.mode {
-            Mode::Particle => forecast_particle(tm, s, cfg, grid),
-            Mode::Sample => forecast_sample(tm, s, cfg),
+            Mode::Particle => forecast_particle(tm, s, cfg, grid, future),
+            Mode::Sample => forecast_sample(tm, s, cfg, future),
         })
         .collect()
 }
@@ -585,18 +880,30 @@ pub fn forecast_ensemble(
     series: &[PreparedSeries],
     cfg: &ForecastConfig,
 ) -> Result<Vec<SeriesForecast>> {
-    forecast_ensemble_with(models, series, cfg, true)
+    forecast_ensemble_with(models, series, cfg, true, None)
 }
 
-/// [`forecast_ensemble`] for outputs that only need the columns of a forecast file: a single
-/// model's transformed particle-mode steps skip their 99-quantile grid (an ensemble pools it).
-/// The columns are those of [`forecast_ensemble`], bit for bit.
+/// [`forecast_ensemble`] with the values of future covariates (needed by models that have
+/// them, [`crate::inputs::InputSpec::needs_future`]).
+pub fn forecast_ensemble_future(
+    models: &[TrainedModel],
+    series: &[PreparedSeries],
+    cfg: &ForecastConfig,
+    future: Option<&FutureCovariates>,
+) -> Result<Vec<SeriesForecast>> {
+    forecast_ensemble_with(models, series, cfg, true, future)
+}
+
+/// [`forecast_ensemble_future`] for outputs that only need the columns of a forecast file: a
+/// single model's transformed particle-mode steps skip their 99-quantile grid (an ensemble
+/// pools it). The columns are those of [`forecast_ensemble`], bit for bit.
 pub fn forecast_ensemble_for_output(
     models: &[TrainedModel],
     series: &[PreparedSeries],
     cfg: &ForecastConfig,
+    future: Option<&FutureCovariates>,
 ) -> Result<Vec<SeriesForecast>> {
-    forecast_ensemble_with(models, series, cfg, models.len() > 1)
+    forecast_ensemble_with(models, series, cfg, models.len() > 1, future)
 }
 
 fn forecast_ensemble_with(
@@ -604,6 +911,7 @@ fn forecast_ensemble_with(
     series: &[PreparedSeries],
     cfg: &ForecastConfig,
     grid: bool,
+    future: Option<&FutureCovariates>,
 ) -> Result<Vec<SeriesForecast>> {
     let Some((first, rest)) = models.split_first() else {
         return Err(PipelineError::Config(
@@ -612,13 +920,27 @@ fn forecast_ensemble_with(
     };
     cfg.validate()?;
     check_forecast_memory(models, series.len(), cfg)?;
-    let mut out = forecast_series_with(first, series, cfg, grid)?;
+    let calibration = match (cfg.calibrated, &first.calibration) {
+        (false, _) => None,
+        (true, Some(c)) => Some(c),
+        (true, None) => {
+            return Err(PipelineError::Config(
+                "calibrated intervals asked for, but the model has no calibration (fit one \
+                 with `particast cv --calibrate`)"
+                    .into(),
+            ))
+        }
+    };
+    let mut out = forecast_series_with(first, series, cfg, grid, future)?;
     if rest.is_empty() {
+        if let Some(c) = calibration {
+            calibrate_intervals(c, &mut out, series, &cfg.levels, cfg.nonnegative)?;
+        }
         return Ok(out);
     }
     let others: Vec<Vec<SeriesForecast>> = rest
         .iter()
-        .map(|m| forecast_series_with(m, series, cfg, grid))
+        .map(|m| forecast_series_with(m, series, cfg, grid, future))
         .collect::<Result<_>>()?;
     let k = models.len() as f64;
     let qs = quantile_levels(&cfg.levels);
@@ -666,6 +988,9 @@ fn forecast_ensemble_with(
             }
             step.mean = mean;
         }
+    }
+    if let Some(c) = calibration {
+        calibrate_intervals(c, &mut out, series, &cfg.levels, cfg.nonnegative)?;
     }
     Ok(out)
 }

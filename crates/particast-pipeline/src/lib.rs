@@ -54,7 +54,9 @@
 // Index loops over parallel per-step buffers read better than zipped iterators here.
 #![allow(clippy::needless_range_loop)]
 
+pub mod calibrate;
 mod condition;
+pub mod cv;
 mod error;
 pub mod evaluate;
 pub mod forecast;
@@ -74,10 +76,14 @@ mod train;
 
 pub use error::{PipelineError, Result};
 pub use forecast::{
-    empirical_quantile, forecast_ensemble, forecast_series, ForecastConfig, Mode, Nonnegative,
-    SeriesForecast, StepForecast,
+    empirical_quantile, forecast_ensemble, forecast_ensemble_future, forecast_series,
+    future_columns, ForecastConfig, FutureCovariates, Mode, Nonnegative, SeriesForecast,
+    StepForecast,
 };
-pub use inputs::{Affine, InputSpec, KernelBatch, LagInput, LagInputs, Scaling, Target, Transform};
+pub use inputs::{
+    Affine, Covariate, CovariateKind, InputSpec, KernelBatch, LagInput, LagInputs, Scaling, Target,
+    Transform,
+};
 pub use model_dir::{
     write_atomic, EpochReport, ModelMeta, TrainSummary, TrainedModel, FORMAT_VERSION,
 };

@@ -9,6 +9,7 @@ use safetensors::tensor::{Dtype, SafeTensors, TensorView};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 
+use crate::calibrate::{Calibration, CALIBRATION};
 use crate::error::{PipelineError, Result};
 use crate::inputs::InputSpec;
 
@@ -104,6 +105,9 @@ pub struct TrainedModel {
     pub meta: ModelMeta,
     /// The network.
     pub model: Model<f32>,
+    /// Interval corrections from a backtest (`calibration.json`, [`crate::calibrate`]), used
+    /// by forecasts that ask for them.
+    pub calibration: Option<Calibration>,
 }
 
 /// Writes `bytes` to `path` atomically (or through to a pipe or device): see
@@ -258,7 +262,15 @@ impl TrainedModel {
                 return Err(e);
             }
         };
-        Self::from_bytes(&raw, &bytes, dir)
+        let mut model = Self::from_bytes(&raw, &bytes, dir)?;
+        model.calibration = load_calibration(dir)?;
+        Ok(model)
+    }
+
+    /// Writes `calibration` into the model directory `dir` as `calibration.json`
+    /// (atomically); [`TrainedModel::load`] reads it back.
+    pub fn save_calibration(dir: &Path, calibration: &Calibration) -> Result<()> {
+        write_json(&dir.join(CALIBRATION), calibration)
     }
 
     /// Parses and checks `config.json` (format version, network sizes, inputs).
@@ -323,7 +335,11 @@ impl TrainedModel {
                 *dst = v as f32;
             }
         }
-        Ok(TrainedModel { meta, model })
+        Ok(TrainedModel {
+            meta,
+            model,
+            calibration: None,
+        })
     }
 
     /// Reads data for this model with the options it was trained with, `input` on top (a
@@ -421,6 +437,19 @@ impl TrainedModel {
         }
         Ok(())
     }
+}
+
+/// Reads `calibration.json` of a model directory, if there is one.
+fn load_calibration(dir: &Path) -> Result<Option<Calibration>> {
+    let path = dir.join(CALIBRATION);
+    if !path.is_file() {
+        return Ok(None);
+    }
+    let bytes = read_file(&path)?;
+    let c: Calibration = serde_json::from_slice(&bytes)
+        .map_err(|e| PipelineError::format(&path, format!("not a calibration file: {e}")))?;
+    c.check().map_err(|m| PipelineError::format(&path, m))?;
+    Ok(Some(c))
 }
 
 /// Writes JSON atomically.

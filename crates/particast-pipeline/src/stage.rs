@@ -27,9 +27,11 @@ use std::collections::HashMap;
 use std::path::Path;
 use tracing::info_span;
 
+use crate::cv::{Backtest, CvConfig};
 use crate::error::{PipelineError, Result};
 use crate::forecast::{
-    forecast_ensemble, forecast_ensemble_for_output, ForecastConfig, Mode, SeriesForecast,
+    forecast_ensemble_for_output, forecast_ensemble_future, future_columns, ForecastConfig,
+    FutureCovariates, Mode, SeriesForecast,
 };
 use crate::metrics::Metrics;
 use crate::model_dir::TrainedModel;
@@ -72,6 +74,109 @@ pub fn open_for_model(
     let stream = model.open_data(source, input)?;
     model.check_schema(stream.schema())?;
     Ok(stream)
+}
+
+/// Reads a future frame for `model`: one row per series and step to forecast, with the
+/// model's id and time columns and its future covariate columns ([`future_columns`]), read
+/// with the model's reading options (`input` on top) and its frequency. Extra columns are
+/// ignored; rows before the forecast origin are allowed (a frame of all known covariates).
+pub fn read_future(
+    model: &TrainedModel,
+    source: Source,
+    input: &Overrides,
+) -> Result<FutureCovariates> {
+    let _s = info_span!("read_future").entered();
+    let name = source.name();
+    let columns = future_columns(model);
+    if columns.is_empty() {
+        return Err(PipelineError::Config(format!(
+            "{name}: the model has no future covariates, so it needs no future frame"
+        )));
+    }
+    let mut opts = input.apply(&model.meta.ingest)?;
+    if opts.layout != Layout::Long {
+        return Err(PipelineError::Config(format!(
+            "{name}: a future frame is a long table (one row per series and step)"
+        )));
+    }
+    opts.target_cols = columns.clone();
+    opts.covariate_cols = Some(Vec::new());
+    opts.futr_exog.clear();
+    opts.hist_exog.clear();
+    opts.stat_exog.clear();
+    opts.calendar = false;
+    opts.lags.clear();
+    if let Some(f) = model.meta.data.frequency {
+        opts.frequency = Some(f.describe(&model.meta.data.time_kind));
+    }
+    let data = Dataset::read(source, &opts)?;
+    if std::mem::discriminant(&data.schema.time_kind)
+        != std::mem::discriminant(&model.meta.data.time_kind)
+    {
+        return Err(PipelineError::SchemaMismatch(format!(
+            "{name}: time column kinds differ: model {:?}, future frame {:?}",
+            model.meta.data.time_kind, data.schema.time_kind
+        )));
+    }
+    Ok(FutureCovariates::from_targets(&data.series, columns, &name))
+}
+
+/// Rolling-origin cross-validation ([`crate::cv`]): trains on every series of `data` up to
+/// its first cutoff into `dir` (with `cv.refit`, one model per window into `dir/window-K`)
+/// and forecasts every window. Returns the backtest and the model(s) trained.
+pub fn cross_validate(
+    data: &Dataset,
+    opts: &IngestOptions,
+    train_cfg: &crate::settings::TrainConfig,
+    fc: &ForecastConfig,
+    cv: &CvConfig,
+    dir: &Path,
+    reporter: &mut dyn crate::train::Reporter,
+) -> Result<(Backtest, Vec<TrainedModel>)> {
+    let _s = info_span!("cv", series = data.series.len(), windows = cv.n_windows).entered();
+    cv.validate(fc.horizon)?;
+    fc.validate()?;
+    let h = fc.horizon;
+    let cut = |k: usize| -> Dataset {
+        let mut d = data.clone();
+        d.series = data
+            .series
+            .iter()
+            .filter_map(|s| Some(s.head(cv.cutoffs(s.len(), h)?[k])))
+            .collect();
+        d
+    };
+    if !cv.refit {
+        let model = crate::train::train(&cut(0), opts, train_cfg, dir, false, reporter)?;
+        let bt = crate::cv::backtest(std::slice::from_ref(&model), &data.series, fc, cv, None)?;
+        return Ok((bt, vec![model]));
+    }
+    let mut models = Vec::with_capacity(cv.n_windows);
+    let mut out: Option<Backtest> = None;
+    for k in 0..cv.n_windows {
+        let sub = dir.join(format!("window-{}", k + 1));
+        let model = crate::train::train(&cut(k), opts, train_cfg, &sub, false, reporter)?;
+        let bt = crate::cv::backtest(std::slice::from_ref(&model), &data.series, fc, cv, Some(k))?;
+        match &mut out {
+            Some(o) => o.extend(bt),
+            None => out = Some(bt),
+        }
+        models.push(model);
+    }
+    let bt = out.ok_or_else(|| PipelineError::Config("no window".into()))?;
+    Ok((bt, models))
+}
+
+/// The series that saved score states continue ([`crate::score::state_series`]), checked
+/// against `model`: what `forecast --state-in` forecasts from.
+pub fn state_series_of(
+    model: &TrainedModel,
+    states: &[SeriesState],
+) -> Result<Vec<PreparedSeries>> {
+    states
+        .iter()
+        .map(|s| crate::score::state_series(model, s))
+        .collect()
 }
 
 /// Every series without its last `h` steps (series of `h` steps or fewer stay whole): the
@@ -472,8 +577,20 @@ pub fn forecast_series_of(
     time_kind: &TimeKind,
     cfg: &ForecastConfig,
 ) -> Result<Forecasts> {
+    forecast_with_future(models, series, time_kind, cfg, None)
+}
+
+/// [`forecast_series_of`] with the future values of covariates ([`read_future`]), which a
+/// model with future covariates needs.
+pub fn forecast_with_future(
+    models: &[TrainedModel],
+    series: &[PreparedSeries],
+    time_kind: &TimeKind,
+    cfg: &ForecastConfig,
+    future: Option<&FutureCovariates>,
+) -> Result<Forecasts> {
     let _s = info_span!("forecast", series = series.len()).entered();
-    let out = forecast_ensemble(models, series, cfg)?;
+    let out = forecast_ensemble_future(models, series, cfg, future)?;
     Ok(Forecasts {
         series: out,
         levels: cfg.levels.clone(),
@@ -490,6 +607,7 @@ pub fn forecast_series_of(
 /// stream is fixed by its ordinal in the input, not by the part it falls in).
 pub struct ForecastBatches<'a, I> {
     models: &'a [TrainedModel],
+    future: Option<&'a FutureCovariates>,
     series: I,
     cfg: ForecastConfig,
     time_kind: TimeKind,
@@ -519,6 +637,7 @@ where
         cfg.validate()?;
         Ok(ForecastBatches {
             models,
+            future: None,
             series,
             cfg: cfg.clone(),
             time_kind: time_kind.clone(),
@@ -532,6 +651,12 @@ where
     /// Calls `f` after every part.
     pub fn on_part(mut self, f: impl FnMut(Progress) + 'a) -> Self {
         self.on_part = Some(Box::new(f));
+        self
+    }
+
+    /// Forecasts with the future values of covariates ([`read_future`]).
+    pub fn with_future(mut self, future: Option<&'a FutureCovariates>) -> Self {
+        self.future = future;
         self
     }
 
@@ -565,7 +690,7 @@ where
         }
         self.started = true;
         let _s = info_span!("forecast.part", series = part.len()).entered();
-        let out = forecast_ensemble_for_output(self.models, &part, &self.cfg)?;
+        let out = forecast_ensemble_for_output(self.models, &part, &self.cfg, self.future)?;
         self.progress.advance(&part, &mut self.on_part);
         self.forecasts(out).batch().map(Some)
     }

@@ -10,7 +10,8 @@ use crate::error::{PipelineError, Result};
 
 impl InputSpec {
     /// Kernel buffers for a window batch from the ingestion crate, each window scaled by its
-    /// first `context` steps.
+    /// first `context` steps (historical covariates known on those steps only; the step
+    /// before a window is not in the batch, so its first step sees them unknown).
     pub fn from_record_batch(&self, batch: &RecordBatch, context: usize) -> Result<KernelBatch> {
         let d = self.features.n_targets;
         let list = |name: &str| {
@@ -45,7 +46,7 @@ impl InputSpec {
                 lag_mask: u8s(lag_mask, r),
             };
             let affine = self.scaling.affine(&w.values, &w.mask, d, context);
-            self.push_window(&w, steps, &affine, &mut out);
+            self.push_window(&w, steps, &affine, context, None, &mut out);
         }
         out.steps = steps;
         Ok(out)

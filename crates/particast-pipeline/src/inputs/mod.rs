@@ -7,7 +7,9 @@
 //!    0 where missing (K D values);
 //! 2. their observed flags (K D values);
 //! 3. `ln(1 + scale)` per dimension (D values), so the model knows the level it works at;
-//! 4. the calendar features and covariates of step t (F values).
+//! 4. the calendar features of step t, then the covariates by kind ([`covariates`]): a future
+//!    or static covariate's value at t, a historical one's value at t - 1 and its known flag,
+//!    each standardised by its training mean and spread.
 //!
 //! Targets are `(y[t] - loc) / scale`, an affine map per target dimension ([`Affine`]) computed
 //! from the window's context steps only: `loc = 0` and `scale = mean |y|` for the default
@@ -23,6 +25,7 @@
 pub const INPUT_CLAMP: f32 = 100.0;
 
 mod arrow;
+pub mod covariates;
 mod scaling;
 mod target;
 mod transform;
@@ -32,6 +35,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{PipelineError, Result};
 
+pub use covariates::{fit_covariates, Covariate, CovariateKind};
 pub use scaling::{Affine, Scaling};
 pub use target::Target;
 pub use transform::Transform;
@@ -82,6 +86,10 @@ pub struct InputSpec {
     /// How lags enter the network (models written before this field read as levels).
     #[serde(default)]
     pub lag_inputs: LagInputs,
+    /// The covariate columns by kind, with their standardisation (empty in models written
+    /// before covariate kinds: their covariates enter raw, at their own step).
+    #[serde(default)]
+    pub covariates: Vec<Covariate>,
 }
 
 /// Kernel buffers for a batch of windows, window-major.
@@ -137,7 +145,9 @@ impl InputSpec {
         for &(i, start) in picks {
             let w = WindowData::of(&series[i], start, len, &self.features);
             let affine = self.scaling.affine(&w.values, &w.mask, d, context);
-            self.push_window(&w, len, &affine, &mut out);
+            let before = self.covariates_before(&series[i], start);
+            // Historical covariates are known on the context steps only, as when forecasting.
+            self.push_window(&w, len, &affine, context, before.as_deref(), &mut out);
         }
         out.steps = len;
         out
@@ -188,6 +198,46 @@ impl InputSpec {
             target,
             transform,
             lag_inputs,
+            covariates: Vec::new(),
+        }
+    }
+
+    /// This spec with covariate kinds and standardisation (one per covariate column, in
+    /// order; see [`fit_covariates`]).
+    pub fn with_covariates(mut self, covariates: Vec<Covariate>) -> Self {
+        self.covariates = covariates;
+        self
+    }
+
+    /// Whether forecasting needs future values of covariates (every model with a future
+    /// covariate, and models written before covariate kinds that have covariates at all).
+    pub fn needs_future(&self) -> bool {
+        if self.covariates.is_empty() {
+            self.features.n_covariates > 0
+        } else {
+            self.covariates
+                .iter()
+                .any(|c| c.kind == CovariateKind::Future)
+        }
+    }
+
+    /// The raw covariates of step `start - 1` of `s`, the previous step of a window that
+    /// starts at `start` (None before the series or on a gap).
+    pub fn covariates_before(&self, s: &PreparedSeries, start: i64) -> Option<Vec<f32>> {
+        let t = usize::try_from(start.checked_sub(1)?).ok()?;
+        let c = s.n_covariates;
+        if c == 0 || !s.present.get(t).copied().unwrap_or(false) {
+            return None;
+        }
+        Some(s.covariates[t * c..(t + 1) * c].to_vec())
+    }
+
+    /// Covariate inputs per step.
+    fn covariate_width(&self) -> usize {
+        if self.covariates.is_empty() {
+            self.features.n_covariates
+        } else {
+            self.covariates.iter().map(Covariate::width).sum()
         }
     }
 
@@ -289,15 +339,21 @@ impl InputSpec {
             .saturating_mul(d)
             .saturating_mul(2)
             .saturating_add(d)
-            .saturating_add(self.features.n_features())
+            .saturating_add(self.features.calendar.len())
+            .saturating_add(self.covariate_width())
     }
 
     /// Appends one window's inputs, targets and mask (mapped by `affine`) to `out`.
+    /// Historical covariates are known on the steps before `known` (their value at step t is
+    /// that of t - 1; for the first step `before`, the raw covariates of the step before the
+    /// window, when known).
     pub fn push_window(
         &self,
         w: &WindowData,
         steps: usize,
         affine: &Affine,
+        known: usize,
+        before: Option<&[f32]>,
         out: &mut KernelBatch,
     ) {
         let d = self.features.n_targets;
@@ -331,8 +387,16 @@ impl InputSpec {
             }
             out.inputs.extend_from_slice(&masks);
             out.inputs.extend_from_slice(&log1p);
+            let cal = self.features.calendar.len();
+            let row = |t: usize| &w.covariates[t * f + cal..(t + 1) * f];
             out.inputs
-                .extend_from_slice(&w.covariates[t * f..(t + 1) * f]);
+                .extend_from_slice(&w.covariates[t * f..t * f + cal]);
+            let prev = match t {
+                _ if t > known => None,
+                0 => before,
+                _ => Some(row(t - 1)),
+            };
+            covariates::push_step(&self.covariates, row(t), prev, &mut out.inputs);
             for j in 0..d {
                 let target = match (w.mask[t * d + j] == 1, self.base(w, t, j, affine)) {
                     (true, Some(base)) => {
@@ -384,7 +448,7 @@ mod tests {
             }
         );
         let mut b = KernelBatch::default();
-        spec.push_window(&w, 2, &affine, &mut b);
+        spec.push_window(&w, 2, &affine, usize::MAX, None, &mut b);
         let ln = 3f64.ln() as f32;
         assert_eq!(
             b.inputs,
@@ -476,7 +540,7 @@ mod tests {
         assert_eq!(spec.base(&w, 0, 0, &affine), None);
         assert_eq!(spec.base(&w, 2, 0, &affine), Some(1.5));
         let mut b = KernelBatch::default();
-        spec.push_window(&w, 3, &affine, &mut b);
+        spec.push_window(&w, 3, &affine, usize::MAX, None, &mut b);
         // x = (y - 1) / 2: step 1: x(6) - x(3) = 1.5; step 2: x(9) - x(4) = 2.5; step 0 has no
         // reference (h(-2) is missing).
         assert_eq!(b.targets, vec![0.0, 1.5, 2.5]);

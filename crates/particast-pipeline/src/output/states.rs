@@ -67,6 +67,20 @@ pub fn states_to_frame(states: &[SeriesState]) -> Result<polars::prelude::DataFr
                 .iter()
                 .map(|s| s.tail_mask.iter().map(|&m| m as f64).collect()),
         ),
+        list_f32(
+            "tail_covariates",
+            states.iter().map(|s| s.tail_covariates.clone()),
+        ),
+        list_f64(
+            "tail_present",
+            states
+                .iter()
+                .map(|s| s.tail_present.iter().map(|&m| m as f64).collect()),
+        ),
+        Column::new(
+            "min_value".into(),
+            states.iter().map(|s| s.min_value).collect::<Vec<_>>(),
+        ),
         list_f64(
             "recent_scores",
             states.iter().map(|s| s.recent_scores.clone()),
@@ -151,6 +165,17 @@ pub fn states_from_frame(
         .column("recent_anomaly")
         .ok()
         .and_then(|c| c.list().ok().cloned());
+    // Written before forecasting from states: no covariates or rows of the tail, no minimum.
+    let optional_list = |name: &str| df.column(name).ok().and_then(|c| c.list().ok().cloned());
+    let (tail_cov, tail_present) = (
+        optional_list("tail_covariates"),
+        optional_list("tail_present"),
+    );
+    let min_value = df
+        .column("min_value")
+        .ok()
+        .and_then(|c| c.cast(&DataType::Float64).ok())
+        .and_then(|c| c.f64().ok().cloned());
     let f64s = |l: &ListChunked, i: usize| -> Result<Vec<f64>> {
         let s = l
             .get_as_series(i)
@@ -184,6 +209,18 @@ pub fn states_from_frame(
                     .into_iter()
                     .map(|v| u8::from(v != 0.0))
                     .collect(),
+                tail_covariates: match &tail_cov {
+                    Some(l) => f64s(l, i)?.into_iter().map(|v| v as f32).collect(),
+                    None => Vec::new(),
+                },
+                tail_present: match &tail_present {
+                    Some(l) => f64s(l, i)?
+                        .into_iter()
+                        .map(|v| u8::from(v != 0.0))
+                        .collect(),
+                    None => Vec::new(),
+                },
+                min_value: min_value.as_ref().and_then(|m| m.get(i)),
                 recent_scores: f64s(&rs, i)?,
                 recent_anomaly: match &recent_anomaly {
                     Some(l) => f64s(l, i)?,

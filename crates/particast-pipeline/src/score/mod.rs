@@ -37,7 +37,7 @@ use crate::model_dir::TrainedModel;
 
 use anomaly::Tracker;
 pub use anomaly::{likelihood_score, rank_score, AnomalyMethod};
-pub use state::{check_state, SeriesState};
+pub use state::{check_state, state_series, SeriesState};
 
 /// Scoring settings.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -166,7 +166,15 @@ fn score_from(
             pstate.log_w = fresh.log_w;
         }
         let mut kb = KernelBatch::default();
-        spec.push_window(&w, warm + n, &affine, &mut kb);
+        let before = spec.covariates_before(s, (t0 - warm) as i64);
+        spec.push_window(
+            &w,
+            warm + n,
+            &affine,
+            usize::MAX,
+            before.as_deref(),
+            &mut kb,
+        );
         let so = score(&tm.model, &mut pstate, &kb.view(0), false)?;
         let pw = l * tm.model.config.head_width();
         for k in (0..n).map(|k| k + warm) {
@@ -217,9 +225,22 @@ fn score_from(
         }
         t0 += n;
     }
-    // Keep what continuing needs: the lag history, and the conditioning window when refreshing.
-    let lag = max_lag(tm) + if cfg.refresh > 0 { ctx } else { 0 };
+    // Keep what continuing needs: the lag history and the conditioning window (for
+    // refreshing, and for forecasting from the state), with the covariates of those steps.
+    let lag = max_lag(tm) + ctx;
     let from = s.len().saturating_sub(lag);
+    let c = original.n_covariates;
+    state.tail_covariates = original.covariates[from * c..s.len() * c].to_vec();
+    state.tail_present = original.present[from..s.len()]
+        .iter()
+        .map(|&p| u8::from(p))
+        .collect();
+    let new_min =
+        particast_ingest::observed_min(&original.values[start * d..], &original.mask[start * d..]);
+    state.min_value = match (state.min_value, new_min) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    };
     state.tail_values = (from..s.len())
         .flat_map(|t| (0..d).map(move |dd| (t, dd)))
         .map(|(t, dd)| original.value(t as i64, dd).unwrap_or(0.0))
@@ -260,6 +281,9 @@ pub fn initial_state(tm: &TrainedModel, s: &PreparedSeries) -> SeriesState {
         log_w: fresh.log_w,
         tail_values: Vec::new(),
         tail_mask: Vec::new(),
+        tail_covariates: Vec::new(),
+        tail_present: Vec::new(),
+        min_value: None,
         recent_scores: Vec::new(),
         recent_anomaly: Vec::new(),
     }
@@ -419,6 +443,13 @@ fn continue_from(
     let c = new.n_covariates;
     let mut covariates = vec![0.0f32; total * c];
     covariates[prefix * c..].copy_from_slice(&new.covariates);
+    // The saved covariates and rows of the tail (historical covariates of the first new step).
+    if state.tail_covariates.len() == tail_steps * c && state.tail_present.len() == tail_steps {
+        covariates[..tail_steps * c].copy_from_slice(&state.tail_covariates);
+        for (p, &saved) in present.iter_mut().zip(&state.tail_present) {
+            *p = saved == 1;
+        }
+    }
     let start_ds = particast_ingest::TimeAxis {
         start: state.last_ds,
         ..new.axis.clone()

@@ -4,6 +4,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use particast_ingest::{PreparedSeries, SeriesStats, TimeAxis};
+
 use crate::error::{PipelineError, Result};
 use crate::inputs::Affine;
 use crate::model_dir::TrainedModel;
@@ -25,10 +27,23 @@ pub struct SeriesState {
     pub h: Vec<f32>,
     /// `[L]` log-weights for the next step.
     pub log_w: Vec<f32>,
-    /// The last `max lag` steps' values (`[steps][D]`, 0 where missing), for lag features.
+    /// The last `context + max lag` steps' values (`[steps][D]`, 0 where missing), for lag
+    /// features and for forecasting from the state (states written before forecasting from
+    /// them keep `max lag` steps, `+ context` when refreshing).
     pub tail_values: Vec<f64>,
     /// Their observed flags.
     pub tail_mask: Vec<u8>,
+    /// The raw covariates of the same steps (`[steps][C]`; empty without covariates, and in
+    /// states written before this field).
+    #[serde(default)]
+    pub tail_covariates: Vec<f32>,
+    /// Whether each of those steps had a row (empty: unknown, none).
+    #[serde(default)]
+    pub tail_present: Vec<u8>,
+    /// The smallest observed value of the whole history scored (for the `auto` censoring of
+    /// forecasts from the state); `None` when nothing was observed or not recorded.
+    #[serde(default)]
+    pub min_value: Option<f64>,
     /// The last raw values the anomaly method keeps (tail scores, or NLLs).
     pub recent_scores: Vec<f64>,
     /// The last anomaly scores before suppression (for [`crate::ScoreConfig::suppress`]).
@@ -61,4 +76,89 @@ pub fn check_state(tm: &TrainedModel, state: &SeriesState) -> Result<()> {
         )));
     }
     Ok(())
+}
+
+/// The recent history a state keeps, as a series on the model's time axis ending at the
+/// state's last step: what forecasting from a state reads (the last `context + max lag` steps
+/// are all a forecast reads, so it equals forecasting from the full history). A state that
+/// keeps fewer steps than that (written before forecasting from states) is refused.
+pub fn state_series(tm: &TrainedModel, state: &SeriesState) -> Result<PreparedSeries> {
+    check_state(tm, state)?;
+    let d = tm.model.config.targets;
+    let c = tm.meta.data.covariate_cols.len();
+    let n = state.tail_values.len() / d.max(1);
+    let max_lag = tm
+        .meta
+        .inputs
+        .features
+        .lags
+        .iter()
+        .copied()
+        .max()
+        .unwrap_or(1);
+    let need = (tm.meta.context + max_lag).min(state.steps);
+    if n < need || state.tail_mask.len() != n * d {
+        return Err(PipelineError::StateMismatch(format!(
+            "the state of series `{}` keeps {n} steps of history; forecasting from it needs \
+             {need} (context + the largest lag): score the series again with --state-out",
+            state.id
+        )));
+    }
+    let Some(frequency) = tm.meta.data.frequency else {
+        return Err(PipelineError::StateMismatch(
+            "the model has no frequency, so a state's steps have no timestamps".into(),
+        ));
+    };
+    let kind = tm.meta.data.time_kind.clone();
+    let end = TimeAxis {
+        kind: kind.clone(),
+        start: state.last_ds,
+        frequency,
+    };
+    let axis = TimeAxis {
+        start: end.at(1 - n as i64),
+        ..end
+    };
+    let (covariates, present) =
+        if state.tail_covariates.len() == n * c && state.tail_present.len() == n {
+            (
+                state.tail_covariates.clone(),
+                state.tail_present.iter().map(|&p| p == 1).collect(),
+            )
+        } else {
+            (vec![0.0; n * c], vec![c == 0; n])
+        };
+    let full = PreparedSeries {
+        id: state.id.clone(),
+        index: 0,
+        axis: axis.clone(),
+        timestamps: None,
+        n_targets: d,
+        values: state.tail_values.clone(),
+        mask: state.tail_mask.clone(),
+        present,
+        covariates,
+        n_covariates: c,
+        stats: SeriesStats {
+            len: n,
+            rows: n,
+            observed: vec![0; d],
+            mean: vec![0.0; d],
+            mean_abs: vec![0.0; d],
+            gaps_filled: 0,
+            non_finite: 0,
+            duplicates_merged: 0,
+            first_ds: axis.start,
+            last_ds: state.last_ds,
+            frequency: Some(frequency),
+            min: None,
+        },
+    };
+    // Statistics of the kept steps; the minimum is the whole history's.
+    let mut s = full.head(n);
+    s.stats.min = match (state.min_value, s.stats.min) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    };
+    Ok(s)
 }

@@ -147,10 +147,7 @@ pub fn train(
     plan.check(cfg)?;
     // Impossible sizes are refused before anything is printed or written.
     {
-        let mut features = data.schema.features.clone();
-        features.lags = plan.lags.clone();
-        let spec =
-            InputSpec::with_transform(features, plan.scaling.clone(), plan.target, plan.transform);
+        let spec = input_spec(data, ingest, &plan)?;
         let mc = cfg.model_config(&spec, plan.hidden);
         mc.validate()?;
         check_train_memory(cfg, &plan, &mc)?;
@@ -169,6 +166,20 @@ pub fn train(
         return train_plan(&job, &plan, dir, reporter, start);
     }
     select::train_candidates(&job, &plan, dir, reporter, start)
+}
+
+/// The model's inputs under `plan`: the data's features with the plan's lags, the covariates
+/// by kind (from `ingest`'s `futr_exog` / `hist_exog` / `stat_exog`), standardised on the
+/// training data.
+fn input_spec(data: &Dataset, ingest: &IngestOptions, plan: &Plan) -> Result<InputSpec> {
+    let mut features = data.schema.features.clone();
+    features.lags = plan.lags.clone();
+    let covariates =
+        crate::inputs::fit_covariates(&data.schema.covariate_cols, ingest, &data.series)?;
+    Ok(
+        InputSpec::with_transform(features, plan.scaling.clone(), plan.target, plan.transform)
+            .with_covariates(covariates),
+    )
 }
 
 /// What every training run of one `train` call shares.
@@ -194,10 +205,7 @@ fn train_plan(
         cfg,
         resume,
     } = *job;
-    let mut features = data.schema.features.clone();
-    features.lags = plan.lags.clone();
-    let spec =
-        InputSpec::with_transform(features, plan.scaling.clone(), plan.target, plan.transform);
+    let spec = input_spec(data, ingest, plan)?;
     spec.validate()?;
     let mut schema = data.schema.clone();
     schema.features.lags = plan.lags.clone();
@@ -236,6 +244,11 @@ fn train_plan(
     let val = validation_batch(&data.series, &spec, plan.context, cfg.horizon);
     std::fs::create_dir_all(dir).map_err(|e| PipelineError::io(dir, e))?;
     remove_stale_temporaries(dir);
+    // A calibration belongs to the model it was fitted on.
+    let stale = dir.join(crate::calibrate::CALIBRATION);
+    if stale.is_file() {
+        std::fs::remove_file(&stale).map_err(|e| PipelineError::io(&stale, e))?;
+    }
 
     let mut model = Model::<f32>::new(model_cfg.clone(), cfg.seed)?;
     let mut adam = Adam::new(
@@ -350,6 +363,7 @@ fn train_plan(
             TrainedModel {
                 meta: meta(None),
                 model: best_model.clone(),
+                calibration: None,
             }
             .save(dir)?;
         } else {
@@ -413,6 +427,7 @@ fn train_plan(
     let trained = TrainedModel {
         meta: meta(Some(summary)),
         model: best_model,
+        calibration: None,
     };
     trained.save(dir)?;
     Ok(trained)
