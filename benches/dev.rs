@@ -17,7 +17,11 @@
 //! - `PARTICAST_DEV_SETS` (default all): comma-separated names, e.g. `m3-yearly,tourism-monthly`;
 //! - `PARTICAST_DEV_TRAIN_ARGS`, `PARTICAST_DEV_FORECAST_ARGS`: extra arguments for
 //!   experiments (the published numbers use none);
-//! - `PARTICAST_DEV_RESULTS` (results file name, default `dev`).
+//! - `PARTICAST_DEV_RESULTS` (results file name, default `dev`);
+//! - `PARTICAST_DEV_CALIBRATE=N`: train with `particast cv --n-windows N --calibrate` instead
+//!   of `particast train` (the model sees every series up to its first cutoff, N horizons
+//!   before the end of the training part), and score its test forecasts both raw and
+//!   `--calibrated` (the conformal calibration fitted on the N windows).
 
 mod common;
 
@@ -425,6 +429,18 @@ fn metrics_json(m: &Metrics) -> serde_json::Value {
     })
 }
 
+/// One run of a set: seed, metrics, training and forecasting seconds, the recipe, and the
+/// calibrated forecasts' metrics (with `PARTICAST_DEV_CALIBRATE`).
+type Run = (u64, Metrics, f64, f64, serde_json::Value, Option<Metrics>);
+
+fn stat_raw_msis(runs: &[Run]) -> f64 {
+    common::mean_sd(&runs.iter().map(|r| r.1.msis).collect::<Vec<_>>()).0
+}
+
+fn c95_raw(runs: &[Run]) -> f64 {
+    common::mean_sd(&runs.iter().map(|r| cov95(&r.1)).collect::<Vec<_>>()).0
+}
+
 fn main() {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let shared = root.join("../shared/data");
@@ -442,12 +458,17 @@ fn main() {
     let results = std::env::var("PARTICAST_DEV_RESULTS").unwrap_or_else(|_| "dev".into());
     let train_extra = extra("PARTICAST_DEV_TRAIN_ARGS");
     let forecast_extra = extra("PARTICAST_DEV_FORECAST_ARGS");
+    let calibrate: Option<usize> = std::env::var("PARTICAST_DEV_CALIBRATE").ok().map(|v| {
+        v.parse()
+            .expect("PARTICAST_DEV_CALIBRATE: a number of windows")
+    });
     let command = [
         "PARTICAST_DEV_SEEDS",
         "PARTICAST_DEV_SETS",
         "PARTICAST_DEV_TRAIN_ARGS",
         "PARTICAST_DEV_FORECAST_ARGS",
         "PARTICAST_DEV_RESULTS",
+        "PARTICAST_DEV_CALIBRATE",
     ]
     .iter()
     .filter_map(|k| std::env::var(k).ok().map(|v| format!("{k}=\"{v}\" ")))
@@ -492,13 +513,26 @@ fn main() {
             row(method, &m, 0.0, 0.0);
             (method.clone(), m)
         });
-        let mut runs = Vec::new();
+        let mut runs: Vec<Run> = Vec::new();
         for &seed in &seeds {
             let dir = tmp.path().join(format!("{name}-{seed}"));
             let model = dir.join("model");
             let fc = dir.join("forecast.parquet");
             let h = set.h.to_string();
-            let mut args: Vec<String> = vec!["train".into(), "--quiet".into()];
+            let mut args: Vec<String> = match calibrate {
+                None => vec!["train".into(), "--quiet".into()],
+                Some(n) => vec![
+                    "cv".into(),
+                    "--quiet".into(),
+                    "--n-windows".into(),
+                    n.to_string(),
+                    "--season".into(),
+                    set.m.to_string(),
+                    "--calibrate".into(),
+                    "--output".into(),
+                    dir.join("cv.parquet").to_string_lossy().into(),
+                ],
+            };
             args.extend(set.input.iter().cloned());
             args.extend([
                 "--horizon".into(),
@@ -509,41 +543,64 @@ fn main() {
             args.extend(["--model".into(), model.to_string_lossy().into()]);
             args.extend(train_extra.iter().cloned());
             let (train_s, _) = particast(&args);
-            let mut args: Vec<String> = vec!["forecast".into(), "--quiet".into()];
-            args.extend(set.input.iter().cloned());
-            args.extend(["--horizon".into(), h.clone()]);
-            args.extend(["--model".into(), model.to_string_lossy().into()]);
-            args.extend(["--output".into(), fc.to_string_lossy().into()]);
-            args.extend(forecast_extra.iter().cloned());
-            let (forecast_s, _) = particast(&args);
-            let mut args: Vec<String> = vec![
-                "evaluate".into(),
-                "--json".into(),
-                "--forecast".into(),
-                fc.to_string_lossy().into(),
-                "--actuals".into(),
-                set.test.to_string_lossy().into(),
-                "--history".into(),
-                set.train.to_string_lossy().into(),
-                "--season".into(),
-                set.m.to_string(),
-            ];
-            // The reading options minus `--input PATH`.
-            args.extend(
-                set.input
-                    .iter()
-                    .skip(2)
-                    .filter(|a| *a != "--no-covariates")
-                    .cloned(),
-            );
-            let (_, json) = particast(&args);
-            let m = from_json(&serde_json::from_str(&json).expect("evaluate --json"));
+            let forecast = |fc: &Path, calibrated: bool| -> f64 {
+                let mut args: Vec<String> = vec!["forecast".into(), "--quiet".into()];
+                args.extend(set.input.iter().cloned());
+                args.extend(["--horizon".into(), h.clone()]);
+                args.extend(["--model".into(), model.to_string_lossy().into()]);
+                args.extend(["--output".into(), fc.to_string_lossy().into()]);
+                args.extend(forecast_extra.iter().cloned());
+                if calibrated {
+                    args.push("--calibrated".into());
+                }
+                particast(&args).0
+            };
+            let evaluate = |fc: &Path| -> Metrics {
+                let mut args: Vec<String> = vec![
+                    "evaluate".into(),
+                    "--json".into(),
+                    "--forecast".into(),
+                    fc.to_string_lossy().into(),
+                    "--actuals".into(),
+                    set.test.to_string_lossy().into(),
+                    "--history".into(),
+                    set.train.to_string_lossy().into(),
+                    "--season".into(),
+                    set.m.to_string(),
+                ];
+                // The reading options minus `--input PATH`.
+                args.extend(
+                    set.input
+                        .iter()
+                        .skip(2)
+                        .filter(|a| *a != "--no-covariates")
+                        .cloned(),
+                );
+                let (_, json) = particast(&args);
+                from_json(&serde_json::from_str(&json).expect("evaluate --json"))
+            };
+            let forecast_s = forecast(&fc, false);
+            let m = evaluate(&fc);
+            let calibrated = calibrate.map(|_| {
+                let cfc = dir.join("calibrated.parquet");
+                forecast(&cfc, true);
+                let c = evaluate(&cfc);
+                row(&format!("calibrated s{seed}"), &c, 0.0, 0.0);
+                c
+            });
             let config: serde_json::Value = serde_json::from_str(
                 &std::fs::read_to_string(model.join("config.json")).expect("config.json"),
             )
             .expect("config");
             row(&format!("particast s{seed}"), &m, train_s, forecast_s);
-            runs.push((seed, m, train_s, forecast_s, config["recipe"].clone()));
+            runs.push((
+                seed,
+                m,
+                train_s,
+                forecast_s,
+                config["recipe"].clone(),
+                calibrated,
+            ));
         }
         if runs.is_empty() {
             continue;
@@ -562,8 +619,30 @@ fn main() {
             "{:<18} {:<16} {:>7.3} {:>7.3} {:>7.3} {:>8.3} {:>6.3} {:>8.1} {:>7.1}   (sd sMAPE {smape_sd:.3}, MASE {mase_sd:.3})",
             set.name, "particast mean", smape, mape, mase, msis, c95, train_s, forecast_s
         );
+        let calibrated: Vec<&Metrics> = runs.iter().filter_map(|r| r.5.as_ref()).collect();
+        let calibrated_mean = (!calibrated.is_empty()).then(|| {
+            let stat = |f: &dyn Fn(&Metrics) -> f64| {
+                common::mean_sd(&calibrated.iter().map(|m| f(m)).collect::<Vec<_>>()).0
+            };
+            let (msis, c95) = (stat(&|m| m.msis), stat(&cov95));
+            let c80 = stat(&|m| m.coverage.first().map_or(f64::NAN, |c| c.1));
+            let raw80 = common::mean_sd(
+                &runs
+                    .iter()
+                    .map(|r| r.1.coverage.first().map_or(f64::NAN, |c| c.1))
+                    .collect::<Vec<_>>(),
+            )
+            .0;
+            println!(
+                "{:<18} {:<16} MSIS {msis:.3} (raw {:.3}), coverage 80% {c80:.3} (raw {raw80:.3}), 95% {c95:.3} (raw {:.3})",
+                set.name, "calibrated mean", stat_raw_msis(&runs), c95_raw(&runs)
+            );
+            serde_json::json!({"msis": msis, "coverage80": c80, "coverage95": c95,
+                "raw_msis": stat_raw_msis(&runs), "raw_coverage80": raw80, "raw_coverage95": c95_raw(&runs)})
+        });
         out.push(serde_json::json!({
             "set": set.name,
+            "calibrated": calibrated_mean,
             "h": set.h,
             "season": set.m,
             "series": train.series.len(),
@@ -574,6 +653,7 @@ fn main() {
                 "runs": runs.iter().map(|r| serde_json::json!({
                     "seed": r.0, "metrics": metrics_json(&r.1),
                     "train_seconds": r.2, "forecast_seconds": r.3, "recipe": r.4,
+                    "calibrated": r.5.as_ref().map(metrics_json),
                 })).collect::<Vec<_>>(),
             },
             "seasonal_naive": metrics_json(&sn),

@@ -339,8 +339,15 @@ pub fn model(dir: &Path, m: &TrainedModel) {
         d.target_cols.join(", "),
         if d.covariate_cols.is_empty() {
             "none".to_string()
-        } else {
+        } else if inputs.covariates.is_empty() {
             d.covariate_cols.join(", ")
+        } else {
+            inputs
+                .covariates
+                .iter()
+                .map(|c| format!("{} ({})", c.name, c.kind))
+                .collect::<Vec<_>>()
+                .join(", ")
         },
         d.frequency_text()
     );

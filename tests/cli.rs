@@ -520,3 +520,171 @@ fn a_model_trained_with_ids_from_paths_scores_a_long_table_by_its_id_column() {
     ]));
     assert!(stdout.contains("1200 observations of 2 series"), "{stdout}");
 }
+
+/// Two hourly series whose level follows a `promo` flag; `rows` steps of history and the next
+/// `future` steps of the flag alone (the future frame).
+fn promo_data(dir: &Path, rows: usize, future: usize) -> (PathBuf, PathBuf) {
+    use std::fmt::Write as _;
+    let flag = |i: usize, t: usize| u8::from((t * 7 + i * 3) % 11 < 3);
+    let ts = |t: usize| format!("2024-01-{:02} {:02}:00:00", 1 + t / 24, t % 24);
+    let (mut hist, mut fut) = (
+        String::from("unique_id,ds,y,promo\n"),
+        String::from("unique_id,ds,promo\n"),
+    );
+    for i in 0..2 {
+        for t in 0..rows + future {
+            let y = 10.0 + 3.0 * ((t % 24) as f64 / 4.0).sin() + 5.0 * f64::from(flag(i, t));
+            if t < rows {
+                writeln!(hist, "s{i},{},{y},{}", ts(t), flag(i, t)).unwrap();
+            } else {
+                writeln!(fut, "s{i},{},{}", ts(t), flag(i, t)).unwrap();
+            }
+        }
+    }
+    let (h, f) = (dir.join("promo.csv"), dir.join("promo-future.csv"));
+    std::fs::write(&h, hist).unwrap();
+    std::fs::write(&f, fut).unwrap();
+    (h, f)
+}
+
+#[test]
+fn future_covariates_backtests_calibration_and_state_forecasts() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (hist, fut) = promo_data(tmp.path(), 360, 12);
+    let (hist, fut) = (hist.to_str().unwrap(), fut.to_str().unwrap());
+    let model = tmp.path().join("m");
+    let m = model.to_str().unwrap();
+    let p = |name: &str| tmp.path().join(name).to_string_lossy().into_owned();
+    let small = [
+        "--hidden",
+        "8",
+        "--particles",
+        "2",
+        "--context",
+        "48",
+        "--horizon",
+        "12",
+        "--epochs",
+        "2",
+        "--batches-per-epoch",
+        "4",
+        "-q",
+    ];
+    // A backtest trains the model (on each series before its first cutoff) and calibrates it.
+    let mut args = vec![
+        "cv",
+        "--input",
+        hist,
+        "--futr-exog",
+        "promo",
+        "--model",
+        m,
+        "--n-windows",
+        "4",
+        "--season",
+        "24",
+        "--calibrate",
+    ];
+    let (cv, metrics) = (p("cv.parquet"), p("cv.json"));
+    args.extend(["--output", &cv, "--metrics", &metrics]);
+    args.extend(small);
+    ok(&run(&args));
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&metrics).unwrap()).unwrap();
+    assert_eq!(report["windows"].as_array().unwrap().len(), 4);
+    assert!(report["calibration_holdout"]["calibrated"]["msis"].is_number());
+    assert!(model.join("calibration.json").is_file());
+    use polars::prelude::SerReader;
+    let df = polars::prelude::ParquetReader::new(std::fs::File::open(&cv).unwrap())
+        .finish()
+        .unwrap();
+    assert_eq!(df.height(), 2 * 4 * 12);
+    let names: Vec<String> = df
+        .get_column_names()
+        .iter()
+        .map(|c| c.to_string())
+        .collect();
+    assert_eq!(&names[..4], &["unique_id", "ds", "cutoff", "y"]);
+    // Without the future frame: refused, naming the covariate; with it: forecasts.
+    let fc = p("f.parquet");
+    let base = [
+        "forecast",
+        "--input",
+        hist,
+        "--model",
+        m,
+        "--horizon",
+        "12",
+        "--output",
+    ];
+    let mut a = base.to_vec();
+    a.push(&fc);
+    bad_input(&run(&a), "future covariates [promo]");
+    assert!(!Path::new(&fc).exists());
+    let mut a = base.to_vec();
+    a.extend([fc.as_str(), "--future", fut, "-q"]);
+    ok(&run(&a));
+    let mut a = base.to_vec();
+    let cal = p("cal.parquet");
+    a.extend([cal.as_str(), "--future", fut, "--calibrated", "-q"]);
+    ok(&run(&a));
+    // A future frame a step short names the series and the steps it has.
+    let text = std::fs::read_to_string(fut).unwrap();
+    let short: Vec<&str> = text
+        .lines()
+        .filter(|l| !l.contains("2024-01-16 11:00"))
+        .collect();
+    let short_path = p("short.csv");
+    std::fs::write(&short_path, short.join("\n") + "\n").unwrap();
+    let mut a = base.to_vec();
+    let f2 = p("f2.parquet");
+    a.extend([f2.as_str(), "--future", &short_path]);
+    bad_input(&run(&a), "has rows for 11 of the 12 steps");
+    // Scored with a state file, then forecast from the state alone: the same file.
+    let (scores, state) = (p("s.parquet"), p("state.parquet"));
+    ok(&run(&[
+        "score",
+        "--input",
+        hist,
+        "--model",
+        m,
+        "--output",
+        &scores,
+        "--state-out",
+        &state,
+        "-q",
+    ]));
+    let from_state = p("fs.parquet");
+    ok(&run(&[
+        "forecast",
+        "--model",
+        m,
+        "--state-in",
+        &state,
+        "--horizon",
+        "12",
+        "--future",
+        fut,
+        "--output",
+        &from_state,
+        "-q",
+    ]));
+    assert_eq!(
+        std::fs::read(&from_state).unwrap(),
+        std::fs::read(&fc).unwrap(),
+        "forecast from the state differs from the forecast from the history"
+    );
+    // Without --input or --state-in: a usage error.
+    bad_input(
+        &run(&[
+            "forecast",
+            "--model",
+            m,
+            "--horizon",
+            "12",
+            "--output",
+            &p("x.parquet"),
+        ]),
+        "--input FILE is required",
+    );
+}

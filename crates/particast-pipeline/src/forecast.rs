@@ -334,23 +334,23 @@ pub fn future_columns(tm: &TrainedModel) -> Vec<String> {
 }
 
 /// The raw covariate rows of the forecast steps of `s` (`[horizon][C]`: future covariates
-/// from `future`, the others the series' last present row, which is also returned: the
-/// historical covariates of the first step).
+/// from `future`, the others the series' last present row), after the rows of the steps
+/// before the origin that the inputs read ([`crate::inputs::InputSpec::covariates_before`]).
 fn forecast_covariates(
     tm: &TrainedModel,
     s: &PreparedSeries,
     horizon: usize,
     future: Option<&FutureCovariates>,
-) -> Result<(Vec<f32>, Option<Vec<f32>>)> {
+) -> Result<StepCovariates> {
     let c = s.n_covariates;
     if c == 0 {
-        return Ok((Vec::new(), None));
+        return Ok(StepCovariates::default());
     }
     let last = (0..s.len())
         .rev()
         .find(|&t| s.present[t])
         .map(|t| s.covariates[t * c..(t + 1) * c].to_vec());
-    let prev = tm.meta.inputs.covariates_before(s, s.len() as i64);
+    let before = tm.meta.inputs.covariates_before(s, s.len() as i64);
     let base = last.unwrap_or_else(|| vec![0.0; c]);
     let mut rows: Vec<f32> = (0..horizon).flat_map(|_| base.iter().copied()).collect();
     if tm.meta.inputs.needs_future() {
@@ -359,7 +359,7 @@ fn forecast_covariates(
         };
         future.fill(tm, &s.id, s.timestamp(s.len() as i64), horizon, &mut rows)?;
     }
-    Ok((rows, prev))
+    Ok(StepCovariates { rows, before })
 }
 
 /// The error of a forecast without the future values a model needs.
@@ -420,12 +420,27 @@ fn forecast_base(
     0.0
 }
 
-/// The raw covariates of the forecast steps of one series and the previous step's.
+/// The raw covariates of the forecast steps of one series and of the steps before them.
+#[derive(Default)]
 struct StepCovariates {
     /// `[horizon][C]` ([`forecast_covariates`]).
     rows: Vec<f32>,
-    /// The last history step's (historical covariates at the first step).
-    prev: Option<Vec<f32>>,
+    /// The steps before the origin, oldest first (None: unknown).
+    before: Vec<Option<Vec<f32>>>,
+}
+
+impl StepCovariates {
+    /// The raw row `back` steps before forecast step `k` (None: unknown).
+    fn row(&self, k: usize, back: usize, c: usize) -> Option<&[f32]> {
+        match k.checked_sub(back) {
+            Some(u) => self.rows.get(u * c..(u + 1) * c),
+            None => self
+                .before
+                .len()
+                .checked_sub(back - k)
+                .and_then(|i| self.before[i].as_deref()),
+        }
+    }
 }
 
 /// Builds the step inputs of R rows from each row's own recent values.
@@ -452,13 +467,13 @@ fn step_inputs(
     let mut feats: Vec<f32> = cal.covariates[..ncal].to_vec();
     let c = s.n_covariates;
     let k = (at - origin as i64) as usize;
-    let prev = if k == 0 { covs.prev.as_deref() } else { None };
-    covariates::push_step(
-        &spec.covariates,
-        &covs.rows[k * c..(k + 1) * c],
-        prev,
-        &mut feats,
-    );
+    // Historical covariates are known at the first step only.
+    let step_rows = covariates::StepRows {
+        cur: covs.rows.get(k * c..(k + 1) * c).unwrap_or(&[]),
+        prev: if k == 0 { covs.row(k, 1, c) } else { None },
+        season: spec.target.season().and_then(|m| covs.row(k, m, c)),
+    };
+    covariates::push_step(&spec.covariates, step_rows, &mut feats);
     let log1p: Vec<f32> = affine.scale.iter().map(|x| x.ln_1p() as f32).collect();
     out.clear();
     for row in 0..rows {
@@ -543,8 +558,7 @@ fn forecast_particle(
     let lower = lower_bound(cfg.nonnegative, s);
     let transform = tm.meta.inputs.transform;
     let reported = |u: f64| transform.inverse(u).max(lower);
-    let (rows, prev) = forecast_covariates(tm, s, cfg.horizon, future)?;
-    let covs = StepCovariates { rows, prev };
+    let covs = forecast_covariates(tm, s, cfg.horizon, future)?;
     let transformed = tm.transformed(s)?;
     let s: &PreparedSeries = &transformed;
     let (mut state, affine) = condition_end(tm, s, 1)?;
@@ -667,8 +681,7 @@ fn forecast_sample(
     let n = cfg.samples;
     let lower = lower_bound(cfg.nonnegative, s);
     let transform = tm.meta.inputs.transform;
-    let (rows, prev) = forecast_covariates(tm, s, cfg.horizon, future)?;
-    let covs = StepCovariates { rows, prev };
+    let covs = forecast_covariates(tm, s, cfg.horizon, future)?;
     let transformed = tm.transformed(s)?;
     let s: &PreparedSeries = &transformed;
     let (mut state, affine) = condition_end(tm, s, n)?;

@@ -16,8 +16,11 @@
 //!   [`recipe`]: what training decides for every `auto` knob;
 //! - `model_dir`: [`TrainedModel`] and its folder ([`ModelMeta`], [`TrainSummary`]);
 //!   `condition`: the conditioning step scoring and forecasting share;
+//! - [`calibrate`]: conformal interval corrections (what a model directory keeps in
+//!   `calibration.json`);
 //! - [`score`] (NLL, PIT, [`score::anomaly`] methods, [`score::state`] for incremental
-//!   scoring), [`forecast`] (particle and sample modes, ensembles), [`evaluate`];
+//!   scoring and forecasting from a state), [`forecast`] (particle and sample modes,
+//!   ensembles, future covariates), [`evaluate`], [`cv`] (rolling-origin backtests);
 //! - `train` (Adam, early stopping, checkpoints and resume, the recipe's candidates);
 //! - [`output`]: the file formats of scores, forecasts, states and metrics, each writer next to
 //!   its reader; [`stage`]: the API on top.
@@ -26,7 +29,8 @@
 //! One meaning each, across the crates:
 //! - **series**: one id's values over time; **step**: one position of its time axis (gaps
 //!   filled, missing values masked); **target**: the column(s) modelled; **covariate**: other
-//!   numeric columns fed as inputs;
+//!   numeric columns fed as inputs, future (known ahead), historical (known up to now) or
+//!   static (one value per series); **cutoff**: the last step of a backtest window's history;
 //! - **context**: the steps a window (or a forecast, or a scored series' scale) is conditioned
 //!   on; **horizon**: the steps ahead a forecast covers -- training windows are context +
 //!   horizon steps, and the validation tail of every series is one horizon; **holdout** (a

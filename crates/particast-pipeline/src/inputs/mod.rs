@@ -147,7 +147,7 @@ impl InputSpec {
             let affine = self.scaling.affine(&w.values, &w.mask, d, context);
             let before = self.covariates_before(&series[i], start);
             // Historical covariates are known on the context steps only, as when forecasting.
-            self.push_window(&w, len, &affine, context, before.as_deref(), &mut out);
+            self.push_window(&w, len, &affine, context, &before, &mut out);
         }
         out.steps = len;
         out
@@ -221,15 +221,32 @@ impl InputSpec {
         }
     }
 
-    /// The raw covariates of step `start - 1` of `s`, the previous step of a window that
-    /// starts at `start` (None before the series or on a gap).
-    pub fn covariates_before(&self, s: &PreparedSeries, start: i64) -> Option<Vec<f32>> {
-        let t = usize::try_from(start.checked_sub(1)?).ok()?;
+    /// Steps before a window whose covariates its inputs read: 1 for historical covariates,
+    /// the season for seasonal future ones (0 without either).
+    pub fn covariate_memory(&self) -> usize {
+        self.covariates
+            .iter()
+            .map(|c| match (c.kind, c.season) {
+                (CovariateKind::Historical, _) => 1,
+                (CovariateKind::Future, Some(m)) => m,
+                _ => 0,
+            })
+            .max()
+            .unwrap_or(0)
+    }
+
+    /// The raw covariates of the [`InputSpec::covariate_memory`] steps of `s` before `start`
+    /// (oldest first; None before the series or on a gap).
+    pub fn covariates_before(&self, s: &PreparedSeries, start: i64) -> Vec<Option<Vec<f32>>> {
         let c = s.n_covariates;
-        if c == 0 || !s.present.get(t).copied().unwrap_or(false) {
-            return None;
-        }
-        Some(s.covariates[t * c..(t + 1) * c].to_vec())
+        let n = self.covariate_memory() as i64;
+        (start - n..start)
+            .map(|t| {
+                let t = usize::try_from(t).ok()?;
+                (c > 0 && s.present.get(t).copied().unwrap_or(false))
+                    .then(|| s.covariates[t * c..(t + 1) * c].to_vec())
+            })
+            .collect()
     }
 
     /// Covariate inputs per step.
@@ -345,15 +362,15 @@ impl InputSpec {
 
     /// Appends one window's inputs, targets and mask (mapped by `affine`) to `out`.
     /// Historical covariates are known on the steps before `known` (their value at step t is
-    /// that of t - 1; for the first step `before`, the raw covariates of the step before the
-    /// window, when known).
+    /// that of t - 1). `before` holds the raw covariates of the steps before the window
+    /// ([`InputSpec::covariates_before`]; fewer, or none: unknown).
     pub fn push_window(
         &self,
         w: &WindowData,
         steps: usize,
         affine: &Affine,
         known: usize,
-        before: Option<&[f32]>,
+        before: &[Option<Vec<f32>>],
         out: &mut KernelBatch,
     ) {
         let d = self.features.n_targets;
@@ -388,15 +405,24 @@ impl InputSpec {
             out.inputs.extend_from_slice(&masks);
             out.inputs.extend_from_slice(&log1p);
             let cal = self.features.calendar.len();
-            let row = |t: usize| &w.covariates[t * f + cal..(t + 1) * f];
+            // The raw covariates `back` steps before step t, in the window or before it.
+            let row = |back: usize| -> Option<&[f32]> {
+                match t.checked_sub(back) {
+                    Some(u) => Some(&w.covariates[u * f + cal..(u + 1) * f]),
+                    None => before
+                        .len()
+                        .checked_sub(back - t)
+                        .and_then(|i| before[i].as_deref()),
+                }
+            };
             out.inputs
                 .extend_from_slice(&w.covariates[t * f..t * f + cal]);
-            let prev = match t {
-                _ if t > known => None,
-                0 => before,
-                _ => Some(row(t - 1)),
+            let rows = covariates::StepRows {
+                cur: &w.covariates[t * f + cal..(t + 1) * f],
+                prev: if t > known { None } else { row(1) },
+                season: self.target.season().and_then(row),
             };
-            covariates::push_step(&self.covariates, row(t), prev, &mut out.inputs);
+            covariates::push_step(&self.covariates, rows, &mut out.inputs);
             for j in 0..d {
                 let target = match (w.mask[t * d + j] == 1, self.base(w, t, j, affine)) {
                     (true, Some(base)) => {
@@ -448,7 +474,7 @@ mod tests {
             }
         );
         let mut b = KernelBatch::default();
-        spec.push_window(&w, 2, &affine, usize::MAX, None, &mut b);
+        spec.push_window(&w, 2, &affine, usize::MAX, &[], &mut b);
         let ln = 3f64.ln() as f32;
         assert_eq!(
             b.inputs,
@@ -540,7 +566,7 @@ mod tests {
         assert_eq!(spec.base(&w, 0, 0, &affine), None);
         assert_eq!(spec.base(&w, 2, 0, &affine), Some(1.5));
         let mut b = KernelBatch::default();
-        spec.push_window(&w, 3, &affine, usize::MAX, None, &mut b);
+        spec.push_window(&w, 3, &affine, usize::MAX, &[], &mut b);
         // x = (y - 1) / 2: step 1: x(6) - x(3) = 1.5; step 2: x(9) - x(4) = 2.5; step 0 has no
         // reference (h(-2) is missing).
         assert_eq!(b.targets, vec![0.0, 1.5, 2.5]);
