@@ -40,7 +40,7 @@ pub(crate) fn condition_end(
     let mut kb = KernelBatch::default();
     let spec = &tm.meta.inputs;
     let before = spec.covariates_before(s, start);
-    spec.push_window(&w, ctx, &affine, usize::MAX, &before, &mut kb);
+    spec.push_window(&w, ctx, &affine, usize::MAX, before.as_deref(), &mut kb);
     let mut state = ParticleState::new(&tm.model, 1);
     score(&tm.model, &mut state, &kb.view(0), false)?;
     Ok((state.select(&vec![0; windows]), affine))

@@ -334,8 +334,8 @@ pub fn future_columns(tm: &TrainedModel) -> Vec<String> {
 }
 
 /// The raw covariate rows of the forecast steps of `s` (`[horizon][C]`: future covariates
-/// from `future`, the others the series' last present row), after the rows of the steps
-/// before the origin that the inputs read ([`crate::inputs::InputSpec::covariates_before`]).
+/// from `future`, the others the series' last present row), and the last history step's
+/// ([`crate::inputs::InputSpec::covariates_before`]).
 fn forecast_covariates(
     tm: &TrainedModel,
     s: &PreparedSeries,
@@ -420,27 +420,13 @@ fn forecast_base(
     0.0
 }
 
-/// The raw covariates of the forecast steps of one series and of the steps before them.
+/// The raw covariates of the forecast steps of one series and of the step before them.
 #[derive(Default)]
 struct StepCovariates {
     /// `[horizon][C]` ([`forecast_covariates`]).
     rows: Vec<f32>,
-    /// The steps before the origin, oldest first (None: unknown).
-    before: Vec<Option<Vec<f32>>>,
-}
-
-impl StepCovariates {
-    /// The raw row `back` steps before forecast step `k` (None: unknown).
-    fn row(&self, k: usize, back: usize, c: usize) -> Option<&[f32]> {
-        match k.checked_sub(back) {
-            Some(u) => self.rows.get(u * c..(u + 1) * c),
-            None => self
-                .before
-                .len()
-                .checked_sub(back - k)
-                .and_then(|i| self.before[i].as_deref()),
-        }
-    }
+    /// The last history step's (the historical covariates of the first step), when known.
+    before: Option<Vec<f32>>,
 }
 
 /// Builds the step inputs of R rows from each row's own recent values.
@@ -470,8 +456,7 @@ fn step_inputs(
     // Historical covariates are known at the first step only.
     let step_rows = covariates::StepRows {
         cur: covs.rows.get(k * c..(k + 1) * c).unwrap_or(&[]),
-        prev: if k == 0 { covs.row(k, 1, c) } else { None },
-        season: spec.target.season().and_then(|m| covs.row(k, m, c)),
+        prev: if k == 0 { covs.before.as_deref() } else { None },
     };
     covariates::push_step(&spec.covariates, step_rows, &mut feats);
     let log1p: Vec<f32> = affine.scale.iter().map(|x| x.ln_1p() as f32).collect();

@@ -46,7 +46,7 @@ impl InputSpec {
                 lag_mask: u8s(lag_mask, r),
             };
             let affine = self.scaling.affine(&w.values, &w.mask, d, context);
-            self.push_window(&w, steps, &affine, context, &[], &mut out);
+            self.push_window(&w, steps, &affine, context, None, &mut out);
         }
         out.steps = steps;
         Ok(out)

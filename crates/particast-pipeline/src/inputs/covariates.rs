@@ -3,7 +3,7 @@
 //!
 //! | kind | the network sees at step t | when forecasting |
 //! |---|---|---|
-//! | future | its value at t (and, under a seasonal-change target of season m, its change from t - m: the change the target is) | from the future frame (`--future`), for every step; a missing value is an error |
+//! | future | its value at t | from the future frame (`--future`), for every step; a missing value is an error |
 //! | historical | its value at t - 1 and a flag (1 = known) | known at the first step (the last observed value), then 0 with the flag 0; training hides them on each window's horizon steps so the model learns that case |
 //! | static | its value (constant within a series) | the series' value |
 //!
@@ -50,11 +50,6 @@ pub struct Covariate {
     pub mean: f64,
     /// Standard deviation of the training values (1 for a constant column).
     pub scale: f64,
-    /// A future covariate of a model whose target is the change from one season before also
-    /// enters as its own change over that season (`(x[t] - x[t - season]) / scale`, 0 when
-    /// `x[t - season]` is unknown).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub season: Option<usize>,
 }
 
 /// Bound of standardised covariate inputs.
@@ -66,34 +61,23 @@ impl Covariate {
         ((f64::from(v) - self.mean) / self.scale).clamp(-COVARIATE_CLAMP, COVARIATE_CLAMP) as f32
     }
 
-    /// Inputs per step (a historical covariate also has its known flag, a seasonal future one
-    /// its seasonal change).
+    /// Inputs per step (a historical covariate also has its known flag).
     pub fn width(&self) -> usize {
-        match (self.kind, self.season) {
-            (CovariateKind::Historical, _) | (CovariateKind::Future, Some(_)) => 2,
+        match self.kind {
+            CovariateKind::Historical => 2,
             _ => 1,
         }
     }
-
-    /// The seasonal-change input of raw values `v` now and `back` one season before.
-    fn change(&self, v: f32, back: Option<f32>) -> f32 {
-        back.map_or(0.0, |b| {
-            ((f64::from(v) - f64::from(b)) / self.scale).clamp(-COVARIATE_CLAMP, COVARIATE_CLAMP)
-                as f32
-        })
-    }
 }
 
-/// The raw covariate rows around one step: the step's own, the previous step's and the one a
-/// season before (each when known).
+/// The raw covariate rows around one step: the step's own and the previous step's (when
+/// known).
 #[derive(Clone, Copy, Debug, Default)]
 pub(crate) struct StepRows<'a> {
     /// The step's raw covariates (future and static ones are read here).
     pub cur: &'a [f32],
     /// The previous step's (historical covariates), when known.
     pub prev: Option<&'a [f32]>,
-    /// The step one season before (the seasonal change of future covariates), when known.
-    pub season: Option<&'a [f32]>,
 }
 
 /// Appends the inputs of one step for `covs` from the raw rows `rows`. Without kinds (`covs`
@@ -105,13 +89,7 @@ pub(crate) fn push_step(covs: &[Covariate], rows: StepRows<'_>, out: &mut Vec<f3
     }
     for (j, c) in covs.iter().enumerate() {
         match c.kind {
-            CovariateKind::Future => {
-                out.push(c.standardize(rows.cur[j]));
-                if c.season.is_some() {
-                    out.push(c.change(rows.cur[j], rows.season.map(|r| r[j])));
-                }
-            }
-            CovariateKind::Static => out.push(c.standardize(rows.cur[j])),
+            CovariateKind::Future | CovariateKind::Static => out.push(c.standardize(rows.cur[j])),
             CovariateKind::Historical => match rows.prev {
                 Some(p) => out.extend([c.standardize(p[j]), 1.0]),
                 None => out.extend([0.0, 0.0]),
@@ -122,13 +100,11 @@ pub(crate) fn push_step(covs: &[Covariate], rows: StepRows<'_>, out: &mut Vec<f3
 
 /// The kinds of the covariate columns `cols` from `opts` (a column named in no list is a
 /// future covariate), standardised on the observed rows of `series`; checks that each static
-/// covariate is constant within every series. `season`: the target's season, whose change
-/// future covariates also enter as.
+/// covariate is constant within every series.
 pub fn fit_covariates(
     cols: &[String],
     opts: &IngestOptions,
     series: &[PreparedSeries],
-    season: Option<usize>,
 ) -> Result<Vec<Covariate>> {
     let lists = [
         ("futr_exog", &opts.futr_exog, CovariateKind::Future),
@@ -198,11 +174,9 @@ pub fn fit_covariates(
             let mean = sum[j] / count;
             let var = (sum2[j] / count - mean * mean).max(0.0);
             let sd = var.sqrt();
-            let kind = kinds[j].unwrap_or_default();
             Covariate {
                 name: name.clone(),
-                kind,
-                season: season.filter(|&m| m > 0 && kind == CovariateKind::Future),
+                kind: kinds[j].unwrap_or_default(),
                 mean: if mean.is_finite() { mean } else { 0.0 },
                 scale: if sd.is_finite() && sd > 1e-9 * mean.abs().max(1.0) {
                     sd
@@ -224,40 +198,32 @@ mod tests {
             kind,
             mean: 1.0,
             scale: 2.0,
-            season: None,
         }
     }
 
     #[test]
     fn step_layout_by_kind() {
-        let seasonal = Covariate {
-            season: Some(24),
-            ..cov(CovariateKind::Future)
-        };
         let covs = [
             cov(CovariateKind::Future),
             cov(CovariateKind::Historical),
             cov(CovariateKind::Static),
-            seasonal,
         ];
-        let rows = |prev, season| StepRows {
-            cur: &[3.0, 5.0, 7.0, 9.0],
+        let rows = |prev| StepRows {
+            cur: &[3.0, 5.0, 7.0],
             prev,
-            season,
         };
         let mut out = Vec::new();
-        let before: &[f32] = &[9.0, 11.0, 13.0, 5.0];
-        push_step(&covs, rows(Some(before), Some(before)), &mut out);
-        assert_eq!(out, vec![1.0, 5.0, 1.0, 3.0, 4.0, 2.0]);
+        push_step(&covs, rows(Some(&[9.0, 11.0, 13.0])), &mut out);
+        assert_eq!(out, vec![1.0, 5.0, 1.0, 3.0]);
         out.clear();
-        push_step(&covs, rows(None, None), &mut out);
-        assert_eq!(out, vec![1.0, 0.0, 0.0, 3.0, 4.0, 0.0]);
+        push_step(&covs, rows(None), &mut out);
+        assert_eq!(out, vec![1.0, 0.0, 0.0, 3.0]);
         out.clear();
         push_step(
             &[],
             StepRows {
                 cur: &[3.0, 5.0],
-                ..StepRows::default()
+                prev: None,
             },
             &mut out,
         );

@@ -147,7 +147,7 @@ impl InputSpec {
             let affine = self.scaling.affine(&w.values, &w.mask, d, context);
             let before = self.covariates_before(&series[i], start);
             // Historical covariates are known on the context steps only, as when forecasting.
-            self.push_window(&w, len, &affine, context, &before, &mut out);
+            self.push_window(&w, len, &affine, context, before.as_deref(), &mut out);
         }
         out.steps = len;
         out
@@ -221,32 +221,23 @@ impl InputSpec {
         }
     }
 
-    /// Steps before a window whose covariates its inputs read: 1 for historical covariates,
-    /// the season for seasonal future ones (0 without either).
-    pub fn covariate_memory(&self) -> usize {
-        self.covariates
+    /// The raw covariates of step `start - 1` of `s`, the previous step of a window that
+    /// starts at `start` (None before the series, on a gap, or without historical
+    /// covariates, whose inputs are the only ones that read it).
+    pub fn covariates_before(&self, s: &PreparedSeries, start: i64) -> Option<Vec<f32>> {
+        if !self
+            .covariates
             .iter()
-            .map(|c| match (c.kind, c.season) {
-                (CovariateKind::Historical, _) => 1,
-                (CovariateKind::Future, Some(m)) => m,
-                _ => 0,
-            })
-            .max()
-            .unwrap_or(0)
-    }
-
-    /// The raw covariates of the [`InputSpec::covariate_memory`] steps of `s` before `start`
-    /// (oldest first; None before the series or on a gap).
-    pub fn covariates_before(&self, s: &PreparedSeries, start: i64) -> Vec<Option<Vec<f32>>> {
+            .any(|c| c.kind == CovariateKind::Historical)
+        {
+            return None;
+        }
+        let t = usize::try_from(start.checked_sub(1)?).ok()?;
         let c = s.n_covariates;
-        let n = self.covariate_memory() as i64;
-        (start - n..start)
-            .map(|t| {
-                let t = usize::try_from(t).ok()?;
-                (c > 0 && s.present.get(t).copied().unwrap_or(false))
-                    .then(|| s.covariates[t * c..(t + 1) * c].to_vec())
-            })
-            .collect()
+        if c == 0 || !s.present.get(t).copied().unwrap_or(false) {
+            return None;
+        }
+        Some(s.covariates[t * c..(t + 1) * c].to_vec())
     }
 
     /// Covariate inputs per step.
@@ -362,15 +353,15 @@ impl InputSpec {
 
     /// Appends one window's inputs, targets and mask (mapped by `affine`) to `out`.
     /// Historical covariates are known on the steps before `known` (their value at step t is
-    /// that of t - 1). `before` holds the raw covariates of the steps before the window
-    /// ([`InputSpec::covariates_before`]; fewer, or none: unknown).
+    /// that of t - 1; at the first step `before`, the raw covariates of the step before the
+    /// window, [`InputSpec::covariates_before`]).
     pub fn push_window(
         &self,
         w: &WindowData,
         steps: usize,
         affine: &Affine,
         known: usize,
-        before: &[Option<Vec<f32>>],
+        before: Option<&[f32]>,
         out: &mut KernelBatch,
     ) {
         let d = self.features.n_targets;
@@ -405,22 +396,15 @@ impl InputSpec {
             out.inputs.extend_from_slice(&masks);
             out.inputs.extend_from_slice(&log1p);
             let cal = self.features.calendar.len();
-            // The raw covariates `back` steps before step t, in the window or before it.
-            let row = |back: usize| -> Option<&[f32]> {
-                match t.checked_sub(back) {
-                    Some(u) => Some(&w.covariates[u * f + cal..(u + 1) * f]),
-                    None => before
-                        .len()
-                        .checked_sub(back - t)
-                        .and_then(|i| before[i].as_deref()),
-                }
-            };
             out.inputs
                 .extend_from_slice(&w.covariates[t * f..t * f + cal]);
             let rows = covariates::StepRows {
                 cur: &w.covariates[t * f + cal..(t + 1) * f],
-                prev: if t > known { None } else { row(1) },
-                season: self.target.season().and_then(row),
+                prev: match t {
+                    _ if t > known => None,
+                    0 => before,
+                    _ => Some(&w.covariates[(t - 1) * f + cal..t * f]),
+                },
             };
             covariates::push_step(&self.covariates, rows, &mut out.inputs);
             for j in 0..d {
@@ -474,7 +458,7 @@ mod tests {
             }
         );
         let mut b = KernelBatch::default();
-        spec.push_window(&w, 2, &affine, usize::MAX, &[], &mut b);
+        spec.push_window(&w, 2, &affine, usize::MAX, None, &mut b);
         let ln = 3f64.ln() as f32;
         assert_eq!(
             b.inputs,
@@ -566,7 +550,7 @@ mod tests {
         assert_eq!(spec.base(&w, 0, 0, &affine), None);
         assert_eq!(spec.base(&w, 2, 0, &affine), Some(1.5));
         let mut b = KernelBatch::default();
-        spec.push_window(&w, 3, &affine, usize::MAX, &[], &mut b);
+        spec.push_window(&w, 3, &affine, usize::MAX, None, &mut b);
         // x = (y - 1) / 2: step 1: x(6) - x(3) = 1.5; step 2: x(9) - x(4) = 2.5; step 0 has no
         // reference (h(-2) is missing).
         assert_eq!(b.targets, vec![0.0, 1.5, 2.5]);

@@ -167,7 +167,14 @@ fn score_from(
         }
         let mut kb = KernelBatch::default();
         let before = spec.covariates_before(s, (t0 - warm) as i64);
-        spec.push_window(&w, warm + n, &affine, usize::MAX, &before, &mut kb);
+        spec.push_window(
+            &w,
+            warm + n,
+            &affine,
+            usize::MAX,
+            before.as_deref(),
+            &mut kb,
+        );
         let so = score(&tm.model, &mut pstate, &kb.view(0), false)?;
         let pw = l * tm.model.config.head_width();
         for k in (0..n).map(|k| k + warm) {

@@ -174,12 +174,8 @@ pub fn train(
 fn input_spec(data: &Dataset, ingest: &IngestOptions, plan: &Plan) -> Result<InputSpec> {
     let mut features = data.schema.features.clone();
     features.lags = plan.lags.clone();
-    let covariates = crate::inputs::fit_covariates(
-        &data.schema.covariate_cols,
-        ingest,
-        &data.series,
-        plan.target.season(),
-    )?;
+    let covariates =
+        crate::inputs::fit_covariates(&data.schema.covariate_cols, ingest, &data.series)?;
     Ok(
         InputSpec::with_transform(features, plan.scaling.clone(), plan.target, plan.transform)
             .with_covariates(covariates),
