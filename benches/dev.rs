@@ -519,6 +519,7 @@ fn main() {
             let model = dir.join("model");
             let fc = dir.join("forecast.parquet");
             let h = set.h.to_string();
+            std::fs::create_dir_all(&dir).expect("run folder");
             let mut args: Vec<String> = match calibrate {
                 None => vec!["train".into(), "--quiet".into()],
                 Some(n) => vec![

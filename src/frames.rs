@@ -227,8 +227,30 @@ impl Model {
 
     /// [`Model::forecast`] with settings.
     pub fn forecast_with(&self, lf: LazyFrame, cfg: &ForecastConfig) -> Result<DataFrame, Error> {
+        self.forecast_future(lf, None, cfg)
+    }
+
+    /// [`Model::forecast_with`] with a future frame (`future`: one row per series and step of
+    /// the horizon with the id, time and future covariate columns; needed by a model with
+    /// future covariates, [`stage::read_future`]).
+    pub fn forecast_future(
+        &self,
+        lf: LazyFrame,
+        future: Option<LazyFrame>,
+        cfg: &ForecastConfig,
+    ) -> Result<DataFrame, Error> {
         let data = self.read(lf)?;
+        let future = future
+            .map(|f| stage::read_future(&self.trained, Source::lazy(f), &self.input))
+            .transpose()?;
         let models = std::slice::from_ref(&self.trained);
-        Ok(stage::forecast(models, &data, cfg)?.to_frame()?)
+        Ok(stage::forecast_with_future(
+            models,
+            &data.series,
+            &data.schema.time_kind,
+            cfg,
+            future.as_ref(),
+        )?
+        .to_frame()?)
     }
 }

@@ -347,21 +347,28 @@ impl Model {
             .map_err(|e| ParticastError::new_err(format!("serialising the config: {e}")))
     }
 
-    /// Forecast rows (a `pyarrow.Table`) with the id and time columns named as read.
-    #[pyo3(signature = (data, forecast, input, n_threads=None))]
+    /// Forecast rows (a `pyarrow.Table`) with the id and time columns named as read; `future`:
+    /// the future covariates of the horizon (a frame like `data` without the target).
+    #[pyo3(signature = (data, forecast, input, future=None, n_threads=None))]
     fn forecast(
         &self,
         py: Python<'_>,
         data: &Bound<'_, PyAny>,
         forecast: &str,
         input: &str,
+        future: Option<&Bound<'_, PyAny>>,
         n_threads: Option<usize>,
     ) -> PyResult<Py<PyAny>> {
         let m = self.reading(input)?;
         let cfg: ForecastConfig = overrides("forecast", forecast)?.build().map_err(to_py)?;
         let df = frame_from_py(data)?;
+        let future = future.map(frame_from_py).transpose()?;
         let mut out = py
-            .detach(|| with_threads(n_threads, || m.forecast_with(df.lazy(), &cfg)))?
+            .detach(|| {
+                with_threads(n_threads, || {
+                    m.forecast_future(df.lazy(), future.map(|f| f.lazy()), &cfg)
+                })
+            })?
             .map_err(to_py)?;
         let opts = m.reading_options().map_err(to_py)?;
         rename(&mut out, "unique_id", &opts.id_col)?;

@@ -236,3 +236,22 @@ def test_scorer_holds_new_series_until_their_scale_is_known(model, data):
     rest = df.filter(pl.int_range(pl.len()).over("unique_id") >= context - 1)
     out = scorer.update(rest)
     assert out.height == df.height and scorer.pending() == 0
+
+
+def test_future_covariates_need_x_df():
+    table = panel()
+    promo = [float((i * 7) % 11 < 3) for i in range(table.num_rows)]
+    y = pc.add(table.column("y"), pc.multiply(pa.array(promo), 4.0))
+    table = table.set_column(2, "y", y).append_column("promo", pa.array(promo))
+    history, future = split(table)
+    m = particast.fit(history, h=H, futr_exog=["promo"], **TRAIN)
+    with pytest.raises(particast.ParticastError, match=r"future covariates \[promo\]"):
+        m.forecast(history, H)
+    x_df = future.select(["unique_id", "ds", "promo"])
+    fc = m.forecast(pl.from_arrow(history), H, X_df=pl.from_arrow(x_df))
+    assert fc.height == H * 6
+    flipped = x_df.set_column(2, "promo", pc.subtract(1.0, x_df.column("promo")))
+    other = m.forecast(pl.from_arrow(history), H, X_df=flipped)
+    assert not fc["particast"].equals(pl.from_arrow(as_arrow(other))["particast"])
+    with pytest.raises(particast.ParticastError, match="missing|has rows for"):
+        m.forecast(history, H, X_df=x_df.slice(0, x_df.num_rows - 1))

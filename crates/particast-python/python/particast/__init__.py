@@ -104,6 +104,9 @@ def fit(
     *,
     freq: str | None = None,
     covariate_cols: Sequence[str] | None = None,
+    futr_exog: Sequence[str] | None = None,
+    hist_exog: Sequence[str] | None = None,
+    stat_exog: Sequence[str] | None = None,
     sort: bool = True,
     ingest: Mapping[str, Any] | None = None,
     dir: str | None = None,
@@ -117,6 +120,10 @@ def fit(
     ``freq`` the data's step (``"1h"``; found from the data when absent); ``sort`` sorts rows by
     time within each series. ``train_options`` are the ``[train]`` keys of a pipeline file
     (``epochs``, ``hidden``, ``particles``, ``seed``, ...); ``ingest`` further ``[input]`` keys.
+    ``futr_exog`` (known ahead: forecasting then needs ``X_df``), ``hist_exog`` (known up to
+    now) and ``stat_exog`` (constant per series) name covariate columns by kind, as
+    neuralforecast's ``futr_exog_list``, ``hist_exog_list`` and ``stat_exog_list`` do; naming any
+    reads only the named ones.
     Training writes checkpoints to ``dir`` when given (a model directory), else to a temporary
     folder removed at the end.
     """
@@ -126,6 +133,9 @@ def fit(
         opts["frequency"] = freq
     if covariate_cols is not None:
         opts["covariate_cols"] = list(covariate_cols)
+    for key, cols in (("futr_exog", futr_exog), ("hist_exog", hist_exog), ("stat_exog", stat_exog)):
+        if cols is not None:
+            opts[key] = list(cols)
     train = dict(train_options)
     if h is not None:
         train["horizon"] = h
@@ -222,20 +232,25 @@ class Model:
         sort: bool = True,
         ingest: Mapping[str, Any] | None = None,
         n_threads: int | None = None,
+        X_df: Any = None,
         **forecast_options: Any,
     ) -> Any:
         """Forecasts ``h`` steps after the end of every series of ``df``: one row per series
         and step with the mean (``particast``), ``particast-median`` and the ``level`` intervals
         (``particast-lo-95``, ``particast-hi-95``). ``mode`` is ``sample`` (sampled paths),
         ``particle`` or ``particle-mean``; ``forecast_options`` are the ``[forecast]`` keys
-        (``samples``, ``seed``, ``nonnegative``). Column names follow the model's (or the given)
-        ``id_col`` and ``time_col``."""
+        (``samples``, ``seed``, ``nonnegative``, ``calibrated``). Column names follow the
+        model's (or the given) ``id_col`` and ``time_col``. ``X_df`` (as in Nixtla's
+        libraries): the future covariates of a model trained with ``futr_exog`` (one row per
+        series and step of the horizon, with the id, time and future covariate columns);
+        without it such a model raises an error naming them."""
         cfg = dict(forecast_options)
         cfg.update(horizon=h, levels=[float(v) for v in level], mode=mode)
         table = self._inner.forecast(
             _frames.to_arrow(df),
             _json(cfg),
             self._input(id_col, time_col, target_col, sort, ingest),
+            future=None if X_df is None else _frames.to_arrow(X_df),
             n_threads=n_threads,
         )
         return _frames.from_arrow(table, _frames.kind(df))
