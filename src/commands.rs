@@ -84,6 +84,17 @@ pub fn run(args: RunArgs, quiet: bool) -> Result<()> {
     if let Some((rows, flagged)) = report.scored {
         say!("scored     {rows} observations, {flagged} flagged");
     }
+    if let Some(c) = &report.cv {
+        say!(
+            "cv         {} series x {} windows x {} steps: MASE {:.3}, sMAPE {:.3}, MSIS {:.3}",
+            c.series,
+            c.n_windows,
+            c.h,
+            c.overall.mase,
+            c.overall.smape,
+            c.overall.msis
+        );
+    }
     if let Some(n) = report.forecast_series {
         say!("forecast   {n} series");
     }
@@ -333,71 +344,33 @@ pub fn cv(args: CvArgs, quiet: bool) -> Result<()> {
         &args.output,
         args.output_format.unwrap_or_default(),
     )?;
-    let (per, overall) = bt.metrics(&data)?;
-    let mut report = serde_json::json!({
-        "n_windows": bt.n_windows,
-        "step_size": cv_cfg.step(fc.horizon),
-        "h": fc.horizon,
-        "season": bt.season,
-        "series": data.series.len() - bt.skipped,
-        "skipped_series": bt.skipped,
-        "windows": per,
-        "overall": overall,
-        "seconds": trained,
-    });
-    let calibration_note = if args.calibrate {
-        let last = bt.n_windows - 1;
-        let mut note = String::new();
-        if bt.n_windows >= 2 {
-            // Measured on the last window, calibrated on the earlier ones.
-            let early = bt.calibration(&data, |k| k < last)?;
-            let raw = bt.only(|k| k == last);
-            let cal = bt.calibrated(&data, &early, |k| k == last)?;
-            let (before, after) = (raw.metrics(&data)?.1, cal.metrics(&data)?.1);
-            note = format!(
-                "last window, calibrated on the {last} before it: coverage {} -> {}, MSIS {:.3} -> {:.3}",
-                coverage_text(&before),
-                coverage_text(&after),
-                before.msis,
-                after.msis
-            );
-            report["calibration_holdout"] = serde_json::json!({
-                "fitted_on_windows": last,
-                "raw": before,
-                "calibrated": after,
-            });
-        }
-        let all = bt.calibration(&data, |_| true)?;
-        // Saved into the model (under --refit the last window's, which saw the most data).
-        let dir = if args.refit {
-            t.model.join(format!("window-{}", bt.n_windows))
-        } else {
-            t.model.clone()
-        };
-        TrainedModel::save_calibration(&dir, &all)?;
-        report["calibration"] = serde_json::to_value(&all).unwrap_or_default();
-        Some((note, dir))
-    } else {
-        None
-    };
+    let report = bt.report(&data, &cv_cfg, args.calibrate)?;
+    if let Some(c) = &report.calibration {
+        TrainedModel::save_calibration(
+            &particast::pipeline::cv::calibration_dir(&t.model, &cv_cfg),
+            c,
+        )?;
+    }
     if let Some(path) = &args.metrics {
-        let json = serde_json::to_vec_pretty(&report).map_err(|e| Error::Usage(e.to_string()))?;
+        let mut value = serde_json::to_value(&report).map_err(|e| Error::Usage(e.to_string()))?;
+        value["seconds"] = trained.into();
+        let json = serde_json::to_vec_pretty(&value).map_err(|e| Error::Usage(e.to_string()))?;
         particast::pipeline::sink::write_bytes(path, &json)?;
     }
     if !quiet {
         say!(
             "cv         {} series x {} windows x {} steps{}, {:.1} s",
-            data.series.len() - bt.skipped,
-            bt.n_windows,
-            fc.horizon,
-            if bt.skipped > 0 {
-                format!(" ({} series too short, left out)", bt.skipped)
+            report.series,
+            report.n_windows,
+            report.h,
+            if report.skipped_series > 0 {
+                format!(" ({} series too short, left out)", report.skipped_series)
             } else {
                 String::new()
             },
             trained
         );
-        for (k, m) in per.iter().enumerate() {
+        for (k, m) in report.windows.iter().enumerate() {
             say!(
                 "window {:<3} sMAPE {:.3}  MASE {:.3}  MSIS {:.3}  coverage {}",
                 k + 1,
@@ -407,12 +380,22 @@ pub fn cv(args: CvArgs, quiet: bool) -> Result<()> {
                 coverage_text(m)
             );
         }
-        print_metrics(&overall);
-        if let Some((note, dir)) = &calibration_note {
-            if !note.is_empty() {
-                say!("calibration {note}");
-            }
-            say!("calibration saved in {}", dir.display());
+        print_metrics(&report.overall);
+        if let Some(c) = &report.calibration_holdout {
+            say!(
+                "calibration last window, calibrated on the {} before it: coverage {} -> {}, MSIS {:.3} -> {:.3}",
+                c.fitted_on_windows,
+                coverage_text(&c.raw),
+                coverage_text(&c.calibrated),
+                c.raw.msis,
+                c.calibrated.msis
+            );
+        }
+        if report.calibration.is_some() {
+            say!(
+                "calibration saved in {}",
+                particast::pipeline::cv::calibration_dir(&t.model, &cv_cfg).display()
+            );
         }
         say!("output     {}", shown(&args.output));
     }

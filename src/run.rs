@@ -27,6 +27,8 @@ pub struct RunReport {
     pub forecast_series: Option<usize>,
     /// Metrics, when evaluated.
     pub metrics: Option<Metrics>,
+    /// The backtest's report, when one ran.
+    pub cv: Option<particast_pipeline::cv::CvReport>,
 }
 
 /// Refuses, before any work, outputs of the pipeline that would replace a file it reads (the
@@ -52,9 +54,17 @@ pub fn check_outputs(spec: &PipelineSpec) -> Result<(), Error> {
             p.claim(state)?;
         }
     }
+    if let Some(c) = &spec.cv {
+        p.model_outputs(&c.model)?;
+        p.claim(&c.output)?;
+        p.claim(&c.metrics)?;
+    }
     if let Some(f) = &spec.forecast {
         if let Some(future) = &f.future {
             p.file(future);
+        }
+        if let Some(state) = &f.state_in {
+            p.file(state);
         }
         p.claim(&f.output)?;
         if let Some(e) = &spec.evaluate {
@@ -179,9 +189,17 @@ pub fn run_pipeline(spec: &PipelineSpec, reporter: &mut dyn Reporter) -> Result<
             }
             None => None,
         };
+        // From saved score states, or from the input (minus any holdout).
+        let from_states = match &f.state_in {
+            Some(path) => Some(stage::state_series_of(
+                &model,
+                &particast_pipeline::load_states(path)?,
+            )?),
+            None => None,
+        };
         let forecasts = stage::forecast_with_future(
             std::slice::from_ref(&model),
-            &train_series,
+            from_states.as_deref().unwrap_or(&train_series),
             &data.schema.time_kind,
             &f.config,
             future.as_ref(),
@@ -207,6 +225,48 @@ pub fn run_pipeline(spec: &PipelineSpec, reporter: &mut dyn Reporter) -> Result<
             report.outputs.push(("metrics".into(), e.output.clone()));
             report.metrics = Some(metrics);
         }
+    }
+    if let Some(c) = &spec.cv {
+        let _s = info_span!("cv").entered();
+        let train_cfg = spec
+            .train
+            .as_ref()
+            .map(|t| t.config.clone())
+            .unwrap_or_default();
+        let fc = match &spec.forecast {
+            Some(f) => f.config.clone(),
+            None => particast_pipeline::ForecastConfig {
+                horizon: train_cfg.horizon,
+                ..Default::default()
+            },
+        };
+        let mut cv_data = data.clone();
+        cv_data.series = train_series.clone();
+        let (bt, _) = stage::cross_validate(
+            &cv_data,
+            &spec.input.options,
+            &train_cfg,
+            &fc,
+            &c.config,
+            &c.model,
+            reporter,
+        )?;
+        let mut frame = bt.frame(&cv_data.series, &cv_data.schema.time_kind)?;
+        particast_pipeline::sink::write_frame(&mut frame, &c.output, OutputFormat::Parquet)?;
+        report.outputs.push(("backtest".into(), c.output.clone()));
+        let cv_report = bt.report(&cv_data, &c.config, c.calibrate)?;
+        if let Some(cal) = &cv_report.calibration {
+            let dir = particast_pipeline::cv::calibration_dir(&c.model, &c.config);
+            TrainedModel::save_calibration(&dir, cal)?;
+            report.outputs.push(("calibration".into(), dir));
+        }
+        let json = serde_json::to_vec_pretty(&cv_report)
+            .map_err(|e| Error::spec(&spec.file, format!("the backtest report: {e}")))?;
+        particast_pipeline::sink::write_bytes(&c.metrics, &json)?;
+        report
+            .outputs
+            .push(("backtest metrics".into(), c.metrics.clone()));
+        report.cv = Some(cv_report);
     }
     Ok(report)
 }

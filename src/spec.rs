@@ -60,8 +60,27 @@ pub struct ForecastSpec {
     /// horizon, read with the `[input]` options. With `holdout`, the held-out rows of the
     /// input serve instead.
     pub future: Option<PathBuf>,
+    /// Forecast from a score state file (`state_in = "FILE"`, written by `[score] state`)
+    /// instead of the input's series.
+    pub state_in: Option<PathBuf>,
     /// Forecast settings.
     pub config: ForecastConfig,
+}
+
+/// `[cv]`: a rolling-origin backtest with the `[train]` settings and the `[forecast]`
+/// settings (horizon, levels, mode), on the input minus any `[train] holdout`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CvSpec {
+    /// The backtest's model directory (default `<output_dir>/cv-model`).
+    pub model: PathBuf,
+    /// The windows' forecasts (default `<output_dir>/cv.parquet`).
+    pub output: PathBuf,
+    /// Metrics per window and overall, JSON (default `<output_dir>/cv.json`).
+    pub metrics: PathBuf,
+    /// Fit and save a conformal calibration of the intervals.
+    pub calibrate: bool,
+    /// Windows, step, refit, season.
+    pub config: particast_pipeline::cv::CvConfig,
 }
 
 /// `[evaluate]`.
@@ -107,6 +126,8 @@ pub struct PipelineSpec {
     pub forecast: Option<ForecastSpec>,
     /// Evaluation, if asked.
     pub evaluate: Option<EvaluateSpec>,
+    /// A backtest, if asked.
+    pub cv: Option<CvSpec>,
     /// Pictures, if asked.
     pub plot: Option<PlotSpec>,
 }
@@ -283,6 +304,7 @@ impl PipelineSpec {
                         .map(|p| resolve(&base, &p))
                         .unwrap_or_else(|| output_dir.join("forecast.parquet")),
                     future: take::<String>(&mut o, "future", file)?.map(|p| resolve(&base, &p)),
+                    state_in: take::<String>(&mut o, "state_in", file)?.map(|p| resolve(&base, &p)),
                     config: build(&o, file)?,
                 })
             }
@@ -309,6 +331,25 @@ impl PipelineSpec {
                 })
             }
         };
+        let cv = match section(&mut root, "cv", file)? {
+            None => None,
+            Some(t) => {
+                let mut o = overrides(&t, "cv", file)?;
+                let path =
+                    |o: &mut Overrides, key: &str, default: &str| -> Result<PathBuf, Error> {
+                        Ok(take::<String>(o, key, file)?
+                            .map(|p| resolve(&base, &p))
+                            .unwrap_or_else(|| output_dir.join(default)))
+                    };
+                Some(CvSpec {
+                    model: path(&mut o, "model", "cv-model")?,
+                    output: path(&mut o, "output", "cv.parquet")?,
+                    metrics: path(&mut o, "metrics", "cv.json")?,
+                    calibrate: take::<bool>(&mut o, "calibrate", file)?.unwrap_or(false),
+                    config: build(&o, file)?,
+                })
+            }
+        };
         let plot = match section(&mut root, "plot", file)? {
             None => None,
             Some(t) => {
@@ -325,7 +366,7 @@ impl PipelineSpec {
         if let Some(k) = root.keys().next() {
             return Err(bad(
                 file,
-                format!("unknown key or section `{k}` (expected output_dir, [input], [train], [score], [forecast], [evaluate], [plot])"),
+                format!("unknown key or section `{k}` (expected output_dir, [input], [train], [score], [forecast], [evaluate], [cv], [plot])"),
             ));
         }
         if evaluate.is_some() && forecast.is_none() {
@@ -339,6 +380,7 @@ impl PipelineSpec {
             score,
             forecast,
             evaluate,
+            cv,
             plot,
         })
     }

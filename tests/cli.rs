@@ -688,3 +688,86 @@ fn future_covariates_backtests_calibration_and_state_forecasts() {
         "--input FILE is required",
     );
 }
+
+#[test]
+fn pipeline_files_backtest_and_forecast_from_states() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (hist, fut) = promo_data(tmp.path(), 360, 12);
+    let spec = format!(
+        r#"
+output_dir = "out"
+[input]
+path = "{hist}"
+futr_exog = ["promo"]
+[train]
+hidden = 8
+particles = 2
+context = 48
+horizon = 12
+epochs = 2
+batches_per_epoch = 4
+[score]
+state = "out/state.parquet"
+[cv]
+n_windows = 3
+season = 24
+calibrate = true
+"#,
+        hist = hist.display()
+    );
+    let file = tmp.path().join("p.toml");
+    std::fs::write(&file, spec).unwrap();
+    let out = ok(&run(&["run", file.to_str().unwrap()]));
+    assert!(
+        out.contains("cv         2 series x 3 windows x 12 steps"),
+        "{out}"
+    );
+    let dir = tmp.path().join("out");
+    for f in [
+        "cv.parquet",
+        "cv.json",
+        "cv-model/calibration.json",
+        "state.parquet",
+    ] {
+        assert!(dir.join(f).is_file(), "{f}");
+    }
+    // A second file forecasts the scored series from their states, with the future frame.
+    let spec = format!(
+        r#"
+output_dir = "out"
+[input]
+path = "{hist}"
+futr_exog = ["promo"]
+[forecast]
+horizon = 12
+state_in = "out/state.parquet"
+future = "{fut}"
+output = "out/from-state.parquet"
+"#,
+        hist = hist.display(),
+        fut = fut.display()
+    );
+    let file = tmp.path().join("f.toml");
+    std::fs::write(&file, spec).unwrap();
+    ok(&run(&["run", file.to_str().unwrap()]));
+    // The same as `particast forecast` from the whole history.
+    let direct = dir.join("direct.parquet");
+    ok(&run(&[
+        "forecast",
+        "--input",
+        hist.to_str().unwrap(),
+        "--model",
+        dir.join("model").to_str().unwrap(),
+        "--horizon",
+        "12",
+        "--future",
+        fut.to_str().unwrap(),
+        "--output",
+        direct.to_str().unwrap(),
+        "-q",
+    ]));
+    assert_eq!(
+        std::fs::read(dir.join("from-state.parquet")).unwrap(),
+        std::fs::read(&direct).unwrap()
+    );
+}

@@ -390,6 +390,94 @@ impl Backtest {
     }
 }
 
+/// What a backtest measured: the metrics per window and overall and, when asked, a conformal
+/// calibration of all windows with its check on the last window (fitted on the earlier ones).
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct CvReport {
+    /// Windows per series.
+    pub n_windows: usize,
+    /// Steps between cutoffs.
+    pub step_size: usize,
+    /// Horizon.
+    pub h: usize,
+    /// Seasonality of the metrics.
+    pub season: usize,
+    /// Series backtested.
+    pub series: usize,
+    /// Series left out (too short).
+    pub skipped_series: usize,
+    /// Metrics of each window, oldest first.
+    pub windows: Vec<Metrics>,
+    /// Their mean.
+    pub overall: Metrics,
+    /// The last window raw and calibrated by the windows before it (at least two windows).
+    pub calibration_holdout: Option<CalibrationCheck>,
+    /// The calibration of all windows (to save with the model).
+    pub calibration: Option<Calibration>,
+}
+
+/// A calibration measured on a window it was not fitted on.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct CalibrationCheck {
+    /// Windows it was fitted on (the ones before the last).
+    pub fitted_on_windows: usize,
+    /// The last window's metrics, raw.
+    pub raw: Metrics,
+    /// The last window's metrics, calibrated.
+    pub calibrated: Metrics,
+}
+
+impl Backtest {
+    /// The report of this backtest of `data` ([`CvReport`]); `calibrate`: fit the calibration
+    /// and check it on the last window.
+    pub fn report(&self, data: &Dataset, cv: &CvConfig, calibrate: bool) -> Result<CvReport> {
+        let (windows, overall) = self.metrics(data)?;
+        let last = self.n_windows - 1;
+        let (calibration_holdout, calibration) = if calibrate {
+            let check = if self.n_windows >= 2 {
+                let early = self.calibration(data, |k| k < last)?;
+                let raw = self.only(|k| k == last).metrics(data)?.1;
+                let calibrated = self
+                    .calibrated(data, &early, |k| k == last)?
+                    .metrics(data)?
+                    .1;
+                Some(CalibrationCheck {
+                    fitted_on_windows: last,
+                    raw,
+                    calibrated,
+                })
+            } else {
+                None
+            };
+            (check, Some(self.calibration(data, |_| true)?))
+        } else {
+            (None, None)
+        };
+        Ok(CvReport {
+            n_windows: self.n_windows,
+            step_size: cv.step(self.forecast.horizon),
+            h: self.forecast.horizon,
+            season: self.season,
+            series: data.series.len() - self.skipped,
+            skipped_series: self.skipped,
+            windows,
+            overall,
+            calibration_holdout,
+            calibration,
+        })
+    }
+}
+
+/// The model directory a backtest's calibration belongs to: `dir`, or with `refit` the last
+/// window's model (`dir/window-N`, the one trained on the most data).
+pub fn calibration_dir(dir: &std::path::Path, cv: &CvConfig) -> std::path::PathBuf {
+    if cv.refit {
+        dir.join(format!("window-{}", cv.n_windows))
+    } else {
+        dir.to_path_buf()
+    }
+}
+
 /// The mean of each metric over `per` (NaN-free means; coverage level by level).
 fn mean_metrics(per: &[Metrics]) -> Metrics {
     let n = per.len().max(1) as f64;

@@ -165,7 +165,20 @@ pub(crate) fn holdout_mase(
         horizon,
         ..Default::default()
     };
-    let forecasts = crate::forecast::forecast_series(model, &heads, &cfg)?;
+    // Future covariates of the held-out steps are the series' own.
+    let future = model.meta.inputs.needs_future().then(|| {
+        crate::forecast::FutureCovariates::from_series(
+            series,
+            &model.meta.data.covariate_cols,
+            "the held-out tail",
+        )
+    });
+    let forecasts = crate::forecast::forecast_ensemble_future(
+        std::slice::from_ref(model),
+        &heads,
+        &cfg,
+        future.as_ref(),
+    )?;
     let (mut sum, mut n) = (0.0, 0usize);
     for ((full, head), f) in pairs.iter().zip(&forecasts) {
         let hist = crate::evaluate::history_of(head);
