@@ -390,3 +390,43 @@ fn cross_validation_windows_layout_and_calibration() {
     assert!(again.calibration.is_none());
     assert!(!dir.join("calibration.json").exists());
 }
+
+#[test]
+fn refit_backtests_train_one_model_per_window_on_its_own_history() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_csv(dir.path(), N);
+    let data = Dataset::read(Source::path(path), &opts()).unwrap();
+    let cv = CvConfig {
+        n_windows: 2,
+        refit: true,
+        ..CvConfig::default()
+    };
+    let fc = fc_config(Mode::Particle);
+    let m = dir.path().join("m");
+    let (bt, models) =
+        stage::cross_validate(&data, &opts(), &config(), &fc, &cv, &m, &mut Silent).unwrap();
+    assert_eq!(models.len(), 2);
+    assert!(m.join("window-1").is_dir() && m.join("window-2").is_dir());
+    // Every window's model trained on all three series (each cut at that window's cutoff).
+    for (k, model) in models.iter().enumerate() {
+        let s = model.meta.training.as_ref().unwrap();
+        assert_eq!(s.series, 3, "window {k}");
+    }
+    // Each window is forecast by its own model: the same numbers as a backtest of that window
+    // with that model alone.
+    for (k, model) in models.iter().enumerate() {
+        let one = backtest(std::slice::from_ref(model), &data.series, &fc, &cv, Some(k)).unwrap();
+        let mine: Vec<&SeriesForecast> = bt
+            .windows
+            .iter()
+            .filter(|w| w.window == k)
+            .map(|w| &w.forecast)
+            .collect();
+        let theirs: Vec<&SeriesForecast> = one.windows.iter().map(|w| &w.forecast).collect();
+        assert_eq!(mine, theirs, "window {k}");
+    }
+    assert_eq!(
+        particast_pipeline::cv::calibration_dir(&m, &cv),
+        m.join("window-2")
+    );
+}
