@@ -178,30 +178,9 @@ impl FutureCovariates {
     /// From series whose targets are the covariate `columns` (a future frame read with those
     /// columns as its targets).
     pub fn from_targets(series: &[PreparedSeries], columns: Vec<String>, source: &str) -> Self {
-        let c = columns.len();
-        let map = series
-            .iter()
-            .map(|s| {
-                let values = (0..s.len())
-                    .flat_map(|t| (0..c).map(move |j| (t, j)))
-                    .map(|(t, j)| s.value(t as i64, j).map(|v| v as f32))
-                    .collect();
-                let ds = (0..s.len() as i64).map(|t| s.timestamp(t)).collect();
-                (
-                    s.id.clone(),
-                    FutureSeries {
-                        ds,
-                        values,
-                        kind: s.axis.kind.clone(),
-                    },
-                )
-            })
-            .collect();
-        FutureCovariates {
-            source: source.into(),
-            columns,
-            series: map,
-        }
+        Self::gather(series, columns, source, |s, t, j| {
+            s.value(t as i64, j).map(|v| v as f32)
+        })
     }
 
     /// The covariates `columns` (named as in `covariate_cols`, the order of each series'
@@ -209,30 +188,35 @@ impl FutureCovariates {
     /// of each cutoff.
     pub fn from_series(series: &[PreparedSeries], covariate_cols: &[String], source: &str) -> Self {
         let c = covariate_cols.len();
+        Self::gather(series, covariate_cols.to_vec(), source, |s, t, j| {
+            (s.present.get(t).copied().unwrap_or(false) && s.n_covariates == c)
+                .then(|| s.covariates[t * c + j])
+        })
+    }
+
+    /// `value(series, step, column)` of every step and column of every series.
+    fn gather(
+        series: &[PreparedSeries],
+        columns: Vec<String>,
+        source: &str,
+        value: impl Fn(&PreparedSeries, usize, usize) -> Option<f32>,
+    ) -> Self {
+        let c = columns.len();
         let map = series
             .iter()
             .map(|s| {
                 let values = (0..s.len())
                     .flat_map(|t| (0..c).map(move |j| (t, j)))
-                    .map(|(t, j)| {
-                        (s.present.get(t).copied().unwrap_or(false) && s.n_covariates == c)
-                            .then(|| s.covariates[t * c + j])
-                    })
+                    .map(|(t, j)| value(s, t, j))
                     .collect();
                 let ds = (0..s.len() as i64).map(|t| s.timestamp(t)).collect();
-                (
-                    s.id.clone(),
-                    FutureSeries {
-                        ds,
-                        values,
-                        kind: s.axis.kind.clone(),
-                    },
-                )
+                let kind = s.axis.kind.clone();
+                (s.id.clone(), FutureSeries { ds, values, kind })
             })
             .collect();
         FutureCovariates {
             source: source.into(),
-            columns: covariate_cols.to_vec(),
+            columns,
             series: map,
         }
     }

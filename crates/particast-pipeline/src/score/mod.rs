@@ -37,6 +37,7 @@ use crate::model_dir::TrainedModel;
 
 use anomaly::Tracker;
 pub use anomaly::{likelihood_score, rank_score, AnomalyMethod};
+use state::max_lag;
 pub use state::{check_state, state_series, SeriesState};
 
 /// Scoring settings.
@@ -100,17 +101,6 @@ pub struct SeriesScores {
     pub anomaly: Vec<Option<f64>>,
     /// Flag per step.
     pub flag: Vec<Option<bool>>,
-}
-
-fn max_lag(tm: &TrainedModel) -> usize {
-    tm.meta
-        .inputs
-        .features
-        .lags
-        .iter()
-        .copied()
-        .max()
-        .unwrap_or(1)
 }
 
 /// Scores `s` from step `start` (earlier steps serve only as lag history), continuing `state`.

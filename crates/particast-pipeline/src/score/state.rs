@@ -78,6 +78,18 @@ pub fn check_state(tm: &TrainedModel, state: &SeriesState) -> Result<()> {
     Ok(())
 }
 
+/// The largest lag the model reads (1 without lags).
+pub(crate) fn max_lag(tm: &TrainedModel) -> usize {
+    tm.meta
+        .inputs
+        .features
+        .lags
+        .iter()
+        .copied()
+        .max()
+        .unwrap_or(1)
+}
+
 /// The recent history a state keeps, as a series on the model's time axis ending at the
 /// state's last step: what forecasting from a state reads (the last `context + max lag` steps
 /// are all a forecast reads, so it equals forecasting from the full history). A state that
@@ -87,16 +99,7 @@ pub fn state_series(tm: &TrainedModel, state: &SeriesState) -> Result<PreparedSe
     let d = tm.model.config.targets;
     let c = tm.meta.data.covariate_cols.len();
     let n = state.tail_values.len() / d.max(1);
-    let max_lag = tm
-        .meta
-        .inputs
-        .features
-        .lags
-        .iter()
-        .copied()
-        .max()
-        .unwrap_or(1);
-    let need = (tm.meta.context + max_lag).min(state.steps);
+    let need = (tm.meta.context + max_lag(tm)).min(state.steps);
     if n < need || state.tail_mask.len() != n * d {
         return Err(PipelineError::StateMismatch(format!(
             "the state of series `{}` keeps {n} steps of history; forecasting from it needs \
