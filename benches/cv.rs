@@ -80,7 +80,7 @@ fn vic(shared: &Path, tmp: &Path, seeds: &[String]) -> serde_json::Value {
         "14",
         "--step-size",
         "48",
-        "--season",
+        "--eval-season",
         "48",
     ]);
     println!(
@@ -162,7 +162,7 @@ fn m4(shared: &Path, tmp: &Path) -> serde_json::Value {
         "48",
         "--n-windows",
         "3",
-        "--season",
+        "--eval-season",
         "24",
     ]);
     args.extend(input.iter().cloned());
@@ -187,7 +187,7 @@ fn m4(shared: &Path, tmp: &Path) -> serde_json::Value {
             "48",
             "--n-windows",
             "3",
-            "--season",
+            "--eval-season",
             "24",
         ]);
         c.extend(input.iter().cloned());

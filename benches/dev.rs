@@ -527,7 +527,7 @@ fn main() {
                     "--quiet".into(),
                     "--n-windows".into(),
                     n.to_string(),
-                    "--season".into(),
+                    "--eval-season".into(),
                     set.m.to_string(),
                     "--calibrate".into(),
                     "--output".into(),

@@ -196,9 +196,9 @@ pub struct CvArgs {
     #[arg(long)]
     pub pretrained: bool,
     /// Seasonality of MASE, MSIS and the calibration's scale [default: the model's shortest
-    /// season, else 1].
+    /// season, else 1] (`--season` is the training recipe's).
     #[arg(long)]
-    pub season: Option<usize>,
+    pub eval_season: Option<usize>,
     /// Interval levels in percent [default: 80,95].
     #[arg(long, value_delimiter = ',')]
     pub levels: Option<Vec<f64>>,
@@ -718,5 +718,18 @@ impl IngestArgs {
             .set_some("stride", self.stride)
             .set_some("short_series", self.short_series);
         o
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Cli;
+    use clap::CommandFactory;
+
+    /// Every flag of every command is unique and well formed (clap checks this only in debug
+    /// builds, and the tests run in release).
+    #[test]
+    fn the_command_line_is_consistent() {
+        Cli::command().debug_assert();
     }
 }

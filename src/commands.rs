@@ -297,7 +297,7 @@ pub fn cv(args: CvArgs, quiet: bool) -> Result<()> {
         n_windows: args.n_windows,
         step_size: args.step_size,
         refit: args.refit,
-        season: args.season,
+        season: args.eval_season,
     };
     cv_cfg.validate(fc.horizon)?;
     let start = Instant::now();

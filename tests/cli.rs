@@ -581,7 +581,7 @@ fn future_covariates_backtests_calibration_and_state_forecasts() {
         m,
         "--n-windows",
         "4",
-        "--season",
+        "--eval-season",
         "24",
         "--calibrate",
     ];
