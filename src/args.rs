@@ -62,7 +62,7 @@ pub enum Command {
     /// of every series, write the forecasts in Nixtla's layout and the metrics per window.
     #[command(after_help = "Examples:
   particast cv --input data.parquet --model cv-model/ --horizon 48 --n-windows 3 --output cv.parquet
-  particast cv --input train.csv --format wide --model m/ --horizon 48 --n-windows 3 --season 24 --calibrate --output cv.parquet
+  particast cv --input train.csv --format wide --model m/ --horizon 48 --n-windows 3 --eval-season 24 --calibrate --output cv.parquet
   particast cv --input data.parquet --model m/ --pretrained --horizon 24 --n-windows 7 --step-size 24 --output cv.parquet")]
     Cv(CvArgs),
     /// Score a forecast file against actuals: sMAPE, MASE, MSIS, coverage, ND, NRMSE, wQL, CRPS, NLL.

@@ -79,7 +79,8 @@ pub fn open_for_model(
 /// Reads a future frame for `model`: one row per series and step to forecast, with the
 /// model's id and time columns and its future covariate columns ([`future_columns`]), read
 /// with the model's reading options (`input` on top) and its frequency. Extra columns are
-/// ignored; rows before the forecast origin are allowed (a frame of all known covariates).
+/// ignored; rows before the forecast origin are allowed (a frame of all known covariates). For
+/// a model with ids from file paths, the frame has a `unique_id` column of those ids.
 pub fn read_future(
     model: &TrainedModel,
     source: Source,
@@ -99,6 +100,15 @@ pub fn read_future(
             "{name}: a future frame is a long table (one row per series and step)"
         )));
     }
+    // A model whose ids come from file paths: the future frame names the series in an id
+    // column (`unique_id` unless `input` names another), with the ids the forecasts carry.
+    let from_paths = opts.id_from_path;
+    if from_paths {
+        opts.id_from_path = false;
+        if !input.keys().any(|k| k == "id_col") {
+            opts.id_col = "unique_id".into();
+        }
+    }
     opts.target_cols = columns.clone();
     opts.covariate_cols = Some(Vec::new());
     opts.futr_exog.clear();
@@ -109,7 +119,16 @@ pub fn read_future(
     if let Some(f) = model.meta.data.frequency {
         opts.frequency = Some(f.describe(&model.meta.data.time_kind));
     }
-    let data = Dataset::read(source, &opts)?;
+    let data = Dataset::read(source, &opts).map_err(|e| match e {
+        particast_ingest::IngestError::MissingColumn { .. } if from_paths => {
+            PipelineError::Config(format!(
+                "{name}: a future frame for a model with ids from file paths names each series \
+                 in a `{}` column (the ids the forecasts carry): {e}",
+                opts.id_col
+            ))
+        }
+        e => e.into(),
+    })?;
     if std::mem::discriminant(&data.schema.time_kind)
         != std::mem::discriminant(&model.meta.data.time_kind)
     {

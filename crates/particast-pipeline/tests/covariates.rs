@@ -430,3 +430,68 @@ fn refit_backtests_train_one_model_per_window_on_its_own_history() {
         m.join("window-2")
     );
 }
+
+#[test]
+fn a_model_with_ids_from_paths_reads_its_future_frame_by_an_id_column() {
+    let dir = tempfile::tempdir().unwrap();
+    let full = std::fs::read_to_string(write_csv(dir.path(), N)).unwrap();
+    // One series in a file of its own, without an id column.
+    let (mut hist, mut fut, mut bare) = (
+        String::from("ds,y,promo\n"),
+        String::from("unique_id,ds,promo\n"),
+        String::from("ds,promo\n"),
+    );
+    for (i, line) in full.lines().skip(1).take(N).enumerate() {
+        let f: Vec<&str> = line.split(',').collect();
+        if i < N - H {
+            writeln!(hist, "{},{},{}", f[1], f[2], f[3]).unwrap();
+        } else {
+            writeln!(fut, "one.csv,{},{}", f[1], f[3]).unwrap();
+            writeln!(bare, "{},{}", f[1], f[3]).unwrap();
+        }
+    }
+    let path = |name: &str, text: &str| {
+        let p = dir.path().join(name);
+        std::fs::write(&p, text).unwrap();
+        p
+    };
+    let (h, f, b) = (
+        path("one.csv", &hist),
+        path("future.csv", &fut),
+        path("bare.csv", &bare),
+    );
+    let opts = IngestOptions {
+        id_from_path: true,
+        futr_exog: vec!["promo".into()],
+        ..Default::default()
+    };
+    let data = Dataset::read(Source::path(&h), &opts).unwrap();
+    assert_eq!(data.series[0].id, "one.csv");
+    let model = train(
+        &data,
+        &opts,
+        &config(),
+        &dir.path().join("m"),
+        false,
+        &mut Silent,
+    )
+    .unwrap();
+    let input = Overrides::new("input");
+    let future = stage::read_future(&model, Source::path(&f), &input).unwrap();
+    let cfg = fc_config(Mode::Particle);
+    let fc = forecast_ensemble_future(
+        std::slice::from_ref(&model),
+        &data.series,
+        &cfg,
+        Some(&future),
+    )
+    .unwrap();
+    assert_eq!(fc[0].steps.len(), H);
+    let e = stage::read_future(&model, Source::path(&b), &input)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("names each series in a `unique_id` column"),
+        "{e}"
+    );
+}
