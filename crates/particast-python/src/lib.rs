@@ -565,6 +565,65 @@ fn evaluate(
 }
 
 /// The version of the library inside.
+/// Rolling-origin cross-validation (`particast cv`): trains on every series of `data` up to
+/// its first cutoff (or one model per window with `refit`), forecasts every window; returns the
+/// windows' rows in Nixtla's layout (a `pyarrow.Table`: id, time, `cutoff`, `y`, the forecast
+/// columns) and the report (metrics per window and overall) as JSON.
+#[pyfunction]
+#[pyo3(signature = (data, ingest, train, forecast, cv, dir=None, logger=None, progress=None, n_threads=None))]
+#[allow(clippy::too_many_arguments)]
+fn cross_validation(
+    py: Python<'_>,
+    data: &Bound<'_, PyAny>,
+    ingest: &str,
+    train: &str,
+    forecast: &str,
+    cv: &str,
+    dir: Option<PathBuf>,
+    logger: Option<Py<PyAny>>,
+    progress: Option<Py<PyAny>>,
+    n_threads: Option<usize>,
+) -> PyResult<(Py<PyAny>, String)> {
+    let df = frame_from_py(data)?;
+    let opts: IngestOptions = overrides("input", ingest)?.build().map_err(to_py)?;
+    let cfg: TrainConfig = overrides("train", train)?.build().map_err(to_py)?;
+    let fc: ForecastConfig = overrides("forecast", forecast)?.build().map_err(to_py)?;
+    let cv: particast_pipeline::cv::CvConfig = overrides("cv", cv)?.build().map_err(to_py)?;
+    let mut reporter = PyReporter {
+        logger,
+        progress,
+        batches: 0,
+        epochs: 0,
+    };
+    let out = py.detach(|| {
+        with_threads(n_threads, || -> Result<(DataFrame, String), Error> {
+            let tmp;
+            let dir: &Path = match &dir {
+                Some(d) => d,
+                None => {
+                    tmp = tempfile::tempdir().map_err(|e| Error::Io {
+                        path: std::env::temp_dir(),
+                        source: e,
+                    })?;
+                    tmp.path()
+                }
+            };
+            let data = stage::read(Source::Frame(df), &opts)?;
+            let (bt, _) = stage::cross_validate(&data, &opts, &cfg, &fc, &cv, dir, &mut reporter)?;
+            let frame = bt.frame(&data.series, &data.schema.time_kind)?;
+            let report = bt.report(&data, &cv, false)?;
+            let json = serde_json::to_string(&report).map_err(|e| {
+                Error::Pipeline(PipelineError::Config(format!("the backtest report: {e}")))
+            })?;
+            Ok((frame, json))
+        })
+    })?;
+    let (mut frame, report) = out.map_err(to_py)?;
+    rename(&mut frame, "unique_id", &opts.id_col)?;
+    rename(&mut frame, "ds", &opts.time_col)?;
+    Ok((frame_to_py(py, &frame)?, report))
+}
+
 #[pyfunction]
 fn version() -> &'static str {
     env!("CARGO_PKG_VERSION")
@@ -576,6 +635,7 @@ fn _particast(m: &Bound<'_, PyModule>) -> PyResult<()> {
     let py = m.py();
     m.add_function(wrap_pyfunction!(fit, m)?)?;
     m.add_function(wrap_pyfunction!(evaluate, m)?)?;
+    m.add_function(wrap_pyfunction!(cross_validation, m)?)?;
     m.add_function(wrap_pyfunction!(version, m)?)?;
     m.add_class::<Model>()?;
     m.add_class::<Scorer>()?;

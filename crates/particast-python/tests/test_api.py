@@ -255,3 +255,18 @@ def test_future_covariates_need_x_df():
     assert not fc["particast"].equals(pl.from_arrow(as_arrow(other))["particast"])
     with pytest.raises(particast.ParticastError, match="missing|has rows for"):
         m.forecast(history, H, X_df=x_df.slice(0, x_df.num_rows - 1))
+
+
+def test_cross_validation_in_nixtla_layout(data):
+    cv, report = particast.cross_validation(
+        pl.from_arrow(data), h=H, n_windows=2, step_size=6, return_metrics=True, **TRAIN
+    )
+    assert isinstance(cv, pl.DataFrame)
+    assert cv.columns[:5] == ["unique_id", "ds", "cutoff", "y", "particast"]
+    assert cv.height == 6 * 2 * H
+    assert len(report["windows"]) == 2 and report["overall"]["mase"] > 0
+    # Each window's first step is the one after its cutoff; y is the input's value there.
+    first = cv.group_by(["unique_id", "cutoff"]).agg(pl.col("ds").min().alias("start"))
+    assert (first["start"] - first["cutoff"]).dt.total_hours().to_list() == [1] * 12
+    joined = cv.join(pl.from_arrow(data), on=["unique_id", "ds"], suffix="_in")
+    assert joined["y"].equals(joined["y_in"])

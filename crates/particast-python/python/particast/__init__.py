@@ -34,12 +34,14 @@ from ._particast import (
 )
 from ._particast import Model as _Model
 from ._particast import Scorer as _Scorer
+from ._particast import cross_validation as _cross_validation
 from ._particast import evaluate as _evaluate
 from ._particast import fit as _fit
 from ._particast import version as _version
 
 __all__ = [
     "fit",
+    "cross_validation",
     "load",
     "evaluate",
     "Model",
@@ -422,6 +424,74 @@ def evaluate(
         season=season,
     )
     return json.loads(out)
+
+
+def cross_validation(
+    df: Any,
+    h: int,
+    n_windows: int = 3,
+    step_size: int | None = None,
+    *,
+    level: Iterable[float] = (80, 95),
+    mode: str = "sample",
+    refit: bool = False,
+    season: int | None = None,
+    id_col: str = "unique_id",
+    time_col: str = "ds",
+    target_col: str | Sequence[str] = "y",
+    freq: str | None = None,
+    futr_exog: Sequence[str] | None = None,
+    hist_exog: Sequence[str] | None = None,
+    stat_exog: Sequence[str] | None = None,
+    sort: bool = True,
+    ingest: Mapping[str, Any] | None = None,
+    dir: str | None = None,
+    progress: bool = False,
+    n_threads: int | None = None,
+    return_metrics: bool = False,
+    **train_options: Any,
+) -> Any:
+    """Rolling-origin cross-validation, as ``particast cv`` and Nixtla's ``cross_validation``:
+    ``n_windows`` cutoffs per series counted back from its end, ``step_size`` apart (default
+    ``h``); one model trained on every series up to its first cutoff (``refit=True``: one per
+    window), every window forecast ``h`` steps. Returns the rows (id, time, ``cutoff``, ``y``,
+    ``particast``, ``particast-median``, ``particast-lo-80``, ...) as the caller's frame type;
+    with ``return_metrics=True`` also the report (metrics per window and overall, a dict).
+    ``season`` is the seasonality of MASE and MSIS (default: the model's shortest season);
+    ``train_options`` are the ``[train]`` keys, as for ``fit``."""
+    opts = dict(ingest or {})
+    opts.update(id_col=id_col, time_col=time_col, target_cols=_targets(target_col), sort=sort)
+    if freq is not None:
+        opts["frequency"] = freq
+    for key, cols in (("futr_exog", futr_exog), ("hist_exog", hist_exog), ("stat_exog", stat_exog)):
+        if cols is not None:
+            opts[key] = list(cols)
+    train = dict(train_options)
+    train.setdefault("horizon", h)
+    fc = dict(horizon=h, levels=[float(v) for v in level], mode=mode)
+    cv = dict(n_windows=n_windows, refit=refit)
+    if step_size is not None:
+        cv["step_size"] = step_size
+    if season is not None:
+        cv["season"] = season
+    bar = _Bar() if progress else None
+    try:
+        table, report = _cross_validation(
+            _frames.to_arrow(df),
+            _json(opts),
+            _json(train),
+            _json(fc),
+            _json(cv),
+            dir=dir,
+            logger=logger,
+            progress=bar,
+            n_threads=n_threads,
+        )
+    finally:
+        if bar is not None:
+            bar.close()
+    out = _frames.from_arrow(table, _frames.kind(df))
+    return (out, json.loads(report)) if return_metrics else out
 
 
 try:  # the polars namespaces, when polars is installed
