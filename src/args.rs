@@ -416,6 +416,9 @@ pub struct PlotArgs {
     /// Steps ahead for the fan chart [default: 48].
     #[arg(long)]
     pub horizon: Option<usize>,
+    /// Future frame of a model with future covariates (as `forecast --future`).
+    #[arg(long)]
+    pub future: Option<String>,
     /// History steps shown before the forecast.
     #[arg(long, default_value_t = particast::plot::DEFAULT_HISTORY)]
     pub history: usize,

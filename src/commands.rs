@@ -486,6 +486,9 @@ pub fn plot(args: PlotArgs, quiet: bool) -> Result<()> {
     if let Some(l) = &args.labels {
         protected.file(l);
     }
+    if let Some(f) = &args.future {
+        protected.input(f);
+    }
     for p in args.forecast.iter().chain(&args.anomaly) {
         protected.claim(p)?;
         note_output(p);
@@ -508,7 +511,24 @@ pub fn plot(args: PlotArgs, quiet: bool) -> Result<()> {
     if let Some(path) = &args.forecast {
         let cfg: ForecastConfig = args.forecast_overrides().build()?;
         let models = std::slice::from_ref(&model);
-        let fc = stage::forecast_series_of(models, one, &data.schema.time_kind, &cfg)?;
+        let future = match &args.future {
+            Some(f) => {
+                let input = Input::open(f, args.input.input_format.unwrap_or(InputFormat::Auto))?;
+                Some(stage::read_future(
+                    &model,
+                    input.source(),
+                    &input_overrides(&args.input, &args.lags),
+                )?)
+            }
+            None => None,
+        };
+        let fc = stage::forecast_with_future(
+            models,
+            one,
+            &data.schema.time_kind,
+            &cfg,
+            future.as_ref(),
+        )?;
         particast::plot::forecast_chart(series, &fc.series[0], &cfg.levels, args.history, path)?;
         if !quiet {
             say!("fan chart  {}", path.display());

@@ -628,6 +628,25 @@ fn future_covariates_backtests_calibration_and_state_forecasts() {
     let cal = p("cal.parquet");
     a.extend([cal.as_str(), "--future", fut, "--calibrated", "-q"]);
     ok(&run(&a));
+    // The fan chart of such a model needs the future frame too.
+    let fan = p("fan.svg");
+    let plot = [
+        "plot",
+        "--input",
+        hist,
+        "--model",
+        m,
+        "--series",
+        "s0",
+        "--forecast",
+        &fan,
+    ];
+    let mut a = plot.to_vec();
+    a.extend(["--horizon", "12"]);
+    bad_input(&run(&a), "future covariates [promo]");
+    a.extend(["--future", fut, "-q"]);
+    ok(&run(&a));
+    assert!(std::fs::read_to_string(&fan).unwrap().contains("<svg"));
     // A future frame a step short names the series and the steps it has.
     let text = std::fs::read_to_string(fut).unwrap();
     let short: Vec<&str> = text
