@@ -243,6 +243,22 @@ impl Reporter for PyReporter {
 }
 
 /// Trains a model on `data` (see `particast.fit`).
+/// The folder training keeps its checkpoints in: the caller's, or a temporary one (removed
+/// when the returned guard drops, once the model is in memory).
+fn model_dir(dir: Option<&Path>) -> Result<(Option<tempfile::TempDir>, PathBuf), Error> {
+    match dir {
+        Some(d) => Ok((None, d.to_path_buf())),
+        None => {
+            let tmp = tempfile::tempdir().map_err(|e| Error::Io {
+                path: std::env::temp_dir(),
+                source: e,
+            })?;
+            let path = tmp.path().to_path_buf();
+            Ok((Some(tmp), path))
+        }
+    }
+}
+
 #[pyfunction]
 #[pyo3(signature = (data, ingest, train, dir=None, logger=None, progress=None, n_threads=None))]
 #[allow(clippy::too_many_arguments)]
@@ -267,19 +283,8 @@ fn fit(
     };
     let trained = py.detach(|| {
         with_threads(n_threads, || -> Result<TrainedModel, Error> {
-            // Training keeps its checkpoints in a model directory: the caller's, or a
-            // temporary one removed once the model is in memory.
-            let tmp;
-            let dir: &Path = match &dir {
-                Some(d) => d,
-                None => {
-                    tmp = tempfile::tempdir().map_err(|e| Error::Io {
-                        path: std::env::temp_dir(),
-                        source: e,
-                    })?;
-                    tmp.path()
-                }
-            };
+            let (_tmp, dir) = model_dir(dir.as_deref())?;
+            let dir: &Path = &dir;
             let data = stage::read(Source::Frame(df), &opts)?;
             Ok(stage::train(&data, &opts, &cfg, dir, false, &mut reporter)?)
         })
@@ -597,17 +602,8 @@ fn cross_validation(
     };
     let out = py.detach(|| {
         with_threads(n_threads, || -> Result<(DataFrame, String), Error> {
-            let tmp;
-            let dir: &Path = match &dir {
-                Some(d) => d,
-                None => {
-                    tmp = tempfile::tempdir().map_err(|e| Error::Io {
-                        path: std::env::temp_dir(),
-                        source: e,
-                    })?;
-                    tmp.path()
-                }
-            };
+            let (_tmp, dir) = model_dir(dir.as_deref())?;
+            let dir: &Path = &dir;
             let data = stage::read(Source::Frame(df), &opts)?;
             let (bt, _) = stage::cross_validate(&data, &opts, &cfg, &fc, &cv, dir, &mut reporter)?;
             let frame = bt.frame(&data.series, &data.schema.time_kind)?;

@@ -129,6 +129,31 @@ def fit(
     Training writes checkpoints to ``dir`` when given (a model directory), else to a temporary
     folder removed at the end.
     """
+    opts = _reading(
+        ingest, id_col, time_col, target_col, sort, freq, covariate_cols,
+        futr_exog, hist_exog, stat_exog,
+    )
+    train = dict(train_options)
+    if h is not None:
+        train["horizon"] = h
+    inner = _with_bar(
+        progress,
+        lambda bar: _fit(
+            _frames.to_arrow(df),
+            _json(opts),
+            _json(train),
+            dir=dir,
+            logger=logger,
+            progress=bar,
+            n_threads=n_threads,
+        ),
+    )
+    return Model(inner)
+
+
+def _reading(ingest, id_col, time_col, target_col, sort, freq, covariate_cols,
+             futr_exog, hist_exog, stat_exog) -> dict:
+    """The ``[input]`` keys of ``fit`` and ``cross_validation``."""
     opts = dict(ingest or {})
     opts.update(id_col=id_col, time_col=time_col, target_cols=_targets(target_col), sort=sort)
     if freq is not None:
@@ -138,24 +163,17 @@ def fit(
     for key, cols in (("futr_exog", futr_exog), ("hist_exog", hist_exog), ("stat_exog", stat_exog)):
         if cols is not None:
             opts[key] = list(cols)
-    train = dict(train_options)
-    if h is not None:
-        train["horizon"] = h
+    return opts
+
+
+def _with_bar(progress: bool, call):
+    """``call(bar)`` with a progress bar when asked, closed whatever happens."""
     bar = _Bar() if progress else None
     try:
-        inner = _fit(
-            _frames.to_arrow(df),
-            _json(opts),
-            _json(train),
-            dir=dir,
-            logger=logger,
-            progress=bar,
-            n_threads=n_threads,
-        )
+        return call(bar)
     finally:
         if bar is not None:
             bar.close()
-    return Model(inner)
 
 
 def load(path: str) -> "Model":
@@ -459,13 +477,9 @@ def cross_validation(
     with ``return_metrics=True`` also the report (metrics per window and overall, a dict).
     ``season`` is the seasonality of MASE and MSIS (default: the model's shortest season);
     ``train_options`` are the ``[train]`` keys, as for ``fit``."""
-    opts = dict(ingest or {})
-    opts.update(id_col=id_col, time_col=time_col, target_cols=_targets(target_col), sort=sort)
-    if freq is not None:
-        opts["frequency"] = freq
-    for key, cols in (("futr_exog", futr_exog), ("hist_exog", hist_exog), ("stat_exog", stat_exog)):
-        if cols is not None:
-            opts[key] = list(cols)
+    opts = _reading(
+        ingest, id_col, time_col, target_col, sort, freq, None, futr_exog, hist_exog, stat_exog
+    )
     train = dict(train_options)
     train.setdefault("horizon", h)
     fc = dict(horizon=h, levels=[float(v) for v in level], mode=mode)
@@ -474,9 +488,9 @@ def cross_validation(
         cv["step_size"] = step_size
     if season is not None:
         cv["season"] = season
-    bar = _Bar() if progress else None
-    try:
-        table, report = _cross_validation(
+    table, report = _with_bar(
+        progress,
+        lambda bar: _cross_validation(
             _frames.to_arrow(df),
             _json(opts),
             _json(train),
@@ -486,10 +500,8 @@ def cross_validation(
             logger=logger,
             progress=bar,
             n_threads=n_threads,
-        )
-    finally:
-        if bar is not None:
-            bar.close()
+        ),
+    )
     out = _frames.from_arrow(table, _frames.kind(df))
     return (out, json.loads(report)) if return_metrics else out
 
