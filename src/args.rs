@@ -8,7 +8,7 @@ use particast::ingest::{Duplicates, InputFormat, Irregular, Layout, ShortSeries,
 use particast::kernels::{Cell, Gate, Head};
 use particast::pipeline::sink::OutputFormat;
 use particast::pipeline::{
-    AnomalyMethod, Mode, Nonnegative, Overrides, Scaling, Target, Transform,
+    AdaptParams, AnomalyMethod, Mode, Nonnegative, Overrides, Scaling, Target, Transform,
 };
 use std::str::FromStr;
 
@@ -304,6 +304,25 @@ pub struct ScoreArgs {
     /// every this many steps (0: never) [default: 0].
     #[arg(long)]
     pub refresh: Option<usize>,
+    /// Keep learning while scoring: every this many steps of a series, gradient steps of its
+    /// own copy of the model on the windows it has already scored (0: frozen) [default: 0].
+    #[arg(long)]
+    pub adapt: Option<usize>,
+    /// Learning rate of online adaptation [default: 0.001].
+    #[arg(long)]
+    pub adapt_lr: Option<f64>,
+    /// Gradient steps per adaptation update [default: 1].
+    #[arg(long)]
+    pub adapt_steps: Option<usize>,
+    /// Training windows per adaptation update [default: 4].
+    #[arg(long)]
+    pub adapt_windows: Option<usize>,
+    /// How far back an update's windows reach, in steps (0: back to back) [default: 0].
+    #[arg(long)]
+    pub adapt_memory: Option<usize>,
+    /// Which weights adaptation changes [default: all].
+    #[arg(long, value_enum)]
+    pub adapt_params: Option<AdaptParams>,
 }
 
 #[derive(Args, Debug)]
@@ -640,7 +659,13 @@ impl ScoreArgs {
             .set_some("method", self.method)
             .set_some("long_window", self.long_window)
             .set_some("suppress", self.suppress)
-            .set_some("refresh", self.refresh);
+            .set_some("refresh", self.refresh)
+            .set_some("adapt", self.adapt)
+            .set_some("adapt_lr", self.adapt_lr)
+            .set_some("adapt_steps", self.adapt_steps)
+            .set_some("adapt_windows", self.adapt_windows)
+            .set_some("adapt_memory", self.adapt_memory)
+            .set_some("adapt_params", self.adapt_params);
         o
     }
 }

@@ -93,8 +93,8 @@ pub use model_dir::{
 };
 pub use output::states::{load_states, save_states};
 pub use score::{
-    check_state, likelihood_score, rank_score, score_continued, score_series, AnomalyMethod,
-    ScoreConfig, SeriesScores, SeriesState,
+    check_state, likelihood_score, rank_score, score_continued, score_series, AdaptParams,
+    AnomalyMethod, ScoreConfig, SeriesScores, SeriesState,
 };
 pub use settings::{Overrides, TrainConfig};
 pub use train::{train, Reporter, Silent, MODEL_FILES};

@@ -81,6 +81,7 @@ pub fn states_to_frame(states: &[SeriesState]) -> Result<polars::prelude::DataFr
             "min_value".into(),
             states.iter().map(|s| s.min_value).collect::<Vec<_>>(),
         ),
+        list_f32("adapted", states.iter().map(|s| s.adapted.clone())),
         list_f64(
             "recent_scores",
             states.iter().map(|s| s.recent_scores.clone()),
@@ -167,9 +168,11 @@ pub fn states_from_frame(
         .and_then(|c| c.list().ok().cloned());
     // Written before forecasting from states: no covariates or rows of the tail, no minimum.
     let optional_list = |name: &str| df.column(name).ok().and_then(|c| c.list().ok().cloned());
-    let (tail_cov, tail_present) = (
+    let (tail_cov, tail_present, adapted) = (
         optional_list("tail_covariates"),
         optional_list("tail_present"),
+        // Written before online adaptation: the model's own weights.
+        optional_list("adapted"),
     );
     let min_value = df
         .column("min_value")
@@ -221,6 +224,10 @@ pub fn states_from_frame(
                     None => Vec::new(),
                 },
                 min_value: min_value.as_ref().and_then(|m| m.get(i)),
+                adapted: match &adapted {
+                    Some(l) => f64s(l, i)?.into_iter().map(|v| v as f32).collect(),
+                    None => Vec::new(),
+                },
                 recent_scores: f64s(&rs, i)?,
                 recent_anomaly: match &recent_anomaly {
                     Some(l) => f64s(l, i)?,

@@ -25,6 +25,20 @@ pub enum AnomalyMethod {
     /// does not assume the NLLs are Gaussian: on a spiky series a spike only ranks as high as
     /// it is rare there.
     Rank,
+    /// A calibrated surprise: peaks over threshold. A generalized Pareto distribution is fitted
+    /// (by moments, shape in [0, 0.45]) to the excesses of the top 2% of the previous
+    /// `long_window` NLLs over their 98% quantile; the score of the recent surprise (as for
+    /// `rank`) is one minus its tail probability under that fit, and its rank below the
+    /// quantile ([`pot_score`]). Heavy tails per series, like the rank, but with a smooth,
+    /// extrapolating tail where the rank only counts the few largest past values.
+    Pot,
+}
+
+impl AnomalyMethod {
+    /// Whether the method keeps a sorted copy of its window.
+    fn keeps_sorted(self) -> bool {
+        matches!(self, AnomalyMethod::Rank | AnomalyMethod::Pot)
+    }
 }
 
 /// The causal memory of the anomaly method of one series: the last raw values (tail scores
@@ -41,7 +55,7 @@ impl<'a> Tracker<'a> {
     /// Continues the memory saved in `state`.
     pub(crate) fn resume(cfg: &'a ScoreConfig, state: &SeriesState) -> Self {
         let recent: VecDeque<f64> = state.recent_scores.iter().copied().collect();
-        let sorted: Vec<f64> = if cfg.method == AnomalyMethod::Rank {
+        let sorted: Vec<f64> = if cfg.method.keeps_sorted() {
             let mut v: Vec<f64> = recent.iter().copied().collect();
             v.sort_by(f64::total_cmp);
             v
@@ -65,12 +79,14 @@ impl<'a> Tracker<'a> {
             AnomalyMethod::Tail => (1.0 - p, cfg.smooth.max(1)),
             AnomalyMethod::Likelihood => (nll, cfg.long_window.max(cfg.smooth).max(2)),
             // The previous long_window NLLs and this one.
-            AnomalyMethod::Rank => (nll, cfg.long_window.max(cfg.smooth).max(1) + 1),
+            AnomalyMethod::Rank | AnomalyMethod::Pot => {
+                (nll, cfg.long_window.max(cfg.smooth).max(1) + 1)
+            }
         };
         recent.push_back(raw_value);
         while recent.len() > keep {
             if let Some(old) = recent.pop_front() {
-                if cfg.method == AnomalyMethod::Rank {
+                if cfg.method.keeps_sorted() {
                     // Always present (`sorted` mirrors `recent`); checked all the same.
                     let i = sorted.partition_point(|x| x.total_cmp(&old).is_lt());
                     if i < sorted.len() {
@@ -94,9 +110,13 @@ impl<'a> Tracker<'a> {
                     likelihood_score((short_mean - mean) / sd)
                 }
             }
-            AnomalyMethod::Rank => {
+            AnomalyMethod::Rank | AnomalyMethod::Pot => {
                 // `sorted` holds the previous NLLs; then this one joins them.
-                let score = rank_score(sorted, short_mean);
+                let score = if cfg.method == AnomalyMethod::Pot {
+                    pot_score(sorted, short_mean)
+                } else {
+                    rank_score(sorted, short_mean)
+                };
                 let i = sorted.partition_point(|x| x.total_cmp(&raw_value).is_lt());
                 sorted.insert(i, raw_value);
                 score
@@ -172,9 +192,77 @@ pub fn rank_score(sorted: &[f64], v: f64) -> f64 {
     (below as f64 + 0.5 * (at_most - below) as f64) / m as f64
 }
 
+/// The fraction of the past values that [`pot_score`]'s tail fit reads.
+pub const POT_FRACTION: f64 = 0.02;
+
+/// The `pot` method's score of `v` among the ascending `sorted` past values: with `u` their
+/// `1 - POT_FRACTION` quantile, `v <= u` scores its rank (as [`rank_score`]); beyond, one minus
+/// the tail probability `P(X > v) = f (1 + xi (v - u) / sigma)^(-1/xi)` of a generalized Pareto
+/// fitted by moments to the excesses over `u` (`f` the fraction above `u`; the shape `xi` kept in
+/// [0, 0.45], `xi = 0` the exponential). Below a tail probability of 1e-12 the score keeps rising
+/// with `-log P` without reaching 1, so extreme surprises stay ordered. Fewer than 100 past
+/// values: the rank score.
+pub fn pot_score(sorted: &[f64], v: f64) -> f64 {
+    let m = sorted.len();
+    if m < 100 || v.is_nan() {
+        return rank_score(sorted, v);
+    }
+    let k = ((1.0 - POT_FRACTION) * m as f64) as usize;
+    let u = sorted[k.min(m - 1)];
+    if v <= u {
+        return rank_score(sorted, v);
+    }
+    let excess = &sorted[k..];
+    let n = excess.len() as f64;
+    let mean = excess.iter().map(|x| x - u).sum::<f64>() / n;
+    let var = excess.iter().map(|x| (x - u - mean).powi(2)).sum::<f64>() / n;
+    let floor = 1e-12 * (1.0 + u.abs());
+    let mean = mean.max(floor);
+    let (xi, sigma) = if var > 0.0 {
+        let r = mean * mean / var;
+        (
+            (0.5 * (1.0 - r)).clamp(0.0, 0.45),
+            (0.5 * mean * (r + 1.0)).max(floor),
+        )
+    } else {
+        (0.0, mean)
+    };
+    let z = (v - u) / sigma;
+    let log_p = (n / m as f64).ln() - if xi > 1e-9 { (xi * z).ln_1p() / xi } else { z };
+    const LOG_P0: f64 = -27.631_021_115_928_547; // ln 1e-12
+    if log_p > LOG_P0 {
+        // Continuous with the rank at u (its tail probability there is about n / m).
+        1.0 - log_p.exp()
+    } else {
+        1.0 - 1e-12 / (1.0 + ((LOG_P0 - log_p) / std::f64::consts::LN_10).ln_1p())
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use super::{likelihood_score, rank_score};
+    use super::{likelihood_score, pot_score, rank_score};
+
+    #[test]
+    fn pot_score_is_the_rank_below_the_quantile_then_a_rising_tail_probability() {
+        // Exponential-looking past values: -ln of evenly spaced probabilities.
+        let mut past: Vec<f64> = (1..=1000).map(|i| -(i as f64 / 1001.0).ln()).collect();
+        past.sort_by(f64::total_cmp);
+        assert_eq!(pot_score(&past, 0.5), rank_score(&past, 0.5));
+        // Beyond the quantile the tail fit gives about the exponential's tail probability.
+        let s = pot_score(&past, 6.0);
+        assert!((1.0 - s - (-6.0f64).exp()).abs() < 1.5e-3, "{s}");
+        let mut last = pot_score(&past, 4.0);
+        for v in [5.0, 8.0, 20.0, 50.0, 1e3, 1e9, 1e300] {
+            let r = pot_score(&past, v);
+            assert!(r > last && r < 1.0, "{v}: {r} after {last}");
+            last = r;
+        }
+        // Few past values: the rank; constant past: still ordered.
+        assert_eq!(pot_score(&past[..50], 3.0), rank_score(&past[..50], 3.0));
+        let flat = vec![1.0; 200];
+        assert!(pot_score(&flat, 1.5) > pot_score(&flat, 1.0));
+        assert!(pot_score(&flat, 3.0) > pot_score(&flat, 1.5));
+    }
     use statrs::distribution::{ContinuousCDF, Normal};
 
     #[test]

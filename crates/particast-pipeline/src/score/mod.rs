@@ -21,6 +21,7 @@
 //! from the last `context` steps and fresh particles are run through them, as for a training
 //! window, before the next steps are scored. Missing observations get nulls.
 
+pub mod adapt;
 pub mod anomaly;
 pub mod state;
 
@@ -35,8 +36,9 @@ use crate::inputs::{Affine, KernelBatch};
 use crate::mixture;
 use crate::model_dir::TrainedModel;
 
+pub use adapt::AdaptParams;
 use anomaly::Tracker;
-pub use anomaly::{likelihood_score, rank_score, AnomalyMethod};
+pub use anomaly::{likelihood_score, pot_score, rank_score, AnomalyMethod};
 use state::max_lag;
 pub use state::{check_state, state_series, SeriesState};
 
@@ -66,6 +68,21 @@ pub struct ScoreConfig {
     /// whatever its level has drifted to, at `(context + refresh) / refresh` times the cost;
     /// still only the past is used.
     pub refresh: usize,
+    /// Online adaptation ([`adapt`]): every `adapt` steps of a series (0: never, the model
+    /// stays frozen), a few gradient steps of the series' own copy of the model on the windows
+    /// it has already scored. Causal: a score depends only on the observations before it.
+    pub adapt: usize,
+    /// The learning rate of adaptation (Adam with fresh moments: about the change of each
+    /// weight per gradient step).
+    pub adapt_lr: f64,
+    /// Gradient steps per adaptation update.
+    pub adapt_steps: usize,
+    /// Training windows (of the model's `context + horizon` steps) per update.
+    pub adapt_windows: usize,
+    /// How far back the windows of an update reach, in steps (0: the windows back to back).
+    pub adapt_memory: usize,
+    /// Which weights adaptation changes.
+    pub adapt_params: AdaptParams,
 }
 
 impl Default for ScoreConfig {
@@ -78,6 +95,12 @@ impl Default for ScoreConfig {
             suppress: 0,
             chunk: 2048,
             refresh: 0,
+            adapt: 0,
+            adapt_lr: 1e-3,
+            adapt_steps: 1,
+            adapt_windows: 4,
+            adapt_memory: 0,
+            adapt_params: AdaptParams::All,
         }
     }
 }
@@ -118,6 +141,16 @@ fn score_from(
     let original = s;
     let transformed = tm.transformed(s)?;
     let s: &PreparedSeries = &transformed;
+    // The series' own copy of the model once adaptation has changed it.
+    let mut model: std::borrow::Cow<'_, particast_kernels::Model<f32>> = if state.adapted.is_empty()
+    {
+        std::borrow::Cow::Borrowed(&tm.model)
+    } else {
+        std::borrow::Cow::Owned(particast_kernels::Model::from_params(
+            tm.model.config.clone(),
+            state.adapted.clone(),
+        )?)
+    };
     let mut pstate = ParticleState {
         windows: 1,
         particles: l,
@@ -136,8 +169,17 @@ fn score_from(
     // The absolute step of `start` (continued scoring keeps the refresh phase).
     let abs_start = state.steps;
     let mut t0 = start;
+    // The first index of the history (earlier indices would be before the series' start).
+    let first = start as i64 - abs_start as i64;
     while t0 < s.len() {
         let mut n = chunk.min(s.len() - t0);
+        if cfg.adapt > 0 {
+            let abs_t = abs_start + t0 - start;
+            if abs_t > 0 && abs_t % cfg.adapt == 0 {
+                adapt::update(tm, model.to_mut(), s, t0, first, cfg)?;
+            }
+            n = n.min(cfg.adapt - abs_t % cfg.adapt);
+        }
         // Conditioning steps run before the scored ones (refresh only); their outputs are unused.
         let mut warm = 0;
         if cfg.refresh > 0 {
@@ -151,7 +193,7 @@ fn score_from(
         if warm > 0 {
             // A fresh start on the conditioning steps, scaled by them alone.
             affine = fresh_affine;
-            let fresh = ParticleState::new(&tm.model, 1);
+            let fresh = ParticleState::new(&model, 1);
             pstate.h = fresh.h;
             pstate.log_w = fresh.log_w;
         }
@@ -165,7 +207,7 @@ fn score_from(
             before.as_deref(),
             &mut kb,
         );
-        let so = score(&tm.model, &mut pstate, &kb.view(0), false)?;
+        let so = score(&model, &mut pstate, &kb.view(0), false)?;
         let pw = l * tm.model.config.head_width();
         for k in (0..n).map(|k| k + warm) {
             let t = t0 + k - warm;
@@ -217,7 +259,7 @@ fn score_from(
     }
     // Keep what continuing needs: the lag history and the conditioning window (for
     // refreshing, and for forecasting from the state), with the covariates of those steps.
-    let lag = max_lag(tm) + ctx;
+    let lag = max_lag(tm) + ctx.max(cfg.adapt_reach(ctx + tm.meta.horizon.max(1)));
     let from = s.len().saturating_sub(lag);
     let c = original.n_covariates;
     state.tail_covariates = original.covariates[from * c..s.len() * c].to_vec();
@@ -247,6 +289,9 @@ fn score_from(
     state.log_w = pstate.log_w;
     state.scale = affine.scale;
     state.loc = affine.loc;
+    if let std::borrow::Cow::Owned(m) = model {
+        state.adapted = m.params;
+    }
     tracker.save(state);
     Ok(out)
 }
@@ -274,6 +319,7 @@ pub fn initial_state(tm: &TrainedModel, s: &PreparedSeries) -> SeriesState {
         tail_covariates: Vec::new(),
         tail_present: Vec::new(),
         min_value: None,
+        adapted: Vec::new(),
         recent_scores: Vec::new(),
         recent_anomaly: Vec::new(),
     }
@@ -283,11 +329,21 @@ impl ScoreConfig {
     /// Checks every size against its limit ([`crate::limits`]).
     pub fn validate(&self) -> Result<()> {
         use crate::limits::{at_most, MAX_CHUNK, MAX_WINDOW};
+        const MAX_ADAPT_WINDOWS: usize = 4096;
         at_most("chunk", self.chunk, MAX_CHUNK, "")?;
         at_most("long_window", self.long_window, MAX_WINDOW, "")?;
         at_most("smooth", self.smooth, MAX_WINDOW, "")?;
         at_most("suppress", self.suppress, MAX_WINDOW, "")?;
         at_most("refresh", self.refresh, MAX_WINDOW, "")?;
+        at_most("adapt", self.adapt, MAX_WINDOW, "")?;
+        at_most("adapt_steps", self.adapt_steps, MAX_WINDOW, "")?;
+        at_most("adapt_windows", self.adapt_windows, MAX_ADAPT_WINDOWS, "")?;
+        at_most("adapt_memory", self.adapt_memory, MAX_WINDOW, "")?;
+        if !(self.adapt_lr.is_finite() && self.adapt_lr >= 0.0) {
+            return Err(PipelineError::Config(
+                "adapt_lr must be a finite number >= 0".into(),
+            ));
+        }
         if !self.threshold.is_finite() {
             return Err(PipelineError::Config(
                 "threshold must be a finite number".into(),

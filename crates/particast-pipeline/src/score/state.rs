@@ -44,6 +44,10 @@ pub struct SeriesState {
     /// forecasts from the state); `None` when nothing was observed or not recorded.
     #[serde(default)]
     pub min_value: Option<f64>,
+    /// The series' adapted weights (online adaptation, [`crate::ScoreConfig::adapt`]); empty
+    /// while the model's own weights score it.
+    #[serde(default)]
+    pub adapted: Vec<f32>,
     /// The last raw values the anomaly method keeps (tail scores, or NLLs).
     pub recent_scores: Vec<f64>,
     /// The last anomaly scores before suppression (for [`crate::ScoreConfig::suppress`]).
@@ -69,6 +73,8 @@ pub fn check_state(tm: &TrainedModel, state: &SeriesState) -> Result<()> {
         || state.loc.len() != c.targets
         || state.scale.iter().any(|s| !(s.is_finite() && *s > 0.0))
         || state.loc.iter().any(|l| !l.is_finite())
+        || !(state.adapted.is_empty() || state.adapted.len() == tm.model.params.len())
+        || state.adapted.iter().any(|w| !w.is_finite())
     {
         return Err(PipelineError::SchemaMismatch(format!(
             "the state of series `{}` does not fit the model (L={}, H={}, D={})",
