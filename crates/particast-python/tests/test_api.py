@@ -4,6 +4,7 @@ errors, the polars namespaces and the streaming scorer."""
 from __future__ import annotations
 
 import logging
+import math
 import pickle
 
 import duckdb
@@ -270,3 +271,16 @@ def test_cross_validation_in_nixtla_layout(data):
     assert (first["start"] - first["cutoff"]).dt.total_hours().to_list() == [1] * 12
     joined = cv.join(pl.from_arrow(data), on=["unique_id", "ds"], suffix="_in")
     assert joined["y"].equals(joined["y_in"])
+
+
+def test_score_with_online_adaptation(model, data):
+    frozen = as_arrow(model.score(data))
+    adapted = as_arrow(model.score(data, adapt=24, adapt_lr=1e-3, n_threads=1))
+    again = as_arrow(model.score(data, adapt=24, adapt_lr=1e-3, n_threads=2))
+    a = adapted.column("particast-nll").to_pylist()
+    f = frozen.column("particast-nll").to_pylist()
+    assert a == again.column("particast-nll").to_pylist()
+    assert all(v is None or math.isfinite(v) for v in a)
+    assert a != f
+    with pytest.raises(particast.ConfigError, match="adapt_lr"):
+        model.score(data, adapt=24, adapt_lr=-1.0)

@@ -289,7 +289,10 @@ class Model:
     ) -> Any:
         """``df``'s rows with ``particast-nll`` (the exact one-step predictive NLL),
         ``particast-pit``, ``particast-anomaly`` (in [0, 1]) and ``particast-flag`` appended;
-        ``score_options`` are the ``[score]`` keys (``method``, ``threshold``, ``suppress``, ...).
+        ``score_options`` are the ``[score]`` keys (``method``, ``threshold``, ``suppress``, ...),
+        among them online adaptation: ``adapt=200, adapt_lr=1e-4`` keeps learning every 200
+        rows of a series from the rows already scored (``adapt_steps``, ``adapt_windows``,
+        ``adapt_memory``, ``adapt_params="all"|"head"``).
         """
         table, _ = self._inner.score(
             _frames.to_arrow(df),
