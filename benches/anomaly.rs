@@ -31,36 +31,6 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
 
-/// One CSV line's fields (double quotes allowed).
-fn fields(line: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut cur = String::new();
-    let mut quoted = false;
-    let mut chars = line.chars().peekable();
-    while let Some(c) = chars.next() {
-        match c {
-            '"' if quoted && chars.peek() == Some(&'"') => {
-                cur.push('"');
-                chars.next();
-            }
-            '"' => quoted = !quoted,
-            ',' if !quoted => out.push(std::mem::take(&mut cur)),
-            c => cur.push(c),
-        }
-    }
-    out.push(cur);
-    out
-}
-
-fn read_rows(path: &Path) -> Vec<Vec<String>> {
-    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    text.lines()
-        .skip(1)
-        .filter(|l| !l.is_empty())
-        .map(fields)
-        .collect()
-}
-
 /// Series (id, values in time order) of `rows` with the id in `id`, the value in `v`, in file
 /// order (reversed when `newest_first`).
 fn series_of(rows: Vec<Vec<String>>, id: Option<usize>, v: usize) -> Vec<(String, Vec<f64>)> {
@@ -86,32 +56,43 @@ fn load(name: &str, dev: &Path) -> Option<Set> {
         "aus-retail" => (
             12,
             series_of(
-                read_rows(&dev.join("aus_retail/csv/aus_retail.csv")),
+                common::read_rows(&dev.join("aus_retail/csv/aus_retail.csv")),
                 Some(2),
                 4,
             ),
         ),
         "tourism-monthly" => {
-            let rows: Vec<Vec<String>> = read_rows(&dev.join("tourism/csv/tourism_train.csv"))
-                .into_iter()
-                .filter(|r| r[0].starts_with('M'))
-                .collect();
+            let rows: Vec<Vec<String>> =
+                common::read_rows(&dev.join("tourism/csv/tourism_train.csv"))
+                    .into_iter()
+                    .filter(|r| r[0].starts_with('M'))
+                    .collect();
             (12, series_of(rows, Some(0), 3))
         }
         "vic-elec" => (
             48,
-            series_of(read_rows(&dev.join("vic_elec/csv/vic_elec.csv")), None, 2),
+            series_of(
+                common::read_rows(&dev.join("vic_elec/csv/vic_elec.csv")),
+                None,
+                2,
+            ),
         ),
         "peyton-manning" => (
             7,
             series_of(
-                read_rows(&dev.join("peyton_manning_wiki/example_wp_log_peyton_manning.csv")),
+                common::read_rows(
+                    &dev.join("peyton_manning_wiki/example_wp_log_peyton_manning.csv"),
+                ),
                 None,
                 1,
             ),
         ),
         "us-gasoline" => {
-            let mut s = series_of(read_rows(&dev.join("us_gasoline/us_gasoline.csv")), None, 1);
+            let mut s = series_of(
+                common::read_rows(&dev.join("us_gasoline/us_gasoline.csv")),
+                None,
+                1,
+            );
             for (_, v) in &mut s {
                 v.reverse();
             }

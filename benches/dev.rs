@@ -57,36 +57,6 @@ struct Set {
     reference: Option<Reference>,
 }
 
-/// Splits one CSV line, with double-quoted fields.
-fn fields(line: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut cur = String::new();
-    let mut quoted = false;
-    let mut chars = line.chars().peekable();
-    while let Some(c) = chars.next() {
-        match c {
-            '"' if quoted && chars.peek() == Some(&'"') => {
-                cur.push('"');
-                chars.next();
-            }
-            '"' => quoted = !quoted,
-            ',' if !quoted => out.push(std::mem::take(&mut cur)),
-            c => cur.push(c),
-        }
-    }
-    out.push(cur);
-    out
-}
-
-fn read_rows(path: &Path) -> Vec<Vec<String>> {
-    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    text.lines()
-        .skip(1)
-        .filter(|l| !l.is_empty())
-        .map(fields)
-        .collect()
-}
-
 fn write_long(path: &Path, rows: &[(String, String, String)]) {
     let mut text = String::from("series_id,time,value\n");
     for (id, t, v) in rows {
@@ -133,7 +103,7 @@ fn competition(
     h: usize,
     m: usize,
 ) -> Set {
-    let meta = read_rows(&dev.join(format!("{comp}/csv/{comp}_meta.csv")));
+    let meta = common::read_rows(&dev.join(format!("{comp}/csv/{comp}_meta.csv")));
     let keep: HashMap<String, ()> = meta
         .iter()
         .filter(|r| r[1].to_uppercase().starts_with(prefix))
@@ -149,7 +119,7 @@ fn competition(
     let mut paths = Vec::new();
     for part in ["train", "test"] {
         let rows: Vec<(String, String, String)> =
-            read_rows(&dev.join(format!("{comp}/csv/{comp}_{part}.csv")))
+            common::read_rows(&dev.join(format!("{comp}/csv/{comp}_{part}.csv")))
                 .into_iter()
                 .filter(|r| keep.contains_key(&r[0]))
                 .map(|r| {
@@ -171,7 +141,7 @@ fn competition(
         paths.push(p);
     }
     let reference = (comp == "m3").then(|| {
-        let rows = read_rows(&dev.join("m3/csv/m3_original_forecasts.csv"));
+        let rows = common::read_rows(&dev.join("m3/csv/m3_original_forecasts.csv"));
         let f: Vec<(String, Vec<f64>)> = rows
             .into_iter()
             .filter(|r| r[0] == "THETA" && keep.contains_key(&r[1]))
@@ -271,11 +241,11 @@ fn prepare(name: &str, dev: &Path, shared: &Path, tmp: &Path) -> Option<Set> {
             }
         }
         "vic-elec" => {
-            let rows = read_rows(&dev.join("vic_elec/csv/vic_elec.csv"));
+            let rows = common::read_rows(&dev.join("vic_elec/csv/vic_elec.csv"));
             holdout(tmp, name, one("vic_elec", rows, 0, 2), 48, 48)
         }
         "aus-retail" => {
-            let rows = read_rows(&dev.join("aus_retail/csv/aus_retail.csv"));
+            let rows = common::read_rows(&dev.join("aus_retail/csv/aus_retail.csv"));
             let r = rows
                 .into_iter()
                 .filter(|r| r.len() > 4 && !r[4].is_empty())
@@ -284,13 +254,14 @@ fn prepare(name: &str, dev: &Path, shared: &Path, tmp: &Path) -> Option<Set> {
             holdout(tmp, name, r, 24, 12)
         }
         "peyton-manning" => {
-            let rows =
-                read_rows(&dev.join("peyton_manning_wiki/example_wp_log_peyton_manning.csv"));
+            let rows = common::read_rows(
+                &dev.join("peyton_manning_wiki/example_wp_log_peyton_manning.csv"),
+            );
             holdout(tmp, name, one("peyton", rows, 0, 1), 28, 7)
         }
         "us-gasoline" => {
             // Newest first in the file, `MM/DD/YYYY`: written oldest first as ISO dates.
-            let rows = read_rows(&dev.join("us_gasoline/us_gasoline.csv"));
+            let rows = common::read_rows(&dev.join("us_gasoline/us_gasoline.csv"));
             let mut r: Vec<(String, String, String)> = rows
                 .into_iter()
                 .filter(|r| r.len() > 1 && !r[1].is_empty())
