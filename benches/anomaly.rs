@@ -13,8 +13,9 @@
 //! - `flat`: `2 seg` values frozen at the one before (a stuck sensor).
 //!
 //! Scores (pooled over the series of a set, second halves only): `particast score` with its
-//! defaults, and the two other recipes for comparison (`tail`: the tail probability without
-//! suppression, the former default; `nab`: `pipelines/nab.toml`'s rank with onset suppression);
+//! defaults (the NLL's rank among the last 1000 with the calm score of runs of 6), and the two
+//! other recipes for comparison (`tail`: the tail probability without suppression or calm
+//! score, the former default; `nab`: `pipelines/nab.toml`'s rank with onset suppression);
 //! baselines: `zscore` (|y - mean| / sd of the series' training half) and `rolling` (the same
 //! against the last 1000 values, the default `long_window`). Reported: ROC AUC, PR AUC (average
 //! precision) and the best F1 over thresholds, per kind.
@@ -22,7 +23,8 @@
 //! Run: `cargo bench --bench anomaly --features cli`; writes `benches/results/anomaly.json`.
 //! `PARTICAST_ANOMALY_SETS` picks sets (default
 //! `aus-retail,tourism-monthly,vic-elec,peyton-manning,us-gasoline`), `PARTICAST_ANOMALY_SEED`
-//! the seed of training and injection (default 1).
+//! the seed of training and injection (default 1), `PARTICAST_ANOMALY_DIR` a folder that keeps
+//! the work files (inputs, `<kind>-labels.csv`, scores) instead of a temporary one.
 
 mod common;
 
@@ -320,9 +322,15 @@ fn main() {
         .and_then(|s| s.parse().ok())
         .unwrap_or(1);
     let tmp = tempfile::tempdir().expect("temp dir");
+    // PARTICAST_ANOMALY_DIR keeps the work files (inputs, labels, scores) for inspection.
+    let keep = std::env::var_os("PARTICAST_ANOMALY_DIR").map(PathBuf::from);
+    let work = keep.clone().unwrap_or_else(|| tmp.path().to_path_buf());
     let recipes: [(&str, Vec<String>); 3] = [
         ("default", Vec::new()),
-        ("tail", s(&["--method", "tail", "--suppress", "0"])),
+        (
+            "tail",
+            s(&["--method", "tail", "--suppress", "0", "--calm", "0"]),
+        ),
         (
             "nab",
             s(&[
@@ -332,6 +340,8 @@ fn main() {
                 "8640",
                 "--suppress",
                 "300",
+                "--calm",
+                "0",
             ]),
         ),
     ];
@@ -350,7 +360,7 @@ fn main() {
         let Some(set) = load(name, &dev) else {
             panic!("PARTICAST_ANOMALY_SETS: unknown set {name}");
         };
-        let dir = tmp.path().join(set.name);
+        let dir = work.join(set.name);
         std::fs::create_dir_all(&dir).expect("dir");
         let splits: Vec<usize> = set.series.iter().map(|(_, v)| v.len() / 2).collect();
         let train: Vec<(String, Vec<f64>)> = set
@@ -409,6 +419,21 @@ fn main() {
                     .map(|(id, y, _)| (id.clone(), y.clone()))
                     .collect::<Vec<_>>(),
             );
+            if keep.is_some() {
+                let text: String = injected
+                    .iter()
+                    .flat_map(|(id, _, l)| {
+                        l.iter()
+                            .enumerate()
+                            .map(move |(t, &b)| format!("{id},{t},{}\n", u8::from(b)))
+                    })
+                    .collect();
+                std::fs::write(
+                    dir.join(format!("{kind}-labels.csv")),
+                    format!("series_id,time,label\n{text}"),
+                )
+                .expect("write labels");
+            }
             let labels: Vec<bool> = injected
                 .iter()
                 .zip(&splits)

@@ -289,13 +289,17 @@ pub struct ScoreArgs {
     /// Average the anomaly score over this many observations [default: 1].
     #[arg(long)]
     pub smooth: Option<usize>,
-    /// Anomaly score recipe: tail probability, short- vs long-term surprise (z-score), or the
-    /// rank of the recent surprise among the long window's [default: tail].
+    /// Anomaly score recipe: tail probability, short- vs long-term surprise (z-score), the
+    /// rank of the recent surprise among the long window's, or a tail fit [default: rank].
     #[arg(long, value_enum)]
     pub method: Option<AnomalyMethod>,
-    /// Long window of the likelihood method [default: 1000].
+    /// Long window of the likelihood and rank methods and of the calm score [default: 1000].
     #[arg(long)]
     pub long_window: Option<usize>,
+    /// Also flag runs of this many observations that are too predictable (a stuck sensor):
+    /// their tail scores against the long window's (0: off) [default: 6].
+    #[arg(long)]
+    pub calm: Option<usize>,
     /// Report only the onset of a run of high scores: 0 unless above every score of this many
     /// previous observations [default: 0, off].
     #[arg(long)]
@@ -658,6 +662,7 @@ impl ScoreArgs {
             .set_some("smooth", self.smooth)
             .set_some("method", self.method)
             .set_some("long_window", self.long_window)
+            .set_some("calm", self.calm)
             .set_some("suppress", self.suppress)
             .set_some("refresh", self.refresh)
             .set_some("adapt", self.adapt)

@@ -737,6 +737,85 @@ fn suppression_keeps_only_the_onset_of_a_run() {
 }
 
 #[test]
+fn the_calm_score_flags_a_stuck_sensor_that_no_single_step_surprise_sees() {
+    use particast_ingest::polars::prelude::*;
+    // Noise around 10 (a fixed pseudo-random stream); the sensor then sticks at 10, the centre
+    // of every forecast, for 48 steps: each value is unsurprising, only their run is not.
+    let mut x = 0x2545_f491_4f6c_dd1du64;
+    let mut y: Vec<f64> = (0..4000)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            10.0 + ((x >> 11) as f64 / (1u64 << 53) as f64) * 2.0 - 1.0
+        })
+        .collect();
+    let train_rows = 3000;
+    let (from, to) = (3500, 3548);
+    y[from..to].iter_mut().for_each(|v| *v = 10.0);
+    let frame = |n: usize| {
+        df!(
+            "unique_id" => vec!["s"; n],
+            "ds" => (0..n as i64).collect::<Vec<_>>(),
+            "y" => y[..n].to_vec()
+        )
+        .unwrap()
+    };
+    let opts = IngestOptions::default();
+    let train_data = Dataset::read(Source::Frame(frame(train_rows)), &opts).unwrap();
+    let data = Dataset::read(Source::Frame(frame(y.len())), &opts).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = TrainConfig {
+        hidden: Some(8),
+        particles: 2,
+        context: Some(24),
+        horizon: 8,
+        ..small_config()
+    };
+    let model = train(&train_data, &opts, &cfg, dir.path(), false, &mut Silent).unwrap();
+    let scores = |calm: usize| {
+        let cfg = ScoreConfig {
+            calm,
+            ..Default::default()
+        };
+        score_series(&model, &data.series, &cfg).unwrap()[0]
+            .0
+            .anomaly
+            .iter()
+            .map(|a| a.unwrap_or(0.0))
+            .collect::<Vec<f64>>()
+    };
+    assert_eq!(ScoreConfig::default().calm, 6, "on by default");
+    let (with, without) = (scores(6), scores(0));
+    // Never below the method's own score.
+    assert!(with.iter().zip(&without).all(|(a, b)| a >= b));
+    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
+    // Once a window of 6 is stuck, the calm score dominates and flags (threshold 0.999) the
+    // stretch that the surprise alone does not flag at all; elsewhere it adds no flag and
+    // little score.
+    let flags = |v: &[f64]| v.iter().filter(|&&a| a >= 0.999).count();
+    let (inside, inside0) = (mean(&with[from + 6..to]), mean(&without[from + 6..to]));
+    let (outside, outside0) = (
+        mean(&with[train_rows..from]),
+        mean(&without[train_rows..from]),
+    );
+    assert!(
+        inside > 0.99 && inside > inside0 + 0.2,
+        "stuck: {inside} vs {inside0}"
+    );
+    assert!(flags(&with[from..to]) >= 36, "{:?}", &with[from..to]);
+    assert_eq!(flags(&without[from..to]), 0);
+    assert_eq!(
+        flags(&with[train_rows..from]),
+        flags(&without[train_rows..from])
+    );
+    assert!(
+        outside < outside0 + 0.1,
+        "elsewhere {outside} vs {outside0}"
+    );
+}
+
+#[test]
 fn seasonal_change_target_forecasts_scores_and_rolls_its_own_seasons() {
     // nyc_taxi has a daily cycle of 48 half-hours; lag 48 is an input lag, so it can be the
     // target's season.

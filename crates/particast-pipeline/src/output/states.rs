@@ -86,6 +86,7 @@ pub fn states_to_frame(states: &[SeriesState]) -> Result<polars::prelude::DataFr
             "recent_scores",
             states.iter().map(|s| s.recent_scores.clone()),
         ),
+        list_f64("recent_calm", states.iter().map(|s| s.recent_calm.clone())),
         list_f64(
             "recent_anomaly",
             states.iter().map(|s| s.recent_anomaly.clone()),
@@ -168,11 +169,13 @@ pub fn states_from_frame(
         .and_then(|c| c.list().ok().cloned());
     // Written before forecasting from states: no covariates or rows of the tail, no minimum.
     let optional_list = |name: &str| df.column(name).ok().and_then(|c| c.list().ok().cloned());
-    let (tail_cov, tail_present, adapted) = (
+    let (tail_cov, tail_present, adapted, recent_calm) = (
         optional_list("tail_covariates"),
         optional_list("tail_present"),
         // Written before online adaptation: the model's own weights.
         optional_list("adapted"),
+        // Written before the calm score: its memory starts empty.
+        optional_list("recent_calm"),
     );
     let min_value = df
         .column("min_value")
@@ -229,6 +232,10 @@ pub fn states_from_frame(
                     None => Vec::new(),
                 },
                 recent_scores: f64s(&rs, i)?,
+                recent_calm: match &recent_calm {
+                    Some(l) => f64s(l, i)?,
+                    None => Vec::new(),
+                },
                 recent_anomaly: match &recent_anomaly {
                     Some(l) => f64s(l, i)?,
                     None => Vec::new(),

@@ -38,7 +38,10 @@ use crate::model_dir::TrainedModel;
 
 pub use adapt::AdaptParams;
 use anomaly::Tracker;
-pub use anomaly::{likelihood_score, pot_score, rank_score, AnomalyMethod};
+pub use anomaly::{
+    calm_score, likelihood_score, pot_score, rank_score, AnomalyMethod, CALM_MIN_HISTORY,
+    CALM_PENALTY,
+};
 use state::max_lag;
 pub use state::{check_state, state_series, SeriesState};
 
@@ -53,8 +56,14 @@ pub struct ScoreConfig {
     pub smooth: usize,
     /// How the anomaly score is made from the predictive distribution.
     pub method: AnomalyMethod,
-    /// The long window of the likelihood method (past observations).
+    /// The long window of the likelihood and rank methods, and the history of the calm score
+    /// (past observations).
     pub long_window: usize,
+    /// Also flag runs that are too predictable (0: off): the anomaly score is at least the
+    /// calm score ([`calm_score`]) of the tail scores of the last `calm` observations against
+    /// those of the `long_window` before them. Catches flat-lined sensors and repeated
+    /// stretches, which no single-step surprise sees.
+    pub calm: usize,
     /// Report only the onset of a run of high scores: a score that does not exceed every score
     /// of the previous `suppress` observations is reported as 0 (0: off). Causal and
     /// threshold-free, so a surprise that keeps the score high for several rows raises one flag.
@@ -90,8 +99,9 @@ impl Default for ScoreConfig {
         ScoreConfig {
             threshold: 0.999,
             smooth: 1,
-            method: AnomalyMethod::Tail,
+            method: AnomalyMethod::Rank,
             long_window: 1000,
+            calm: 6,
             suppress: 0,
             chunk: 2048,
             refresh: 0,
@@ -321,6 +331,7 @@ pub fn initial_state(tm: &TrainedModel, s: &PreparedSeries) -> SeriesState {
         min_value: None,
         adapted: Vec::new(),
         recent_scores: Vec::new(),
+        recent_calm: Vec::new(),
         recent_anomaly: Vec::new(),
     }
 }
@@ -333,6 +344,7 @@ impl ScoreConfig {
         at_most("chunk", self.chunk, MAX_CHUNK, "")?;
         at_most("long_window", self.long_window, MAX_WINDOW, "")?;
         at_most("smooth", self.smooth, MAX_WINDOW, "")?;
+        at_most("calm", self.calm, MAX_WINDOW, "")?;
         at_most("suppress", self.suppress, MAX_WINDOW, "")?;
         at_most("refresh", self.refresh, MAX_WINDOW, "")?;
         at_most("adapt", self.adapt, MAX_WINDOW, "")?;
@@ -363,6 +375,7 @@ impl ScoreConfig {
             .long_window
             .max(self.smooth)
             .max(self.suppress)
+            .max(self.long_window + self.calm)
             .min(longest.max(1))
             + 2;
         let width = 4 * c.hidden + c.inputs + c.head_width() + c.embedding;

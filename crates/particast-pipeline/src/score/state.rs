@@ -50,6 +50,10 @@ pub struct SeriesState {
     pub adapted: Vec<f32>,
     /// The last raw values the anomaly method keeps (tail scores, or NLLs).
     pub recent_scores: Vec<f64>,
+    /// The last tail scores of the calm score ([`crate::ScoreConfig::calm`]; empty in states
+    /// written before it).
+    #[serde(default)]
+    pub recent_calm: Vec<f64>,
     /// The last anomaly scores before suppression (for [`crate::ScoreConfig::suppress`]).
     pub recent_anomaly: Vec<f64>,
 }
