@@ -243,23 +243,20 @@ pub fn calm_score(history: &[f64], window: &[f64]) -> f64 {
     let (mean, sd) = if history.len() < CALM_MIN_HISTORY.max(k) {
         (0.5, (1.0 / 12.0 / k as f64).sqrt())
     } else {
-        // The means of the runs history[i..i + k], by a sliding sum (two passes: mean, then
-        // the spread around it).
-        let runs = history.len() - k + 1;
-        let each = |f: &mut dyn FnMut(f64)| {
-            let mut sum: f64 = history[..k].iter().sum();
-            f(sum / k as f64);
-            for i in k..history.len() {
-                sum += history[i] - history[i - k];
-                f(sum / k as f64);
-            }
-        };
-        let mut total = 0.0;
-        each(&mut |m| total += m);
-        let mean = total / runs as f64;
-        let mut sq = 0.0;
-        each(&mut |m| sq += (m - mean).powi(2));
-        (mean, (sq / runs as f64).sqrt().max(1e-2))
+        // The means of the runs history[i..i + k], by a sliding sum, in one pass (values in
+        // [0, 1]: the variance as E[m^2] - E[m]^2 loses nothing that matters next to its
+        // floor of 1e-4).
+        let runs = (history.len() - k + 1) as f64;
+        let mut sum: f64 = history[..k].iter().sum();
+        let (mut total, mut sq) = (sum / k as f64, (sum / k as f64).powi(2));
+        for i in k..history.len() {
+            sum += history[i] - history[i - k];
+            let m = sum / k as f64;
+            total += m;
+            sq += m * m;
+        }
+        let mean = total / runs;
+        (mean, (sq / runs - mean * mean).max(0.0).sqrt().max(1e-2))
     };
     let z = (window.iter().sum::<f64>() / k as f64 - mean) / sd;
     // P(Z <= z) = 1 - likelihood_score(-z) while it is above 1e-6.
