@@ -676,9 +676,16 @@ fn training_on_every_nab_file_and_on_m4_hourly_stays_finite() {
             &mut Silent,
         )
         .unwrap_or_else(|e| panic!("{}: {e}", f.display()));
-        for (s, _) in score_series(&model, &data.series, &ScoreConfig::default()).unwrap() {
-            for v in s.nll.iter().flatten() {
+        // The default anomaly score, with online adaptation as pipelines/nab.toml sets it.
+        let scfg = ScoreConfig {
+            adapt: 200,
+            adapt_lr: 1e-4,
+            ..Default::default()
+        };
+        for (s, _) in score_series(&model, &data.series, &scfg).unwrap() {
+            for (v, a) in s.nll.iter().flatten().zip(s.anomaly.iter().flatten()) {
                 assert!(v.is_finite(), "{}: NLL {v}", f.display());
+                assert!((0.0..=1.0).contains(a), "{}: anomaly {a}", f.display());
                 scored += 1;
             }
         }
