@@ -11,7 +11,8 @@ use rand_distr::{Distribution, StandardNormal};
 use crate::batch::Batch;
 use crate::cell::{cache_width, View};
 use crate::gate;
-use crate::head::row_log_density;
+use crate::head::{gaussian_rows, row_log_density};
+use crate::model::Head;
 use crate::real::Real;
 
 /// Where a chunk's particles start: their learned initial vectors with uniform weights, or
@@ -149,7 +150,36 @@ pub(crate) fn forward<T: Real>(
     let mut lp = vec![T::zero(); tt * r];
     let mut dout = vec![T::zero(); if want_grad { tt * r * p } else { 0 }];
     let mut observed = vec![false; tt * bc];
+    if cfg.head == Head::Gaussian && d == 1 {
+        // One target under a Gaussian head: all rows of a step at once (the same numbers).
+        let (mut ys, mut ms) = (vec![T::zero(); r], vec![T::zero(); r]);
+        for t in 0..tt {
+            for bl in 0..bc {
+                let o = (b0 + bl) * tt + t;
+                let (yv, mv) = (batch.targets[o], batch.mask[o]);
+                observed[t * bc + bl] = mv != T::zero();
+                ys[bl * l..(bl + 1) * l].iter_mut().for_each(|v| *v = yv);
+                ms[bl * l..(bl + 1) * l].iter_mut().for_each(|v| *v = mv);
+            }
+            let rows = t * r..(t + 1) * r;
+            gaussian_rows(
+                &raw[rows.start * p..rows.end * p],
+                &ys,
+                &ms,
+                v.floor,
+                &mut lp[rows.clone()],
+                if want_grad {
+                    Some(&mut dout[rows.start * p..rows.end * p])
+                } else {
+                    None
+                },
+            );
+        }
+    }
     for t in 0..tt {
+        if cfg.head == Head::Gaussian && d == 1 {
+            break;
+        }
         for bl in 0..bc {
             let o = ((b0 + bl) * tt + t) * d;
             let y = &batch.targets[o..o + d];

@@ -80,7 +80,8 @@ pub fn exp_f32(x: f32) -> f32 {
     const LN2_LO: f32 = -2.121_944_4e-4;
     const ROUND: f32 = 12_582_912.0; // 1.5 * 2^23: adding it rounds to an integer
     let x = x.clamp(-87.0, 88.0);
-    let n = (x * LOG2E + ROUND) - ROUND;
+    let t = x * LOG2E + ROUND;
+    let n = t - ROUND;
     let r = x - n * LN2_HI - n * LN2_LO;
     let p = 1.987_569_1e-4f32;
     let p = p * r + 1.398_199_9e-3;
@@ -89,7 +90,10 @@ pub fn exp_f32(x: f32) -> f32 {
     let p = p * r + 1.666_666_5e-1;
     let p = p * r + 0.5;
     let y = p * r * r + r + 1.0;
-    y * f32::from_bits(((n as i32 + 127) as u32) << 23)
+    // 2^n from the integer in t's mantissa (t = 1.5 * 2^23 + n exactly, |n| <= 127): integer
+    // arithmetic that vectorises, where `n as i32` (a saturating cast) does not.
+    let n_int = (t.to_bits() as i32).wrapping_sub(0x4B40_0000);
+    y * f32::from_bits((n_int.wrapping_add(127) as u32) << 23)
 }
 
 /// ln x for f32 (Cephes' logf: the mantissa brought into [sqrt(1/2), sqrt(2)), a degree-9
