@@ -371,19 +371,7 @@ fn main() {
             .collect();
         let train_csv = dir.join("train.csv");
         write_csv(&train_csv, &train);
-        let input = |p: &Path| {
-            s(&[
-                "--input",
-                &p.to_string_lossy(),
-                "--id-col",
-                "series_id",
-                "--time-col",
-                "time",
-                "--target-col",
-                "value",
-                "--no-covariates",
-            ])
-        };
+        let input = |p: &Path| common::long_input(p);
         let model = dir.join("model");
         let mut args = s(&["train", "--quiet"]);
         args.extend(input(&train_csv));

@@ -65,23 +65,6 @@ fn write_long(path: &Path, rows: &[(String, String, String)]) {
     std::fs::write(path, text).expect("write csv");
 }
 
-fn long_input(train: &Path) -> Vec<String> {
-    [
-        "--input",
-        &train.to_string_lossy(),
-        "--id-col",
-        "series_id",
-        "--time-col",
-        "time",
-        "--target-col",
-        "value",
-        "--no-covariates",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect()
-}
-
 fn long_opts() -> IngestOptions {
     IngestOptions {
         id_col: "series_id".into(),
@@ -157,7 +140,7 @@ fn competition(
     });
     Set {
         name,
-        input: long_input(&paths[0]),
+        input: common::long_input(&paths[0]),
         train: paths[0].clone(),
         test: paths[1].clone(),
         h,
@@ -191,7 +174,7 @@ fn holdout(tmp: &Path, name: &str, rows: Vec<(String, String, String)>, h: usize
     write_long(&b, &test);
     Set {
         name: name.into(),
-        input: long_input(&a),
+        input: common::long_input(&a),
         train: a,
         test: b,
         h,

@@ -125,3 +125,21 @@ pub fn read_rows(path: &std::path::Path) -> Vec<Vec<String>> {
         .map(fields)
         .collect()
 }
+
+/// The command-line flags that read a long CSV written by the benches (`series_id,time,value`).
+pub fn long_input(train: &std::path::Path) -> Vec<String> {
+    [
+        "--input",
+        &train.to_string_lossy(),
+        "--id-col",
+        "series_id",
+        "--time-col",
+        "time",
+        "--target-col",
+        "value",
+        "--no-covariates",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect()
+}
