@@ -77,6 +77,6 @@ pub use loss::{loss_and_grad, LossReport, TrainOptions};
 pub use model::{Cell, Gate, Head, Model, ModelConfig, ParamEntry, ParamLayout};
 pub use optim::{clip_global_norm, Adam, AdamConfig};
 pub use real::Real;
-pub use rollout::{observe, step};
+pub use rollout::{observe, step, step_shared};
 pub use score::{score, ScoreOutput};
 pub use state::ParticleState;

@@ -1,4 +1,5 @@
-//! Forecasting rollouts: one step of every particle row on its own inputs ([`step`]), and
+//! Forecasting rollouts: one step of every particle row on its own inputs ([`step`]) or on
+//! its window's ([`step_shared`]), and
 //! conditioning the weights on a drawn or observed value ([`observe`]).
 
 use rayon::prelude::*;
@@ -22,6 +23,40 @@ pub fn step<T: Real>(
     raw: &mut [T],
     parallel: bool,
 ) -> Result<(), KernelError> {
+    rollout_step(model, state, inputs, raw, parallel, Inputs::PerRow)
+}
+
+/// [`step`] when every particle of a window sees the same inputs (`[B][C]`, one row per
+/// window, as in sampled paths): the input projection and its inputs are computed once per
+/// window instead of once per particle row. The same numbers as [`step`] with each window's
+/// inputs repeated for its L particles.
+pub fn step_shared<T: Real>(
+    model: &Model<T>,
+    state: &mut ParticleState<T>,
+    inputs: &[T],
+    raw: &mut [T],
+    parallel: bool,
+) -> Result<(), KernelError> {
+    rollout_step(model, state, inputs, raw, parallel, Inputs::PerWindow)
+}
+
+/// Whose inputs a rollout step gets.
+#[derive(Clone, Copy, PartialEq)]
+enum Inputs {
+    /// `[B][L][C]`: each particle row its own.
+    PerRow,
+    /// `[B][C]`: every particle of a window the window's.
+    PerWindow,
+}
+
+fn rollout_step<T: Real>(
+    model: &Model<T>,
+    state: &mut ParticleState<T>,
+    inputs: &[T],
+    raw: &mut [T],
+    parallel: bool,
+    kind: Inputs,
+) -> Result<(), KernelError> {
     let cfg = &model.config;
     state.check(model)?;
     let (hd, g, l, p, c) = (
@@ -32,10 +67,12 @@ pub fn step<T: Real>(
         cfg.inputs,
     );
     let rows = state.windows * l;
-    if inputs.len() != rows * c || raw.len() != rows * p {
+    // Input rows per window.
+    let per = if kind == Inputs::PerRow { l } else { 1 };
+    if inputs.len() != state.windows * per * c || raw.len() != rows * p {
         return Err(KernelError::Shape(format!(
             "step needs {} inputs and {} outputs, got {} and {}",
-            rows * c,
+            state.windows * per * c,
             rows * p,
             inputs.len(),
             raw.len()
@@ -55,8 +92,9 @@ pub fn step<T: Real>(
     }
     let run = |(b0, bc, h, raw): (usize, usize, &mut [T], &mut [T])| {
         let r = bc * l;
-        let mut xproj = vec![T::zero(); r * g];
-        v.project_inputs(&inputs[b0 * l * c..(b0 + bc) * l * c], r, &mut xproj);
+        let xr = bc * per;
+        let mut xproj = vec![T::zero(); xr * g];
+        v.project_inputs(&inputs[b0 * per * c..(b0 + bc) * per * c], xr, &mut xproj);
         let mut gh = vec![T::zero(); r * g];
         let mut h_next = vec![T::zero(); r * hd];
         v.step(
@@ -65,7 +103,7 @@ pub fn step<T: Real>(
             &mut h_next,
             &mut gh,
             &xproj,
-            |row| row * g,
+            |row| (row * per / l) * g,
             &eproj,
             None,
             None,

@@ -20,7 +20,7 @@
 //! computed from the continued time axis.
 
 use particast_ingest::{PreparedSeries, WindowData};
-use particast_kernels::{emission, observe, step, Head};
+use particast_kernels::{emission, observe, step, step_shared, Gate, Head};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, StandardNormal, StudentT};
@@ -657,30 +657,17 @@ fn forecast_sample(
     let origin = s.len();
     let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed);
     rng.set_stream(id_stream(&s.id));
-    // Rows are (path, particle); every particle of a path sees the path's values.
+    // Rows are (path, particle); every particle of a path sees the path's values, so the
+    // inputs are built and projected once per path (`step_shared`).
     let mut paths: Vec<Vec<f64>> = vec![Vec::with_capacity(cfg.horizon * d); n];
-    let mut row_paths: Vec<Vec<f64>> = vec![Vec::new(); n * l];
     let mut inputs = Vec::new();
     let mut raw = vec![0.0f32; n * l * p];
     let qs = quantile_levels(&cfg.levels);
     let mut steps = Vec::with_capacity(cfg.horizon);
     for k in 0..cfg.horizon {
         let at = (origin + k) as i64;
-        for (r, rp) in row_paths.iter_mut().enumerate() {
-            rp.clone_from(&paths[r / l]);
-        }
-        step_inputs(
-            tm,
-            s,
-            at,
-            n * l,
-            &affine,
-            &row_paths,
-            origin,
-            &covs,
-            &mut inputs,
-        );
-        step(&tm.model, &mut state, &inputs, &mut raw, false)?;
+        step_inputs(tm, s, at, n, &affine, &paths, origin, &covs, &mut inputs);
+        step_shared(&tm.model, &mut state, &inputs, &mut raw, false)?;
         let mut ys = vec![0.0f32; n * d];
         for path in 0..n {
             let lw = &state.log_w[path * l..(path + 1) * l];
@@ -717,8 +704,11 @@ fn forecast_sample(
                 paths[path].push(y + base);
             }
         }
-        let mask = vec![1.0f32; n * d];
-        observe(&tm.model, &mut state, &raw, &ys, &mask)?;
+        // Uniform weights never move: conditioning on the draws would change nothing.
+        if mc.gate != Gate::Uniform {
+            let mask = vec![1.0f32; n * d];
+            observe(&tm.model, &mut state, &raw, &ys, &mask)?;
+        }
         // Censoring applies to what is reported; the paths the network continues stay its own.
         let mut first: Vec<f64> = (0..n)
             .map(|path| transform.inverse(affine.to_original(0, paths[path][k * d])))
