@@ -13,7 +13,8 @@
 //!
 //! Prints a table with the ratios and writes `benches/results/deepar.json`. Needs the M4 data
 //! (`../shared/data/m4-hourly`, or `PARTICAST_M4_DIR`). `PARTICAST_BENCH_STEPS` sets the number
-//! of gradient steps (default 200).
+//! of gradient steps (default 200). `PARTICAST_BENCH_PROFILE=L` runs particast alone with L
+//! particles and writes nothing, for a profiler (`perf record -g -- target/release/deps/deepar-*`).
 
 mod common;
 
@@ -180,6 +181,17 @@ fn main() {
     };
     let data = Dataset::read(Source::path(m4.join("Hourly-train.csv")), &opts).expect("M4");
 
+    if let Ok(spec) = std::env::var("PARTICAST_BENCH_PROFILE") {
+        // Profiling: particast alone with `spec` particles, nothing written.
+        let particles = spec.trim().parse().unwrap_or(8);
+        for s in particast_side(&data, &opts, particles, steps) {
+            println!(
+                "{}: train {:.1} windows/s ({:.2} s), forecast {} {:.1} series/s, score {:.0} obs/s",
+                s.name, s.train_wps, s.train_seconds, s.forecast_what, s.forecast_sps, s.score_ops
+            );
+        }
+        return;
+    }
     let (deepar, raw) = match deepar_side(&m4, steps) {
         Ok(d) => d,
         Err(e) => {

@@ -7,7 +7,8 @@
 //!
 //! Profiling: `PARTICAST_BENCH_PROFILE=HIDDEN,PARTICLES` (for example `40,8`) runs only that
 //! GRU training step (B = 64, 32 steps) again and again for `PARTICAST_BENCH_SECONDS` (default
-//! 20) on `PARTICAST_BENCH_THREADS` threads (default 1) and prints its time per step, for a
+//! 20) on `PARTICAST_BENCH_THREADS` threads (default 1), with windows of `PARTICAST_BENCH_STEPS`
+//! steps (default 32), and prints its time per step, for a
 //! profiler to sample: `perf record -F 999 -g -- target/release/deps/kernels-* --bench`, then
 //! `perf report --no-children`.
 //!
@@ -15,6 +16,11 @@
 //! forward `2 R H G + 2 B C G + 2 R H P` and backward twice that, with R = B L rows, G = 3H gate
 //! columns (GRU), C inputs and P head outputs. Elementwise work (gates, likelihoods, the mixture)
 //! is real work that is not counted.
+//!
+//! The roofline columns: the same run times faer on exactly the products of a training step
+//! (the kernels' shapes and chunks, nothing elementwise: `GEMM ms`), so the table shows which
+//! share of each step the products take and the ratio to the peak the step would reach if the
+//! elementwise work cost nothing (`ceiling`): the limit of these shapes on this machine.
 
 use faer::{Accum, Mat, Par};
 use particast_kernels::{loss_and_grad, Batch, Cell, Model, ModelConfig, TrainOptions};
@@ -47,6 +53,100 @@ fn gemm_peak(n: usize, threads: usize, reps: usize) -> f64 {
     2.0 * (n as f64).powi(3) / t / 1e9
 }
 
+/// One product `dst (m x n) = lhs (m x k) * rhs (k x n)` of fixed-valued matrices, kept so
+/// [`gemm_only`] reruns exactly the shapes of a training step.
+struct Product {
+    dst: Mat<f32>,
+    lhs: Mat<f32>,
+    rhs: Mat<f32>,
+}
+
+impl Product {
+    fn new(m: usize, k: usize, n: usize) -> Self {
+        Product {
+            dst: Mat::zeros(m, n),
+            lhs: Mat::from_fn(m, k, |i, j| ((i + 3 * j) % 7) as f32 * 0.01),
+            rhs: Mat::from_fn(k, n, |i, j| ((2 * i + j) % 5) as f32 * 0.01),
+        }
+    }
+    fn run(&mut self) {
+        faer::linalg::matmul::matmul(
+            self.dst.as_mut(),
+            Accum::Add,
+            self.lhs.as_ref(),
+            self.rhs.as_ref(),
+            1.0,
+            Par::Seq,
+        );
+    }
+}
+
+/// The roofline's GEMM part: the wall time of the matrix products alone of one training step
+/// (forward and backward) with the kernels' own shapes and chunking (`TrainOptions`' chunk
+/// rows and minimum chunks; chunks on the rayon pool, each chunk's products sequential, as
+/// `loss_and_grad` runs them), without any of the elementwise work.
+fn gemm_only(cfg: &ModelConfig, b: usize, t: usize, reps: usize) -> f64 {
+    use rayon::prelude::*;
+    let opts = TrainOptions::default();
+    let (l, hd, g, p, c) = (
+        cfg.particles,
+        cfg.hidden,
+        cfg.gate_width(),
+        cfg.head_width(),
+        cfg.inputs,
+    );
+    let per = (opts.chunk_rows / l)
+        .min(b.div_ceil(opts.min_chunks))
+        .max(1);
+    let chunks: Vec<usize> = (0..b).step_by(per).map(|b0| per.min(b - b0)).collect();
+    // Per chunk: products run once (input projection, head, weight gradients) and per step
+    // (the recurrent product forward, its adjoint backward).
+    let mut work: Vec<(Vec<Product>, Vec<Product>)> = chunks
+        .iter()
+        .map(|&bc| {
+            let r = bc * l;
+            let once = vec![
+                Product::new(bc * t, c, g), // input projection
+                Product::new(t * r, hd, p), // head, all steps
+                Product::new(p, t * r, hd), // head weights' gradient
+                Product::new(t * r, p, hd), // head's adjoint of h
+                Product::new(g, t * r, hd), // W_hh's gradient
+                Product::new(g, bc * t, c), // W_ih's gradient
+            ];
+            let steps = vec![
+                Product::new(r, hd, g), // forward: h W_hh^T
+                Product::new(r, g, hd), // backward: dgh W_hh
+            ];
+            (once, steps)
+        })
+        .collect();
+    best_of(reps, || {
+        work.par_iter_mut().for_each(|(once, steps)| {
+            for pr in once.iter_mut() {
+                pr.run();
+            }
+            for _ in 0..t {
+                for pr in steps.iter_mut() {
+                    pr.run();
+                }
+            }
+        });
+    })
+}
+
+impl Record {
+    /// The ratio to the peak the step would reach if only its products took time.
+    fn ceiling(&self) -> f64 {
+        self.gflops * self.ms_per_step / self.gemm_ms / self.peak
+    }
+    /// Transcendental activations per time step, forward (the backward reuses them): the
+    /// GRU's two sigmoids and one tanh per hidden unit and row, the tanh cell's one.
+    fn activations(&self) -> usize {
+        let per_unit = if self.cell == "gru" { 3 } else { 1 };
+        self.batch * self.particles * self.hidden * per_unit
+    }
+}
+
 struct Record {
     cell: &'static str,
     hidden: usize,
@@ -56,6 +156,8 @@ struct Record {
     ms_per_step: f64,
     gflops: f64,
     peak: f64,
+    /// Milliseconds per time step of the products alone ([`gemm_only`]).
+    gemm_ms: f64,
 }
 
 /// A GRU model and one batch of `b` windows of `t` steps with `c` inputs (fixed values).
@@ -120,7 +222,7 @@ fn profile(spec: &str) {
     };
     let seconds = env("PARTICAST_BENCH_SECONDS", 20.0);
     let threads = env("PARTICAST_BENCH_THREADS", 1.0) as usize;
-    let (b, t, c) = (64usize, 32usize, 8usize);
+    let (b, t, c) = (64usize, env("PARTICAST_BENCH_STEPS", 32.0) as usize, 8usize);
     let s = setup(hidden, particles, Cell::Gru, b, t, c);
     let batch = s.batch(b, t);
     let mut grad = vec![0.0f32; s.model.params.len()];
@@ -187,6 +289,7 @@ fn main() {
                     let flops_step =
                         3.0 * (2.0 * r * h * g + 2.0 * b as f64 * c as f64 * g + 2.0 * r * h * p);
                     let per_step = secs / t as f64;
+                    let gemm_secs = pool.install(|| gemm_only(cfg, b, t, reps));
                     records.push(Record {
                         cell: if cell == Cell::Gru { "gru" } else { "tanh" },
                         hidden,
@@ -196,13 +299,14 @@ fn main() {
                         ms_per_step: per_step * 1e3,
                         gflops: flops_step / per_step / 1e9,
                         peak,
+                        gemm_ms: gemm_secs / t as f64 * 1e3,
                     });
                 }
             }
         }
     }
     println!(
-        "{:<5} {:>6} {:>9} {:>5} {:>7} {:>12} {:>9} {:>10} {:>7}",
+        "{:<5} {:>6} {:>9} {:>5} {:>7} {:>9} {:>8} {:>10} {:>6} {:>9} {:>7} {:>9}",
         "cell",
         "hidden",
         "particles",
@@ -211,11 +315,14 @@ fn main() {
         "ms/step",
         "GFLOP/s",
         "GEMM peak",
-        "ratio"
+        "ratio",
+        "GEMM ms",
+        "GEMM %",
+        "ceiling"
     );
     for r in &records {
         println!(
-            "{:<5} {:>6} {:>9} {:>5} {:>7} {:>12.3} {:>9.1} {:>10.1} {:>7.2}",
+            "{:<5} {:>6} {:>9} {:>5} {:>7} {:>9.3} {:>8.1} {:>10.1} {:>6.2} {:>9.3} {:>6.0}% {:>9.2}",
             r.cell,
             r.hidden,
             r.particles,
@@ -224,15 +331,23 @@ fn main() {
             r.ms_per_step,
             r.gflops,
             r.peak,
-            r.gflops / r.peak
+            r.gflops / r.peak,
+            r.gemm_ms,
+            100.0 * r.gemm_ms / r.ms_per_step,
+            r.ceiling()
         );
     }
+    println!(
+        "GEMM ms: the products alone with the same shapes and chunks; GEMM %: their share of the step; \
+         ceiling: the ratio to the peak if all elementwise work were free"
+    );
     let json: Vec<String> = records
         .iter()
         .map(|r| {
             format!(
-                "  {{\"cell\": \"{}\", \"hidden\": {}, \"particles\": {}, \"batch\": {}, \"threads\": {}, \"steps\": {t}, \"ms_per_step\": {:.4}, \"gflops\": {:.2}, \"gemm_peak_gflops\": {:.2}, \"ratio\": {:.3}}}",
-                r.cell, r.hidden, r.particles, r.batch, r.threads, r.ms_per_step, r.gflops, r.peak, r.gflops / r.peak
+                "  {{\"cell\": \"{}\", \"hidden\": {}, \"particles\": {}, \"batch\": {}, \"threads\": {}, \"steps\": {t}, \"ms_per_step\": {:.4}, \"gflops\": {:.2}, \"gemm_peak_gflops\": {:.2}, \"ratio\": {:.3}, \"gemm_only_ms_per_step\": {:.4}, \"gemm_share\": {:.3}, \"ceiling_ratio\": {:.3}, \"activations_per_step\": {}}}",
+                r.cell, r.hidden, r.particles, r.batch, r.threads, r.ms_per_step, r.gflops, r.peak, r.gflops / r.peak,
+                r.gemm_ms, r.gemm_ms / r.ms_per_step, r.ceiling(), r.activations()
             )
         })
         .collect();

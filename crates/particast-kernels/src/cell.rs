@@ -68,11 +68,7 @@ impl<'a, T: Real> View<'a, T> {
             T::one(),
             Par::Seq,
         );
-        for row in out[..rows * g].chunks_exact_mut(g) {
-            for (o, b) in row.iter_mut().zip(self.b_ih) {
-                *o += *b;
-            }
-        }
+        add_row_bias(&mut out[..rows * g], self.b_ih);
     }
 
     /// `[L x G]` embedding projections `emb * W_eh^T` (zeros without an embedding).
@@ -105,11 +101,7 @@ impl<'a, T: Real> View<'a, T> {
             T::one(),
             Par::Seq,
         );
-        for row in out[..rows * p].chunks_exact_mut(p) {
-            for (o, b) in row.iter_mut().zip(self.head_b) {
-                *o += *b;
-            }
-        }
+        add_row_bias(&mut out[..rows * p], self.head_b);
     }
 
     /// Advances `rows` particle rows one step: `h_next = f(h_prev, x) (+ sigma * eps)`.
@@ -173,6 +165,22 @@ impl<'a, T: Real> View<'a, T> {
                 eps,
                 &self.sigma,
             ),
+        }
+    }
+}
+
+/// Adds `bias` to every row of `m` (rows of `bias.len()` values), vectorised.
+#[multiversion::multiversion(targets(
+    "x86_64+avx512f+avx512vl+avx512bw+avx512dq+avx2+fma+avx+sse4.2+sse4.1+ssse3+sse3",
+    "x86_64+avx2+fma+avx+sse4.2+sse4.1+ssse3+sse3",
+))]
+fn add_row_bias<T: Real>(m: &mut [T], bias: &[T]) {
+    if bias.is_empty() {
+        return;
+    }
+    for row in m.chunks_exact_mut(bias.len()) {
+        for (o, &b) in row.iter_mut().zip(bias) {
+            *o += b;
         }
     }
 }

@@ -22,9 +22,16 @@ pub(crate) fn observe<T: Real>(
     for li in 0..l {
         s[li] = lw[li] + lp[li];
     }
-    let ll = logsumexp(&s[..l]);
-    for li in 0..l {
-        post[li] = (s[li] - ll).exp_fast();
+    // One particle: the mixture is that particle (logsumexp and the posterior of one finite
+    // value are exactly the value and 1; the general path gives the same bits).
+    let single = l == 1 && s[0].is_finite();
+    let ll = if single { s[0] } else { logsumexp(&s[..l]) };
+    if single {
+        post[0] = T::one();
+    } else {
+        for li in 0..l {
+            post[li] = (s[li] - ll).exp_fast();
+        }
     }
     let log_l = T::c((l as f64).ln());
     for li in 0..l {
@@ -86,5 +93,30 @@ pub(crate) fn observe_backward<T: Real>(
         } else {
             dlp[li]
         };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_particle_matches_the_general_formulas_bit_for_bit() {
+        for gate in [Gate::Uniform, Gate::Bayes, Gate::FixedShare] {
+            for (w, p) in [(0.0f32, -1.3f32), (-0.2, 4.5), (0.0, -80.0), (0.0, 0.0)] {
+                let (mut lw, mut s, mut post) = ([w], [0.0f32], [0.0f32]);
+                let ll = observe(gate, 0.1, &mut lw, &[p], &mut s, &mut post);
+                let sum = w + p;
+                let want_ll = logsumexp(&[sum]);
+                assert_eq!(ll.to_bits(), want_ll.to_bits(), "{gate:?} {w} {p}");
+                assert_eq!(post[0].to_bits(), (sum - want_ll).exp_fast().to_bits());
+                let want_w = match gate {
+                    Gate::Uniform => -0.0f32,
+                    Gate::Bayes => sum - want_ll,
+                    Gate::FixedShare => ((1.0f32 - 0.1) * post[0] + 0.1 / 1.0).ln_fast(),
+                };
+                assert_eq!(lw[0].to_bits(), want_w.to_bits(), "{gate:?}");
+            }
+        }
     }
 }

@@ -17,9 +17,14 @@ use crate::real::Real;
 pub struct TrainOptions {
     /// Seed of the transition noise; `None` runs without noise even if the model has it.
     pub noise_seed: Option<u64>,
-    /// Particle rows per work chunk (windows are never split). Chunks are fixed by this number,
-    /// not by the thread count, so results are identical with any number of threads.
+    /// Particle rows per work chunk (windows are never split). Chunks are fixed by this number
+    /// and [`TrainOptions::min_chunks`], never by the thread count, so results are identical
+    /// with any number of threads.
     pub chunk_rows: usize,
+    /// Split a batch of at least this many windows into at least this many chunks, even when
+    /// its rows would fit in fewer (few particles): without it a batch of 64 windows with one
+    /// particle is one chunk and runs on one thread.
+    pub min_chunks: usize,
     /// Run chunks on the rayon pool (each chunk's products run sequentially).
     pub parallel: bool,
 }
@@ -29,6 +34,7 @@ impl Default for TrainOptions {
         TrainOptions {
             noise_seed: None,
             chunk_rows: 128,
+            min_chunks: 4,
             parallel: true,
         }
     }
@@ -134,7 +140,9 @@ pub fn loss_and_grad<T: Real>(
         T::zero()
     };
     let v = View::new(model);
-    let per_chunk = (opts.chunk_rows / cfg.particles).max(1);
+    let per_chunk = (opts.chunk_rows / cfg.particles)
+        .min(batch.windows.div_ceil(opts.min_chunks.max(1)))
+        .max(1);
     let chunks: Vec<(usize, usize)> = (0..batch.windows)
         .step_by(per_chunk)
         .map(|b0| (b0, per_chunk.min(batch.windows - b0)))

@@ -77,6 +77,7 @@ fn gradient_check(cfg: ModelConfig, d: usize, seed: u64) -> (f64, String) {
     let opts = TrainOptions {
         noise_seed: Some(11),
         chunk_rows: 4, // several chunks
+        min_chunks: 2,
         parallel: true,
     };
     let mut grad = vec![0.0; model.params.len()];
@@ -450,6 +451,7 @@ fn results_do_not_depend_on_threads_or_chunk_parallelism() {
         let opts = TrainOptions {
             noise_seed: Some(5),
             chunk_rows: 16,
+            min_chunks: 3,
             parallel,
         };
         let mut g = vec![0.0f32; model.params.len()];
@@ -486,18 +488,34 @@ fn step_and_observe_follow_scoring() {
     let mut state = ParticleState::new(&model, data.b);
     let scored = score(&model, &mut state, &data.batch(), false).unwrap();
     let mut st = ParticleState::new(&model, data.b);
+    // The same rollout with each window's inputs given once (`step_shared`).
+    let mut shared_st = ParticleState::new(&model, data.b);
     let (l, p) = (cfg.particles, cfg.head_width());
     for t in 0..data.t {
         let mut inputs = Vec::new();
+        let mut window_inputs = Vec::new();
         for b in 0..data.b {
+            let x = &data.inputs[(b * data.t + t) * 2..(b * data.t + t + 1) * 2];
+            window_inputs.extend_from_slice(x);
             for _ in 0..l {
-                inputs.extend_from_slice(
-                    &data.inputs[(b * data.t + t) * 2..(b * data.t + t + 1) * 2],
-                );
+                inputs.extend_from_slice(x);
             }
         }
         let mut raw = vec![0.0; data.b * l * p];
         step(&model, &mut st, &inputs, &mut raw, false).unwrap();
+        let mut shared_raw = vec![0.0; data.b * l * p];
+        step_shared(
+            &model,
+            &mut shared_st,
+            &window_inputs,
+            &mut shared_raw,
+            true,
+        )
+        .unwrap();
+        assert_eq!(shared_raw, raw, "t={t}");
+        assert_eq!(shared_st.h, st.h, "t={t}");
+        assert!(step_shared(&model, &mut shared_st, &inputs, &mut shared_raw, false).is_err());
+        shared_st.log_w.clone_from(&st.log_w);
         let y: Vec<f64> = (0..data.b).map(|b| data.targets[b * data.t + t]).collect();
         let m: Vec<f64> = (0..data.b).map(|b| data.mask[b * data.t + t]).collect();
         let ll = observe(&model, &mut st, &raw, &y, &m).unwrap();
