@@ -141,6 +141,8 @@ pub(crate) fn backward<T: Real>(
     let mut dxproj = vec![T::zero(); bc * tt * g];
     let mut deproj = vec![T::zero(); l * g];
     let mut dsig = vec![T::zero(); hd];
+    // The GRU's b_hn gradient, summed while the backward loop has it at hand.
+    let mut dbn = vec![T::zero(); hd];
     let one = T::one();
     for t in (0..tt).rev() {
         add_assign(&mut dh, &dh_head[t * r * hd..(t + 1) * r * hd]);
@@ -167,6 +169,7 @@ pub(crate) fn backward<T: Real>(
                 &mut dprev,
                 &mut dxproj,
                 &mut deproj,
+                &mut dbn,
             ),
             Cell::Tanh => tanh_backward(
                 r,
@@ -210,7 +213,6 @@ pub(crate) fn backward<T: Real>(
         one,
         Par::Seq,
     );
-    add_col_sums(&mut grad[v.off.b_hh.clone()], &cache, tt * r, g, cw);
     gemm(
         &mut grad[v.off.w_ih.clone()],
         c,
@@ -220,7 +222,22 @@ pub(crate) fn backward<T: Real>(
         one,
         Par::Seq,
     );
-    add_col_sums(&mut grad[v.off.b_ih.clone()], &dxproj, bc * tt, g, g);
+    if cfg.cell == Cell::Gru {
+        // The input biases' adjoint is that of the pre-activations [dr, dz, dn] summed over every
+        // row, which `deproj` already holds per particle; b_hh shares dr and dz and has dn * r
+        // for its last third (`dbn`). No second pass over the cache or `dxproj`.
+        let mut db = vec![T::zero(); g];
+        for de in deproj.chunks_exact(g) {
+            add_assign(&mut db, de);
+        }
+        add_assign(&mut grad[v.off.b_ih.clone()], &db);
+        let b_hh = &mut grad[v.off.b_hh.clone()];
+        add_assign(&mut b_hh[..2 * hd], &db[..2 * hd]);
+        add_assign(&mut b_hh[2 * hd..], &dbn);
+    } else {
+        add_col_sums(&mut grad[v.off.b_hh.clone()], &cache, tt * r, g, cw);
+        add_col_sums(&mut grad[v.off.b_ih.clone()], &dxproj, bc * tt, g, g);
+    }
     let e = cfg.embedding;
     gemm(
         &mut grad[v.off.w_eh.clone()],
@@ -254,7 +271,8 @@ pub(crate) fn backward<T: Real>(
 /// The GRU's elementwise backward step over all rows: from `dh` (adjoint of the new states) and
 /// the cache `[r, z, n, W_hn h + b_hn]`, writes `dh * z` into `dprev`, overwrites the cache rows
 /// with `[dr, dz, dn * r, dn]` (pre-activation adjoints; the first 3H are the recurrent
-/// product's adjoint) and accumulates the input and embedding adjoints.
+/// product's adjoint) and accumulates the input and embedding adjoints and, into `dbn`, the
+/// adjoint of b_hn.
 #[multiversion::multiversion(targets(
     "x86_64+avx512f+avx512vl+avx512bw+avx512dq+avx2+fma+avx+sse4.2+sse4.1+ssse3+sse3",
     "x86_64+avx2+fma+avx+sse4.2+sse4.1+ssse3+sse3",
@@ -272,6 +290,7 @@ fn gru_backward<T: Real>(
     dprev: &mut [T],
     dxproj: &mut [T],
     deproj: &mut [T],
+    dbn: &mut [T],
 ) {
     let g = 3 * hd;
     let one = T::one();
@@ -297,6 +316,7 @@ fn gru_backward<T: Real>(
             c_z[j] = daz;
             c_n[j] = dan * rg;
             c_g[j] = dan;
+            dbn[j] += dan * rg;
         }
         let dx = &mut dxproj[xo..xo + g];
         let de = &mut deproj[li * g..(li + 1) * g];
