@@ -12,6 +12,9 @@ use crate::gate;
 use crate::model::{Cell, Gate};
 use crate::real::{gemm, sigmoid, Operand, Real};
 
+/// Rows (steps x particle rows) per block of W_hh's gradient product in the backward pass.
+const BLOCK_ROWS: usize = 1024;
+
 /// Adds the column sums of a `[rows x cols]` matrix (row stride `stride`) to `out`.
 #[multiversion::multiversion(targets(
     "x86_64+avx512f+avx512vl+avx512bw+avx512dq+avx2+fma+avx+sse4.2+sse4.1+ssse3+sse3",
@@ -113,27 +116,7 @@ pub(crate) fn backward<T: Real>(
 
     // Head, backward.
     scale_rows(&mut dout, p, &dlp);
-    gemm(
-        &mut grad[v.off.head_w.clone()],
-        hd,
-        true,
-        Operand::new(&dout, tt * r, p).t(),
-        Operand::new(&hs[r * hd..], tt * r, hd),
-        T::one(),
-        Par::Seq,
-    );
     add_col_sums(&mut grad[v.off.head_b.clone()], &dout, tt * r, p, p);
-    let mut dh_head = vec![T::zero(); tt * r * hd];
-    gemm(
-        &mut dh_head,
-        hd,
-        false,
-        Operand::new(&dout, tt * r, p),
-        Operand::new(v.head_w, p, hd),
-        T::one(),
-        Par::Seq,
-    );
-    drop(dout);
 
     // Backpropagation through time.
     let mut dh = vec![T::zero(); r * hd];
@@ -144,8 +127,23 @@ pub(crate) fn backward<T: Real>(
     // The GRU's b_hn gradient, summed while the backward loop has it at hand.
     let mut dbn = vec![T::zero(); hd];
     let one = T::one();
+    // W_hh's and the head's weight gradients are accumulated over blocks of about BLOCK_ROWS
+    // rows (whole steps), each right after the backward pass wrote (or read) it, while the
+    // block is still in cache, instead of one product over all steps that reads the whole
+    // cache and all states back from memory.
+    let block_steps = (BLOCK_ROWS / r.max(1)).max(1);
+    let mut block_end = tt;
     for t in (0..tt).rev() {
-        add_assign(&mut dh, &dh_head[t * r * hd..(t + 1) * r * hd]);
+        // The head's adjoint of this step's states.
+        gemm(
+            &mut dh,
+            hd,
+            true,
+            Operand::new(&dout[t * r * p..(t + 1) * r * p], r, p),
+            Operand::new(v.head_w, p, hd),
+            one,
+            Par::Seq,
+        );
         if let Some(e) = &eps {
             let e = &e[t * r * hd..(t + 1) * r * hd];
             for row in 0..r {
@@ -195,6 +193,29 @@ pub(crate) fn backward<T: Real>(
             Par::Seq,
         );
         std::mem::swap(&mut dh, &mut dprev);
+        if t == 0 || (block_end - t) == block_steps {
+            let rows = (block_end - t) * r;
+            // The head weights' gradient over the block's output states (hs one step on).
+            gemm(
+                &mut grad[v.off.head_w.clone()],
+                hd,
+                true,
+                Operand::new(&dout[t * r * p..block_end * r * p], rows, p).t(),
+                Operand::new(&hs[(t + 1) * r * hd..(block_end + 1) * r * hd], rows, hd),
+                one,
+                Par::Seq,
+            );
+            gemm(
+                &mut grad[v.off.w_hh.clone()],
+                hd,
+                true,
+                Operand::strided(&cache[t * r * cw..], rows, g, cw).t(),
+                Operand::new(&hs[t * r * hd..block_end * r * hd], rows, hd),
+                one,
+                Par::Seq,
+            );
+            block_end = t;
+        }
     }
     for row in 0..r {
         let li = row % l;
@@ -203,16 +224,7 @@ pub(crate) fn backward<T: Real>(
             *a += *b;
         }
     }
-    // Weight gradients as single products over all steps.
-    gemm(
-        &mut grad[v.off.w_hh.clone()],
-        hd,
-        true,
-        Operand::strided(&cache, tt * r, g, cw).t(),
-        Operand::new(&hs[..tt * r * hd], tt * r, hd),
-        one,
-        Par::Seq,
-    );
+    // The input weights' gradient as one product over all steps.
     gemm(
         &mut grad[v.off.w_ih.clone()],
         c,
