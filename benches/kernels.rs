@@ -99,38 +99,50 @@ fn gemm_only(cfg: &ModelConfig, b: usize, t: usize, reps: usize) -> f64 {
         .min(b.div_ceil(opts.min_chunks))
         .max(1);
     let chunks: Vec<usize> = (0..b).step_by(per).map(|b0| per.min(b - b0)).collect();
-    // Per chunk: products run once (input projection, head, weight gradients) and per step
-    // (the recurrent product forward, its adjoint backward).
-    let mut work: Vec<(Vec<Product>, Vec<Product>)> = chunks
+    // Per chunk: products run once (input projection, head, W_ih's gradient), per step (the
+    // recurrent product forward, its adjoint and the head's adjoint backward) and per block of
+    // about 1024 rows of steps (W_hh's and the head weights' gradients), as `backward` runs
+    // them.
+    let work: Vec<(usize, usize)> = chunks.iter().map(|&bc| (bc, bc * l)).collect();
+    let mut work: Vec<(Vec<Product>, Vec<Product>, Vec<Product>, usize)> = work
         .iter()
-        .map(|&bc| {
-            let r = bc * l;
+        .map(|&(bc, r)| {
             let once = vec![
                 Product::new(bc * t, c, g), // input projection
                 Product::new(t * r, hd, p), // head, all steps
-                Product::new(p, t * r, hd), // head weights' gradient
-                Product::new(t * r, p, hd), // head's adjoint of h
-                Product::new(g, t * r, hd), // W_hh's gradient
                 Product::new(g, bc * t, c), // W_ih's gradient
             ];
             let steps = vec![
                 Product::new(r, hd, g), // forward: h W_hh^T
                 Product::new(r, g, hd), // backward: dgh W_hh
+                Product::new(r, p, hd), // backward: the head's adjoint of h
             ];
-            (once, steps)
+            let block_steps = (1024 / r).max(1).min(t);
+            let rows = block_steps * r;
+            let blocks = vec![
+                Product::new(g, rows, hd), // W_hh's gradient
+                Product::new(p, rows, hd), // the head weights' gradient
+            ];
+            (once, steps, blocks, t.div_ceil(block_steps))
         })
         .collect();
     best_of(reps, || {
-        work.par_iter_mut().for_each(|(once, steps)| {
-            for pr in once.iter_mut() {
-                pr.run();
-            }
-            for _ in 0..t {
-                for pr in steps.iter_mut() {
+        work.par_iter_mut()
+            .for_each(|(once, steps, blocks, n_blocks)| {
+                for pr in once.iter_mut() {
                     pr.run();
                 }
-            }
-        });
+                for _ in 0..t {
+                    for pr in steps.iter_mut() {
+                        pr.run();
+                    }
+                }
+                for _ in 0..*n_blocks {
+                    for pr in blocks.iter_mut() {
+                        pr.run();
+                    }
+                }
+            });
     })
 }
 
