@@ -23,7 +23,9 @@
 //! elementwise work cost nothing (`ceiling`): the limit of these shapes on this machine.
 
 use faer::{Accum, Mat, Par};
-use particast_kernels::{loss_and_grad, Batch, Cell, Model, ModelConfig, TrainOptions};
+use particast_kernels::{
+    chunk_windows, loss_and_grad, Batch, Cell, Model, ModelConfig, TrainOptions,
+};
 use std::time::Instant;
 
 fn best_of<F: FnMut()>(reps: usize, mut f: F) -> f64 {
@@ -81,10 +83,19 @@ impl Product {
     }
 }
 
+/// One chunk's products in [`gemm_only`]: run once, once per step, and once per block of steps
+/// (`n_blocks` times).
+struct ChunkProducts {
+    once: Vec<Product>,
+    steps: Vec<Product>,
+    blocks: Vec<Product>,
+    n_blocks: usize,
+}
+
 /// The roofline's GEMM part: the wall time of the matrix products alone of one training step
-/// (forward and backward) with the kernels' own shapes and chunking (`TrainOptions`' chunk
-/// rows and minimum chunks; chunks on the rayon pool, each chunk's products sequential, as
-/// `loss_and_grad` runs them), without any of the elementwise work.
+/// (forward and backward) with the kernels' own shapes and chunking (`chunk_windows`; chunks on
+/// the rayon pool, each chunk's products sequential, as `loss_and_grad` runs them), without any
+/// of the elementwise work.
 fn gemm_only(cfg: &ModelConfig, b: usize, t: usize, reps: usize) -> f64 {
     use rayon::prelude::*;
     let opts = TrainOptions::default();
@@ -95,16 +106,14 @@ fn gemm_only(cfg: &ModelConfig, b: usize, t: usize, reps: usize) -> f64 {
         cfg.head_width(),
         cfg.inputs,
     );
-    let per = (opts.chunk_rows / l)
-        .min(b.div_ceil(opts.min_chunks))
-        .max(1);
+    let per = chunk_windows(cfg, b, t, &opts, std::mem::size_of::<f32>());
     let chunks: Vec<usize> = (0..b).step_by(per).map(|b0| per.min(b - b0)).collect();
     // Per chunk: products run once (input projection, head, W_ih's gradient), per step (the
     // recurrent product forward, its adjoint and the head's adjoint backward) and per block of
     // about 1024 rows of steps (W_hh's and the head weights' gradients), as `backward` runs
     // them.
     let work: Vec<(usize, usize)> = chunks.iter().map(|&bc| (bc, bc * l)).collect();
-    let mut work: Vec<(Vec<Product>, Vec<Product>, Vec<Product>, usize)> = work
+    let mut work: Vec<ChunkProducts> = work
         .iter()
         .map(|&(bc, r)| {
             let once = vec![
@@ -123,26 +132,30 @@ fn gemm_only(cfg: &ModelConfig, b: usize, t: usize, reps: usize) -> f64 {
                 Product::new(g, rows, hd), // W_hh's gradient
                 Product::new(p, rows, hd), // the head weights' gradient
             ];
-            (once, steps, blocks, t.div_ceil(block_steps))
+            ChunkProducts {
+                once,
+                steps,
+                blocks,
+                n_blocks: t.div_ceil(block_steps),
+            }
         })
         .collect();
     best_of(reps, || {
-        work.par_iter_mut()
-            .for_each(|(once, steps, blocks, n_blocks)| {
-                for pr in once.iter_mut() {
+        work.par_iter_mut().for_each(|w| {
+            for pr in w.once.iter_mut() {
+                pr.run();
+            }
+            for _ in 0..t {
+                for pr in w.steps.iter_mut() {
                     pr.run();
                 }
-                for _ in 0..t {
-                    for pr in steps.iter_mut() {
-                        pr.run();
-                    }
+            }
+            for _ in 0..w.n_blocks {
+                for pr in w.blocks.iter_mut() {
+                    pr.run();
                 }
-                for _ in 0..*n_blocks {
-                    for pr in blocks.iter_mut() {
-                        pr.run();
-                    }
-                }
-            });
+            }
+        });
     })
 }
 

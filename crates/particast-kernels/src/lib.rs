@@ -73,7 +73,7 @@ mod state;
 pub use batch::Batch;
 pub use error::KernelError;
 pub use head::{emission, log_density, Emission};
-pub use loss::{loss_and_grad, LossReport, TrainOptions};
+pub use loss::{chunk_windows, loss_and_grad, LossReport, TrainOptions};
 pub use model::{Cell, Gate, Head, Model, ModelConfig, ParamEntry, ParamLayout};
 pub use optim::{clip_global_norm, Adam, AdamConfig};
 pub use real::Real;

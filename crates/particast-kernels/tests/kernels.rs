@@ -77,6 +77,7 @@ fn gradient_check(cfg: ModelConfig, d: usize, seed: u64) -> (f64, String) {
     let opts = TrainOptions {
         noise_seed: Some(11),
         chunk_rows: 4, // several chunks
+        chunk_bytes: usize::MAX,
         min_chunks: 2,
         parallel: true,
     };
@@ -451,6 +452,7 @@ fn results_do_not_depend_on_threads_or_chunk_parallelism() {
         let opts = TrainOptions {
             noise_seed: Some(5),
             chunk_rows: 16,
+            chunk_bytes: 4 << 20,
             min_chunks: 3,
             parallel,
         };
@@ -645,4 +647,24 @@ fn parameter_count_matches_the_layout_and_absurd_sizes_are_refused() {
         ..Default::default()
     };
     assert_eq!(huge.parameter_count(), None);
+}
+
+#[test]
+fn chunks_shrink_for_long_windows_and_split_small_batches() {
+    let cfg = |particles| ModelConfig {
+        hidden: 40,
+        particles,
+        inputs: 8,
+        ..Default::default()
+    };
+    let opts = TrainOptions::default();
+    // 32 steps: 128 rows (16 windows of 8 particles); 216 steps: the 4 MiB cache budget
+    // (216 x (4 x 40 + 40) x 4 bytes per row) allows 24 rows, raised to the 32-row floor.
+    assert_eq!(chunk_windows(&cfg(8), 64, 32, &opts, 4), 16);
+    assert_eq!(chunk_windows(&cfg(8), 64, 216, &opts, 4), 4);
+    // One particle: at least four chunks of a batch of 64.
+    assert_eq!(chunk_windows(&cfg(1), 64, 32, &opts, 4), 16);
+    // More particles than the floor: one window per chunk, never zero.
+    assert_eq!(chunk_windows(&cfg(64), 64, 216, &opts, 4), 1);
+    assert_eq!(chunk_windows(&cfg(8), 0, 216, &opts, 4), 1);
 }
