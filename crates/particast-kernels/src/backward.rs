@@ -12,7 +12,8 @@ use crate::gate;
 use crate::model::{Cell, Gate};
 use crate::real::{gemm, sigmoid, Operand, Real};
 
-/// Rows (steps x particle rows) per block of W_hh's gradient product in the backward pass.
+/// Rows (steps x particle rows) per block of the W_hh and head weight gradient products in the
+/// backward pass.
 const BLOCK_ROWS: usize = 1024;
 
 /// Adds the column sums of a `[rows x cols]` matrix (row stride `stride`) to `out`.

@@ -23,12 +23,14 @@
 //! rows, the head (`head.rs`) one product over all steps, then the particles' log densities and
 //! the gate (`gate.rs`). [`loss_and_grad`] (`loss.rs`) runs it on a [`Batch`] (`batch.rs`)
 //! with `backward.rs`, exact backpropagation through time (masks, burn-in, noise, every gate)
-//! with weight gradients as single products over all steps; [`score`] (`score.rs`) runs it
-//! teacher-forced from a [`ParticleState`] (`state.rs`) that carries a series between calls;
-//! [`step`] / [`observe`] (`rollout.rs`) drive forecasting rollouts. Windows are split into
-//! chunks of a fixed number of rows that run on the rayon pool with `Par::Seq` products inside
-//! (chunking never depends on the thread count, so results are identical with any number of
-//! threads).
+//! with the recurrent and head weight gradients as products over blocks of steps taken while
+//! they are still in cache; [`score`] (`score.rs`) runs it teacher-forced from a
+//! [`ParticleState`] (`state.rs`) that carries a series between calls; [`step`] /
+//! [`step_shared`] / [`observe`] (`rollout.rs`) drive forecasting rollouts. Windows are split
+//! into chunks whose size follows from the shapes alone ([`chunk_windows`]: rows per chunk, a
+//! cache budget for long windows, at least four chunks per batch) and run on the rayon pool with
+//! `Par::Seq` products inside (chunking never depends on the thread count, so results are
+//! identical with any number of threads).
 //!
 //! Everything is generic over [`Real`]: `f32` for speed, `f64` for gradient checks. This crate
 //! knows nothing of files, Arrow or polars.
