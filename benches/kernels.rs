@@ -25,6 +25,7 @@
 use faer::{Accum, Mat, Par};
 use particast_kernels::{
     chunk_windows, loss_and_grad, Batch, Cell, Model, ModelConfig, TrainOptions,
+    GRADIENT_BLOCK_ROWS,
 };
 use std::time::Instant;
 
@@ -110,8 +111,8 @@ fn gemm_only(cfg: &ModelConfig, b: usize, t: usize, reps: usize) -> f64 {
     let chunks: Vec<usize> = (0..b).step_by(per).map(|b0| per.min(b - b0)).collect();
     // Per chunk: products run once (input projection, head, W_ih's gradient), per step (the
     // recurrent product forward, its adjoint and the head's adjoint backward) and per block of
-    // about 1024 rows of steps (W_hh's and the head weights' gradients), as `backward` runs
-    // them.
+    // about GRADIENT_BLOCK_ROWS rows of steps (W_hh's and the head weights' gradients), as
+    // `backward` runs them.
     let work: Vec<(usize, usize)> = chunks.iter().map(|&bc| (bc, bc * l)).collect();
     let mut work: Vec<ChunkProducts> = work
         .iter()
@@ -126,7 +127,7 @@ fn gemm_only(cfg: &ModelConfig, b: usize, t: usize, reps: usize) -> f64 {
                 Product::new(r, g, hd), // backward: dgh W_hh
                 Product::new(r, p, hd), // backward: the head's adjoint of h
             ];
-            let block_steps = (1024 / r).max(1).min(t);
+            let block_steps = (GRADIENT_BLOCK_ROWS / r).max(1).min(t);
             let rows = block_steps * r;
             let blocks = vec![
                 Product::new(g, rows, hd), // W_hh's gradient

@@ -13,8 +13,8 @@ use crate::model::{Cell, Gate};
 use crate::real::{gemm, sigmoid, Operand, Real};
 
 /// Rows (steps x particle rows) per block of the W_hh and head weight gradient products in the
-/// backward pass.
-const BLOCK_ROWS: usize = 1024;
+/// backward pass (whole steps, at least one).
+pub const GRADIENT_BLOCK_ROWS: usize = 1024;
 
 /// Adds the column sums of a `[rows x cols]` matrix (row stride `stride`) to `out`.
 #[multiversion::multiversion(targets(
@@ -128,11 +128,11 @@ pub(crate) fn backward<T: Real>(
     // The GRU's b_hn gradient, summed while the backward loop has it at hand.
     let mut dbn = vec![T::zero(); hd];
     let one = T::one();
-    // W_hh's and the head's weight gradients are accumulated over blocks of about BLOCK_ROWS
-    // rows (whole steps), each right after the backward pass wrote (or read) it, while the
-    // block is still in cache, instead of one product over all steps that reads the whole
-    // cache and all states back from memory.
-    let block_steps = (BLOCK_ROWS / r.max(1)).max(1);
+    // W_hh's and the head's weight gradients are accumulated over blocks of about
+    // GRADIENT_BLOCK_ROWS rows (whole steps), each right after the backward pass wrote (or read)
+    // it, while the block is still in cache, instead of one product over all steps that reads
+    // the whole cache and all states back from memory.
+    let block_steps = (GRADIENT_BLOCK_ROWS / r.max(1)).max(1);
     let mut block_end = tt;
     for t in (0..tt).rev() {
         // The head's adjoint of this step's states.

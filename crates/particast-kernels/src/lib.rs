@@ -72,6 +72,7 @@ mod rollout;
 mod score;
 mod state;
 
+pub use backward::GRADIENT_BLOCK_ROWS;
 pub use batch::Batch;
 pub use error::KernelError;
 pub use head::{emission, log_density, Emission};
