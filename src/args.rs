@@ -290,7 +290,8 @@ pub struct ScoreArgs {
     #[arg(long)]
     pub smooth: Option<usize>,
     /// Anomaly score recipe: tail probability, short- vs long-term surprise (z-score), the
-    /// rank of the recent surprise among the long window's, or a tail fit [default: rank].
+    /// rank of the recent surprise among the long window's, a tail fit, or the calibrated surprise
+    /// (Numenta-style likelihood of the smoothed rank) [default: rank].
     #[arg(long, value_enum)]
     pub method: Option<AnomalyMethod>,
     /// Long window of the likelihood and rank methods and of the calm score [default: 1000].
@@ -327,6 +328,10 @@ pub struct ScoreArgs {
     /// Which weights adaptation changes [default: all].
     #[arg(long, value_enum)]
     pub adapt_params: Option<AdaptParams>,
+    /// Score 1 for an observation outside the range of every earlier one of its series,
+    /// widened by this fraction of the range on each side (e.g. 0.05) [default: off].
+    #[arg(long)]
+    pub novelty: Option<f64>,
 }
 
 #[derive(Args, Debug)]
@@ -670,7 +675,8 @@ impl ScoreArgs {
             .set_some("adapt_steps", self.adapt_steps)
             .set_some("adapt_windows", self.adapt_windows)
             .set_some("adapt_memory", self.adapt_memory)
-            .set_some("adapt_params", self.adapt_params);
+            .set_some("adapt_params", self.adapt_params)
+            .set_some("novelty", self.novelty);
         o
     }
 }

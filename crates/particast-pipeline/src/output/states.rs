@@ -91,6 +91,13 @@ pub fn states_to_frame(states: &[SeriesState]) -> Result<polars::prelude::DataFr
             "recent_anomaly",
             states.iter().map(|s| s.recent_anomaly.clone()),
         ),
+        list_f64("recent_raw", states.iter().map(|s| s.recent_raw.clone())),
+        list_f64("recent_mean", states.iter().map(|s| s.recent_mean.clone())),
+        list_f64(
+            "surprise_fit",
+            states.iter().map(|s| s.surprise_fit.clone()),
+        ),
+        list_f64("seen_range", states.iter().map(|s| s.seen_range.clone())),
     ];
     DataFrame::new(n, columns).map_err(|e| PipelineError::Polars {
         context: "building the state table".into(),
@@ -177,6 +184,13 @@ pub fn states_from_frame(
         // Written before the calm score: its memory starts empty.
         optional_list("recent_calm"),
     );
+    // Written before the surprise method and the novelty rule: their memory starts empty.
+    let (recent_raw, recent_mean, surprise_fit, seen_range) = (
+        optional_list("recent_raw"),
+        optional_list("recent_mean"),
+        optional_list("surprise_fit"),
+        optional_list("seen_range"),
+    );
     let min_value = df
         .column("min_value")
         .ok()
@@ -237,6 +251,22 @@ pub fn states_from_frame(
                     None => Vec::new(),
                 },
                 recent_anomaly: match &recent_anomaly {
+                    Some(l) => f64s(l, i)?,
+                    None => Vec::new(),
+                },
+                recent_raw: match &recent_raw {
+                    Some(l) => f64s(l, i)?,
+                    None => Vec::new(),
+                },
+                recent_mean: match &recent_mean {
+                    Some(l) => f64s(l, i)?,
+                    None => Vec::new(),
+                },
+                surprise_fit: match &surprise_fit {
+                    Some(l) => f64s(l, i)?,
+                    None => Vec::new(),
+                },
+                seen_range: match &seen_range {
                     Some(l) => f64s(l, i)?,
                     None => Vec::new(),
                 },

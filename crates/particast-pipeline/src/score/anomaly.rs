@@ -34,13 +34,135 @@ pub enum AnomalyMethod {
     /// quantile ([`pot_score`]). Heavy tails per series, like the rank, but with a smooth,
     /// extrapolating tail where the rank only counts the few largest past values.
     Pot,
+    /// A calibrated surprise in the spirit of Numenta's anomaly likelihood, over the rank of
+    /// each NLL among the previous `long_window` (so the NLLs' own heavy-tailed distribution
+    /// calibrates it, per series): the rank `u` raised to [`SURPRISE_POWER`] (near 0 unless the
+    /// observation is among the series' most surprising), averaged over the last `smooth`
+    /// observations; a Gaussian fitted to the previous `long_window` of those averages (mean at
+    /// least [`SURPRISE_MEAN_FLOOR`], variance at least [`SURPRISE_VAR_FLOOR`]) gives the
+    /// two-sided tail probability `q` of the current one, and the score is `ln(q + 1e-10) /
+    /// ln(1e-10)`, in [0, 1] (0.5 at `q = 1e-5`). Alarm hold-off: while `q` stays below
+    /// [`SURPRISE_RED`] after the first step of a run, it counts as [`SURPRISE_HOLD`], so a
+    /// sustained surprise raises one alarm ([`surprise_score`]). Fewer than
+    /// [`SURPRISE_MIN_FIT`] past averages: 0. `cargo bench --bench nab`: with `smooth = 20` and
+    /// `novelty = 0.05` the recipe of `pipelines/nab.toml`.
+    Surprise,
 }
 
 impl AnomalyMethod {
     /// Whether the method keeps a sorted copy of its window.
     fn keeps_sorted(self) -> bool {
-        matches!(self, AnomalyMethod::Rank | AnomalyMethod::Pot)
+        matches!(
+            self,
+            AnomalyMethod::Rank | AnomalyMethod::Pot | AnomalyMethod::Surprise
+        )
     }
+}
+
+/// The power of the rank in the `surprise` method: `u^10` has mean 1/11 for a calibrated
+/// series, is 0.35 at the 90th percentile and 0.90 at the 99th.
+pub const SURPRISE_POWER: i32 = 10;
+/// Fewer past averages than this: the `surprise` method scores 0.
+pub const SURPRISE_MIN_FIT: usize = 100;
+/// The smallest mean of the `surprise` method's Gaussian (as Numenta's).
+pub const SURPRISE_MEAN_FLOOR: f64 = 0.03;
+/// The smallest variance of the `surprise` method's Gaussian (as Numenta's).
+pub const SURPRISE_VAR_FLOOR: f64 = 3e-4;
+/// The `surprise` method's alarm level: a tail probability at or below it is an alarm.
+pub const SURPRISE_RED: f64 = 1e-5;
+/// The tail probability that a continued alarm counts as (the `surprise` method's hold-off).
+pub const SURPRISE_HOLD: f64 = 1e-3;
+
+/// The memory of the `surprise` method: the last `smooth` powered ranks, the last
+/// `long_window` of their means with the running sum and sum of squares of those, and the
+/// previous tail probability.
+#[derive(Clone, Debug, Default)]
+struct Surprise {
+    raw: VecDeque<f64>,
+    means: VecDeque<f64>,
+    sum: f64,
+    sum_sq: f64,
+    prev_q: f64,
+}
+
+impl Surprise {
+    /// The score of an observation whose NLL ranks `u` (see [`AnomalyMethod::Surprise`]).
+    fn step(&mut self, u: f64, smooth: usize, long_window: usize) -> f64 {
+        let r = if u.is_nan() {
+            0.0
+        } else {
+            u.clamp(0.0, 1.0).powi(SURPRISE_POWER)
+        };
+        self.raw.push_back(r);
+        while self.raw.len() > smooth.max(1) {
+            self.raw.pop_front();
+        }
+        let a = self.raw.iter().sum::<f64>() / self.raw.len() as f64;
+        let m = self.means.len();
+        let q = if m >= SURPRISE_MIN_FIT {
+            let mean = self.sum / m as f64;
+            let var = (self.sum_sq / m as f64 - mean * mean).max(SURPRISE_VAR_FLOOR);
+            Some(gaussian_two_sided_tail(
+                a,
+                mean.max(SURPRISE_MEAN_FLOOR),
+                var.sqrt(),
+            ))
+        } else {
+            None
+        };
+        let score = surprise_score(q.unwrap_or(1.0), self.prev_q);
+        self.prev_q = q.unwrap_or(1.0);
+        self.means.push_back(a);
+        self.sum += a;
+        self.sum_sq += a * a;
+        while self.means.len() > long_window.max(1) {
+            if let Some(o) = self.means.pop_front() {
+                self.sum -= o;
+                self.sum_sq -= o * o;
+            }
+        }
+        if q.is_some() {
+            score
+        } else {
+            0.0
+        }
+    }
+}
+
+/// The tail probability of `x` under a Gaussian of `mean` and `sd`, counted from the mean in
+/// the direction of `x` (Numenta's `tailProbability`: a value below the mean is reflected).
+fn gaussian_two_sided_tail(x: f64, mean: f64, sd: f64) -> f64 {
+    use statrs::function::erf::erfc;
+    let x = if x < mean { 2.0 * mean - x } else { x };
+    0.5 * erfc((x - mean) / sd / std::f64::consts::SQRT_2)
+}
+
+/// The `surprise` method's score of a tail probability `q` when the previous step's was
+/// `prev_q`: `ln(q' + 1e-10) / ln(1e-10)` clamped to [0, 1], with `q' = SURPRISE_HOLD` when
+/// both are at most [`SURPRISE_RED`] (the hold-off of a continued alarm) and `q' = q` otherwise.
+pub fn surprise_score(q: f64, prev_q: f64) -> f64 {
+    let q = if q <= SURPRISE_RED && prev_q <= SURPRISE_RED {
+        SURPRISE_HOLD
+    } else {
+        q
+    };
+    ((q + 1e-10).ln() / 1e-10f64.ln()).clamp(0.0, 1.0)
+}
+
+/// Whether any observed value lies outside the range `seen` (`[min, max]` per target of the
+/// earlier observations; empty: nothing seen) widened by `tolerance` times its width on each
+/// side. A range of zero width flags nothing (Numenta's spatial anomaly).
+pub fn is_novel(seen: &[f64], values: &[Option<f64>], tolerance: f64) -> bool {
+    values
+        .iter()
+        .enumerate()
+        .any(|(d, v)| match (v, seen.get(2 * d..2 * d + 2)) {
+            (Some(v), Some(&[lo, hi])) if hi > lo => {
+                let t = tolerance * (hi - lo);
+                *v > hi + t || *v < lo - t
+            }
+            _ => false,
+        })
 }
 
 /// The causal memory of the anomaly method of one series: the last raw values (tail scores
@@ -54,6 +176,10 @@ pub(crate) struct Tracker<'a> {
     /// The last `long_window + calm` tail scores `1 - p` (only with `calm > 0`).
     recent_calm: VecDeque<f64>,
     recent_anomaly: VecDeque<f64>,
+    /// The `surprise` method's memory.
+    surprise: Surprise,
+    /// `[min, max]` per target of the observations so far (novelty).
+    seen: Vec<f64>,
 }
 
 impl<'a> Tracker<'a> {
@@ -73,11 +199,42 @@ impl<'a> Tracker<'a> {
             sorted,
             recent_calm: state.recent_calm.iter().copied().collect(),
             recent_anomaly: state.recent_anomaly.iter().copied().collect(),
+            surprise: Surprise {
+                raw: state.recent_raw.iter().copied().collect(),
+                means: state.recent_mean.iter().copied().collect(),
+                sum: state.surprise_fit.first().copied().unwrap_or(0.0),
+                sum_sq: state.surprise_fit.get(1).copied().unwrap_or(0.0),
+                prev_q: state.surprise_fit.get(2).copied().unwrap_or(1.0),
+            },
+            seen: state.seen_range.clone(),
         }
     }
 
-    /// The anomaly score of an observation with two-sided tail probability `p` and NLL `nll`.
-    pub(crate) fn push(&mut self, p: f64, nll: f64) -> f64 {
+    /// The anomaly score of an observation with two-sided tail probability `p`, NLL `nll` and
+    /// values `values` (original units, one per target; `None` where missing).
+    pub(crate) fn push(&mut self, p: f64, nll: f64, values: &[Option<f64>]) -> f64 {
+        let anomaly = self.push_surprise(p, nll);
+        let novel = cfg_novel(self.cfg, &self.seen, values);
+        if self.seen.len() != 2 * values.len() {
+            self.seen = vec![f64::NAN; 2 * values.len()];
+        }
+        for (d, v) in values.iter().enumerate() {
+            if let Some(v) = *v {
+                let (lo, hi) = (self.seen[2 * d], self.seen[2 * d + 1]);
+                // NaN (nothing seen yet) gives way to the value.
+                self.seen[2 * d] = if lo.is_nan() { v } else { lo.min(v) };
+                self.seen[2 * d + 1] = if hi.is_nan() { v } else { hi.max(v) };
+            }
+        }
+        if novel {
+            1.0
+        } else {
+            anomaly
+        }
+    }
+
+    /// The anomaly score before the novelty rule.
+    fn push_surprise(&mut self, p: f64, nll: f64) -> f64 {
         let cfg = self.cfg;
         let recent = &mut self.recent;
         let sorted = &mut self.sorted;
@@ -85,7 +242,7 @@ impl<'a> Tracker<'a> {
             AnomalyMethod::Tail => (1.0 - p, cfg.smooth.max(1)),
             AnomalyMethod::Likelihood => (nll, cfg.long_window.max(cfg.smooth).max(2)),
             // The previous long_window NLLs and this one.
-            AnomalyMethod::Rank | AnomalyMethod::Pot => {
+            AnomalyMethod::Rank | AnomalyMethod::Pot | AnomalyMethod::Surprise => {
                 (nll, cfg.long_window.max(cfg.smooth).max(1) + 1)
             }
         };
@@ -116,12 +273,16 @@ impl<'a> Tracker<'a> {
                     likelihood_score((short_mean - mean) / sd)
                 }
             }
-            AnomalyMethod::Rank | AnomalyMethod::Pot => {
+            AnomalyMethod::Rank | AnomalyMethod::Pot | AnomalyMethod::Surprise => {
                 // `sorted` holds the previous NLLs; then this one joins them.
-                let score = if cfg.method == AnomalyMethod::Pot {
-                    pot_score(sorted, short_mean)
-                } else {
-                    rank_score(sorted, short_mean)
+                let score = match cfg.method {
+                    AnomalyMethod::Pot => pot_score(sorted, short_mean),
+                    // The rank of this NLL; the method smooths the powered ranks itself.
+                    AnomalyMethod::Surprise => {
+                        self.surprise
+                            .step(rank_score(sorted, nll), cfg.smooth, cfg.long_window)
+                    }
+                    _ => rank_score(sorted, short_mean),
                 };
                 let i = sorted.partition_point(|x| x.total_cmp(&raw_value).is_lt());
                 sorted.insert(i, raw_value);
@@ -162,7 +323,22 @@ impl<'a> Tracker<'a> {
         state.recent_scores = self.recent.into_iter().collect();
         state.recent_calm = self.recent_calm.into_iter().collect();
         state.recent_anomaly = self.recent_anomaly.into_iter().collect();
+        if self.cfg.method == AnomalyMethod::Surprise {
+            state.recent_raw = self.surprise.raw.into_iter().collect();
+            state.recent_mean = self.surprise.means.into_iter().collect();
+            state.surprise_fit = vec![
+                self.surprise.sum,
+                self.surprise.sum_sq,
+                self.surprise.prev_q,
+            ];
+        }
+        state.seen_range = self.seen;
     }
+}
+
+/// Whether the novelty rule of `cfg` flags `values` against the range `seen`.
+fn cfg_novel(cfg: &ScoreConfig, seen: &[f64], values: &[Option<f64>]) -> bool {
+    cfg.novelty.is_some_and(|t| is_novel(seen, values, t))
 }
 
 /// The likelihood method's score of a z-value: `1 - q(z)`, with `q` the upper normal tail

@@ -56,6 +56,21 @@ pub struct SeriesState {
     pub recent_calm: Vec<f64>,
     /// The last anomaly scores before suppression (for [`crate::ScoreConfig::suppress`]).
     pub recent_anomaly: Vec<f64>,
+    /// The `surprise` method's last `smooth` powered ranks (empty for other methods, and in
+    /// states written before it).
+    #[serde(default)]
+    pub recent_raw: Vec<f64>,
+    /// The `surprise` method's last `long_window` means of those.
+    #[serde(default)]
+    pub recent_mean: Vec<f64>,
+    /// The `surprise` method's running sum and sum of squares of `recent_mean`, and its last
+    /// tail probability (empty: fresh).
+    #[serde(default)]
+    pub surprise_fit: Vec<f64>,
+    /// `[min, max]` per target of the observations scored so far, for the novelty rule
+    /// ([`crate::ScoreConfig::novelty`]; empty: none yet, or written before it).
+    #[serde(default)]
+    pub seen_range: Vec<f64>,
 }
 
 impl SeriesState {
