@@ -15,7 +15,7 @@
 //! Scores (pooled over the series of a set, second halves only): `particast score` with its
 //! defaults (the NLL's rank among the last 1000 with the calm score of runs of 6), and the two
 //! other recipes for comparison (`tail`: the tail probability without suppression or calm
-//! score, the former default; `nab`: `pipelines/nab.toml`'s rank with onset suppression);
+//! score, the former default; `nab`: `pipelines/nab.toml`'s surprise method with the novelty rule);
 //! baselines: `zscore` (|y - mean| / sd of the series' training half) and `rolling` (the same
 //! against the last 1000 values, the default `long_window`). Reported: ROC AUC, PR AUC (average
 //! precision) and the best F1 over thresholds, per kind.
@@ -335,11 +335,15 @@ fn main() {
             "nab",
             s(&[
                 "--method",
-                "rank",
+                "surprise",
                 "--long-window",
                 "8640",
+                "--smooth",
+                "20",
+                "--novelty",
+                "0.05",
                 "--suppress",
-                "300",
+                "0",
                 "--calm",
                 "0",
             ]),

@@ -224,6 +224,8 @@ fn incremental_scoring_matches_one_pass() {
         (AnomalyMethod::Likelihood, 12, 0),
         (AnomalyMethod::Likelihood, 12, 48),
         (AnomalyMethod::Rank, 12, 0),
+        (AnomalyMethod::Surprise, 0, 0),
+        (AnomalyMethod::Surprise, 12, 48),
     ] {
         let scfg = ScoreConfig {
             smooth: 5,
@@ -232,6 +234,7 @@ fn incremental_scoring_matches_one_pass() {
             long_window: 300,
             suppress,
             refresh,
+            novelty: (method == AnomalyMethod::Surprise).then_some(0.05),
             ..Default::default()
         };
         let (whole, _) = score_series(&model, std::slice::from_ref(s), &scfg)

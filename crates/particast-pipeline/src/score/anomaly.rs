@@ -488,6 +488,60 @@ pub fn pot_score(sorted: &[f64], v: f64) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::{calm_score, likelihood_score, pot_score, rank_score, CALM_PENALTY};
+    use super::{is_novel, surprise_score, Surprise, SURPRISE_HOLD, SURPRISE_MIN_FIT};
+
+    #[test]
+    fn surprise_score_is_a_log_scaled_tail_probability_with_a_hold_off() {
+        assert!(surprise_score(1.0, 1.0).abs() < 1e-9);
+        assert!((surprise_score(1e-5, 1.0) - 0.5).abs() < 1e-4);
+        assert_eq!(surprise_score(0.0, 1.0), 1.0);
+        // Strictly rising as q falls.
+        assert!(surprise_score(1e-3, 1.0) < surprise_score(1e-4, 1.0));
+        // A continued alarm (both in the red zone) counts as the hold-off probability only.
+        assert_eq!(
+            surprise_score(1e-9, 1e-7),
+            surprise_score(SURPRISE_HOLD, 1.0)
+        );
+        assert!(surprise_score(1e-9, 1e-4) > 0.89);
+    }
+
+    #[test]
+    fn the_surprise_method_raises_one_alarm_for_a_sustained_surprise() {
+        let mut s = Surprise {
+            prev_q: 1.0,
+            ..Default::default()
+        };
+        // Calibrated ranks (a fixed permutation), then a run of top ranks.
+        let calm: Vec<f64> = (0..1000)
+            .map(|i| ((i * 263) % 1000) as f64 / 1000.0)
+            .collect();
+        let scores: Vec<f64> = calm.iter().map(|&u| s.step(u, 20, 500)).collect();
+        assert!(scores[..SURPRISE_MIN_FIT].iter().all(|&x| x == 0.0));
+        assert!(
+            scores.iter().all(|&x| (0.0..0.5).contains(&x)),
+            "no alarm in calm data"
+        );
+        let run: Vec<f64> = (0..30).map(|_| s.step(0.999, 20, 500)).collect();
+        // One alarm at the onset (q below 1e-5, score above 0.5), then the hold-off.
+        let alarms = run.iter().filter(|&&x| x > 0.5).count();
+        assert_eq!(alarms, 1, "{run:?}");
+        let held = surprise_score(SURPRISE_HOLD, 1.0);
+        assert!(run.iter().rev().take(20).all(|&x| x == held), "{run:?}");
+        // The unsmoothed, powered rank: a NaN rank counts as no surprise.
+        assert!(s.step(f64::NAN, 20, 500).is_finite());
+    }
+
+    #[test]
+    fn novelty_is_a_value_beyond_the_widened_range_seen() {
+        let seen = [0.0, 10.0, 5.0, 5.0];
+        assert!(!is_novel(&seen, &[Some(10.4), None], 0.05));
+        assert!(is_novel(&seen, &[Some(10.6), None], 0.05));
+        assert!(is_novel(&seen, &[Some(-0.6), None], 0.05));
+        // A range of zero width (dimension 2) and missing values flag nothing.
+        assert!(!is_novel(&seen, &[None, Some(100.0)], 0.05));
+        assert!(!is_novel(&[], &[Some(1.0)], 0.05));
+        assert!(is_novel(&seen, &[Some(10.01)], 0.0));
+    }
 
     #[test]
     fn calm_score_flags_a_run_of_central_observations_only() {
