@@ -284,3 +284,15 @@ def test_score_with_online_adaptation(model, data):
     assert a != f
     with pytest.raises(particast.ConfigError, match="adapt_lr"):
         model.score(data, adapt=24, adapt_lr=-1.0)
+
+
+def test_score_with_the_surprise_method_and_novelty(model, data):
+    options = dict(method="surprise", smooth=20, long_window=500, novelty=0.05, calm=0)
+    one = as_arrow(model.score(data, n_threads=1, **options))
+    two = as_arrow(model.score(data, n_threads=2, **options))
+    a = one.column("particast-anomaly").to_pylist()
+    assert a == two.column("particast-anomaly").to_pylist()
+    assert all(v is None or 0.0 <= v <= 1.0 for v in a)
+    assert a != as_arrow(model.score(data)).column("particast-anomaly").to_pylist()
+    with pytest.raises(particast.ConfigError, match="novelty"):
+        model.score(data, method="surprise", novelty=-1.0)

@@ -292,7 +292,9 @@ class Model:
         ``score_options`` are the ``[score]`` keys (``method``, ``threshold``, ``suppress``, ...),
         among them online adaptation: ``adapt=200, adapt_lr=1e-4`` keeps learning every 200
         rows of a series from the rows already scored (``adapt_steps``, ``adapt_windows``,
-        ``adapt_memory``, ``adapt_params="all"|"head"``).
+        ``adapt_memory``, ``adapt_params="all"|"head"``); NAB's recipe is
+        ``method="surprise", smooth=20, long_window=8640, novelty=0.05, calm=0`` (a calibrated
+        surprise with an alarm hold-off, and 1 for values outside the range seen so far).
         """
         table, _ = self._inner.score(
             _frames.to_arrow(df),
