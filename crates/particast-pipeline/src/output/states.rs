@@ -97,7 +97,10 @@ pub fn states_to_frame(states: &[SeriesState]) -> Result<polars::prelude::DataFr
             "surprise_fit",
             states.iter().map(|s| s.surprise_fit.clone()),
         ),
-        list_f64("seen_range", states.iter().map(|s| s.seen_range.clone())),
+        list_f64(
+            "recent_values",
+            states.iter().map(|s| s.recent_values.clone()),
+        ),
     ];
     DataFrame::new(n, columns).map_err(|e| PipelineError::Polars {
         context: "building the state table".into(),
@@ -185,11 +188,11 @@ pub fn states_from_frame(
         optional_list("recent_calm"),
     );
     // Written before the surprise method and the novelty rule: their memory starts empty.
-    let (recent_raw, recent_mean, surprise_fit, seen_range) = (
+    let (recent_raw, recent_mean, surprise_fit, recent_values) = (
         optional_list("recent_raw"),
         optional_list("recent_mean"),
         optional_list("surprise_fit"),
-        optional_list("seen_range"),
+        optional_list("recent_values"),
     );
     let min_value = df
         .column("min_value")
@@ -266,7 +269,7 @@ pub fn states_from_frame(
                     Some(l) => f64s(l, i)?,
                     None => Vec::new(),
                 },
-                seen_range: match &seen_range {
+                recent_values: match &recent_values {
                     Some(l) => f64s(l, i)?,
                     None => Vec::new(),
                 },

@@ -149,20 +149,68 @@ pub fn surprise_score(q: f64, prev_q: f64) -> f64 {
     ((q + 1e-10).ln() / 1e-10f64.ln()).clamp(0.0, 1.0)
 }
 
-/// Whether any observed value lies outside the range `seen` (`[min, max]` per target of the
-/// earlier observations; empty: nothing seen) widened by `tolerance` times its width on each
-/// side. A range of zero width flags nothing (Numenta's spatial anomaly).
-pub fn is_novel(seen: &[f64], values: &[Option<f64>], tolerance: f64) -> bool {
-    values
-        .iter()
-        .enumerate()
-        .any(|(d, v)| match (v, seen.get(2 * d..2 * d + 2)) {
-            (Some(v), Some(&[lo, hi])) if hi > lo => {
-                let t = tolerance * (hi - lo);
-                *v > hi + t || *v < lo - t
+/// Whether `v` lies outside the range `[lo, hi]` widened by `tolerance` times its width on
+/// each side. A range of zero width flags nothing (Numenta's spatial anomaly).
+pub fn is_novel(lo: f64, hi: f64, v: f64, tolerance: f64) -> bool {
+    if !(hi > lo) {
+        return false;
+    }
+    let t = tolerance * (hi - lo);
+    v > hi + t || v < lo - t
+}
+
+/// Fewer observed values than this in the window: the novelty rule flags nothing.
+pub const NOVELTY_MIN_HISTORY: usize = 10;
+
+/// The minimum and maximum of the last `window` rows of one target (missing rows: NaN), by
+/// monotonic queues: O(1) per row, and exact, so a state rebuilt from the values continues it
+/// bit for bit.
+#[derive(Clone, Debug, Default)]
+struct Range {
+    values: VecDeque<f64>,
+    mins: VecDeque<(u64, f64)>,
+    maxs: VecDeque<(u64, f64)>,
+    next: u64,
+    observed: usize,
+}
+
+impl Range {
+    fn push(&mut self, x: f64, window: usize) {
+        let i = self.next;
+        self.next += 1;
+        self.values.push_back(x);
+        if !x.is_nan() {
+            self.observed += 1;
+            while self.mins.back().is_some_and(|&(_, m)| m >= x) {
+                self.mins.pop_back();
             }
-            _ => false,
-        })
+            self.mins.push_back((i, x));
+            while self.maxs.back().is_some_and(|&(_, m)| m <= x) {
+                self.maxs.pop_back();
+            }
+            self.maxs.push_back((i, x));
+        }
+        while self.values.len() > window.max(1) {
+            if self.values.pop_front().is_some_and(|o| !o.is_nan()) {
+                self.observed -= 1;
+            }
+        }
+        let first = self.next - self.values.len() as u64;
+        while self.mins.front().is_some_and(|&(j, _)| j < first) {
+            self.mins.pop_front();
+        }
+        while self.maxs.front().is_some_and(|&(j, _)| j < first) {
+            self.maxs.pop_front();
+        }
+    }
+
+    /// `(min, max)` of the window, once it holds [`NOVELTY_MIN_HISTORY`] observed values.
+    fn bounds(&self) -> Option<(f64, f64)> {
+        if self.observed < NOVELTY_MIN_HISTORY {
+            return None;
+        }
+        Some((self.mins.front()?.1, self.maxs.front()?.1))
+    }
 }
 
 /// The causal memory of the anomaly method of one series: the last raw values (tail scores
@@ -178,8 +226,8 @@ pub(crate) struct Tracker<'a> {
     recent_anomaly: VecDeque<f64>,
     /// The `surprise` method's memory.
     surprise: Surprise,
-    /// `[min, max]` per target of the observations so far (novelty).
-    seen: Vec<f64>,
+    /// The range of each target's last `long_window` rows (novelty).
+    ranges: Vec<Range>,
 }
 
 impl<'a> Tracker<'a> {
@@ -206,25 +254,44 @@ impl<'a> Tracker<'a> {
                 sum_sq: state.surprise_fit.get(1).copied().unwrap_or(0.0),
                 prev_q: state.surprise_fit.get(2).copied().unwrap_or(1.0),
             },
-            seen: state.seen_range.clone(),
+            ranges: Self::ranges_of(&state.recent_values, state.scale.len(), cfg.long_window),
         }
+    }
+
+    /// The novelty ranges of `d` targets rebuilt from saved `[rows][d]` values (empty: none
+    /// yet); only the last `window` rows count.
+    fn ranges_of(saved: &[f64], d: usize, window: usize) -> Vec<Range> {
+        if d == 0 || saved.is_empty() {
+            return Vec::new();
+        }
+        let rows = (saved.len() / d).min(window.max(1));
+        let mut ranges = vec![Range::default(); d];
+        for row in saved[saved.len() - rows * d..].chunks(d) {
+            for (r, &x) in ranges.iter_mut().zip(row) {
+                r.push(x, window);
+            }
+        }
+        ranges
     }
 
     /// The anomaly score of an observation with two-sided tail probability `p`, NLL `nll` and
     /// values `values` (original units, one per target; `None` where missing).
     pub(crate) fn push(&mut self, p: f64, nll: f64, values: &[Option<f64>]) -> f64 {
         let anomaly = self.push_surprise(p, nll);
-        let novel = cfg_novel(self.cfg, &self.seen, values);
-        if self.seen.len() != 2 * values.len() {
-            self.seen = vec![f64::NAN; 2 * values.len()];
+        if self.ranges.len() != values.len() {
+            self.ranges = vec![Range::default(); values.len()];
         }
-        for (d, v) in values.iter().enumerate() {
-            if let Some(v) = *v {
-                let (lo, hi) = (self.seen[2 * d], self.seen[2 * d + 1]);
-                // NaN (nothing seen yet) gives way to the value.
-                self.seen[2 * d] = if lo.is_nan() { v } else { lo.min(v) };
-                self.seen[2 * d + 1] = if hi.is_nan() { v } else { hi.max(v) };
-            }
+        let novel = self.cfg.novelty.is_some_and(|tol| {
+            self.ranges
+                .iter()
+                .zip(values)
+                .any(|(r, v)| match (r.bounds(), v) {
+                    (Some((lo, hi)), Some(v)) => is_novel(lo, hi, *v, tol),
+                    _ => false,
+                })
+        });
+        for (r, v) in self.ranges.iter_mut().zip(values) {
+            r.push(v.unwrap_or(f64::NAN), self.cfg.long_window);
         }
         if novel {
             1.0
@@ -332,13 +399,21 @@ impl<'a> Tracker<'a> {
                 self.surprise.prev_q,
             ];
         }
-        state.seen_range = self.seen;
+        // Whole rows of the window, NaN where a value is missing.
+        let rows = self
+            .ranges
+            .iter()
+            .map(|r| r.values.len())
+            .min()
+            .unwrap_or(0);
+        state.recent_values = (0..rows)
+            .flat_map(|k| {
+                self.ranges
+                    .iter()
+                    .map(move |r| r.values[r.values.len() - rows + k])
+            })
+            .collect();
     }
-}
-
-/// Whether the novelty rule of `cfg` flags `values` against the range `seen`.
-fn cfg_novel(cfg: &ScoreConfig, seen: &[f64], values: &[Option<f64>]) -> bool {
-    cfg.novelty.is_some_and(|t| is_novel(seen, values, t))
 }
 
 /// The likelihood method's score of a z-value: `1 - q(z)`, with `q` the upper normal tail
@@ -488,7 +563,8 @@ pub fn pot_score(sorted: &[f64], v: f64) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::{calm_score, likelihood_score, pot_score, rank_score, CALM_PENALTY};
-    use super::{is_novel, surprise_score, Surprise, SURPRISE_HOLD, SURPRISE_MIN_FIT};
+    use super::{is_novel, surprise_score, Range, Surprise, Tracker, NOVELTY_MIN_HISTORY};
+    use super::{SURPRISE_HOLD, SURPRISE_MIN_FIT};
 
     #[test]
     fn surprise_score_is_a_log_scaled_tail_probability_with_a_hold_off() {
@@ -533,14 +609,43 @@ mod tests {
 
     #[test]
     fn novelty_is_a_value_beyond_the_widened_range_seen() {
-        let seen = [0.0, 10.0, 5.0, 5.0];
-        assert!(!is_novel(&seen, &[Some(10.4), None], 0.05));
-        assert!(is_novel(&seen, &[Some(10.6), None], 0.05));
-        assert!(is_novel(&seen, &[Some(-0.6), None], 0.05));
-        // A range of zero width (dimension 2) and missing values flag nothing.
-        assert!(!is_novel(&seen, &[None, Some(100.0)], 0.05));
-        assert!(!is_novel(&[], &[Some(1.0)], 0.05));
-        assert!(is_novel(&seen, &[Some(10.01)], 0.0));
+        assert!(!is_novel(0.0, 10.0, 10.4, 0.05));
+        assert!(is_novel(0.0, 10.0, 10.6, 0.05));
+        assert!(is_novel(0.0, 10.0, -0.6, 0.05));
+        assert!(is_novel(0.0, 10.0, 10.01, 0.0));
+        // A range of zero width flags nothing.
+        assert!(!is_novel(5.0, 5.0, 100.0, 0.05));
+    }
+
+    #[test]
+    fn the_novelty_range_is_that_of_the_window_and_rebuilds_exactly() {
+        let mut r = Range::default();
+        let xs: Vec<f64> = (0..200)
+            .map(|i| {
+                if i % 7 == 3 {
+                    f64::NAN
+                } else {
+                    ((i * 37) % 101) as f64
+                }
+            })
+            .collect();
+        for (i, &x) in xs.iter().enumerate() {
+            r.push(x, 50);
+            let w: Vec<f64> = xs[(i + 1).saturating_sub(50)..=i]
+                .iter()
+                .copied()
+                .filter(|x| !x.is_nan())
+                .collect();
+            let want = (w.len() >= NOVELTY_MIN_HISTORY).then(|| {
+                (
+                    w.iter().copied().fold(f64::INFINITY, f64::min),
+                    w.iter().copied().fold(f64::NEG_INFINITY, f64::max),
+                )
+            });
+            assert_eq!(r.bounds(), want, "row {i}");
+        }
+        let rebuilt = Tracker::ranges_of(&r.values.iter().copied().collect::<Vec<_>>(), 1, 50);
+        assert_eq!(rebuilt[0].bounds(), r.bounds());
     }
 
     #[test]

@@ -40,8 +40,8 @@ pub use adapt::AdaptParams;
 use anomaly::Tracker;
 pub use anomaly::{
     calm_score, is_novel, likelihood_score, pot_score, rank_score, surprise_score, AnomalyMethod,
-    CALM_MIN_HISTORY, CALM_PENALTY, SURPRISE_HOLD, SURPRISE_MEAN_FLOOR, SURPRISE_MIN_FIT,
-    SURPRISE_POWER, SURPRISE_RED, SURPRISE_VAR_FLOOR,
+    CALM_MIN_HISTORY, CALM_PENALTY, NOVELTY_MIN_HISTORY, SURPRISE_HOLD, SURPRISE_MEAN_FLOOR,
+    SURPRISE_MIN_FIT, SURPRISE_POWER, SURPRISE_RED, SURPRISE_VAR_FLOOR,
 };
 use state::max_lag;
 pub use state::{check_state, state_series, SeriesState};
@@ -93,11 +93,12 @@ pub struct ScoreConfig {
     pub adapt_memory: usize,
     /// Which weights adaptation changes.
     pub adapt_params: AdaptParams,
-    /// The novelty rule (`None`: off): an observation outside the range of every earlier
-    /// observation of its series, widened by this fraction of the range's width on each side,
-    /// scores 1, whatever the method says (Numenta's "spatial anomaly", with 0.05). A value
-    /// never seen before is news even when the forecast saw it coming; on NAB it is worth about
-    /// 9 points to Numenta's detector and to this one (`cargo bench --bench nab`).
+    /// The novelty rule (`None`: off): an observation outside the range of the previous
+    /// `long_window` rows of its series (once they hold 10 observed values), widened by this
+    /// fraction of the range's width on each side, scores 1, whatever the method says (Numenta's
+    /// "spatial anomaly", with 0.05, over all history). A value not seen for that long is news
+    /// even when the forecast saw it coming; on NAB it is worth about 9 points to Numenta's
+    /// detector and 19 to this one (`cargo bench --bench nab`).
     pub novelty: Option<f64>,
 }
 
@@ -345,7 +346,7 @@ pub fn initial_state(tm: &TrainedModel, s: &PreparedSeries) -> SeriesState {
         recent_raw: Vec::new(),
         recent_mean: Vec::new(),
         surprise_fit: Vec::new(),
-        seen_range: Vec::new(),
+        recent_values: Vec::new(),
     }
 }
 

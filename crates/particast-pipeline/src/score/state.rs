@@ -67,10 +67,11 @@ pub struct SeriesState {
     /// tail probability (empty: fresh).
     #[serde(default)]
     pub surprise_fit: Vec<f64>,
-    /// `[min, max]` per target of the observations scored so far, for the novelty rule
-    /// ([`crate::ScoreConfig::novelty`]; empty: none yet, or written before it).
+    /// The last `long_window` rows' values (`[rows][D]`, NaN where missing), whose range the
+    /// novelty rule ([`crate::ScoreConfig::novelty`]) reads (empty: none yet, or written
+    /// before it).
     #[serde(default)]
-    pub seen_range: Vec<f64>,
+    pub recent_values: Vec<f64>,
 }
 
 impl SeriesState {
