@@ -152,7 +152,7 @@ pub fn surprise_score(q: f64, prev_q: f64) -> f64 {
 /// Whether `v` lies outside the range `[lo, hi]` widened by `tolerance` times its width on
 /// each side. A range of zero width flags nothing (Numenta's spatial anomaly).
 pub fn is_novel(lo: f64, hi: f64, v: f64, tolerance: f64) -> bool {
-    if !(hi > lo) {
+    if hi.is_nan() || lo.is_nan() || hi <= lo {
         return false;
     }
     let t = tolerance * (hi - lo);
