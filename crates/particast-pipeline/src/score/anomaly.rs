@@ -45,7 +45,7 @@ pub enum AnomalyMethod {
     /// [`SURPRISE_RED`] after the first step of a run, it counts as [`SURPRISE_HOLD`], so a
     /// sustained surprise raises one alarm ([`surprise_score`]). Fewer than
     /// [`SURPRISE_MIN_FIT`] past averages: 0. `cargo bench --bench nab`: with `smooth = 20` and
-    /// `novelty = 0.05` the recipe of `pipelines/nab.toml`.
+    /// `novelty = 0.03` the recipe of `pipelines/nab.toml`.
     Surprise,
 }
 

@@ -98,7 +98,7 @@ pub struct ScoreConfig {
     /// fraction of the range's width on each side, scores 1, whatever the method says (Numenta's
     /// "spatial anomaly", with 0.05, over all history). A value not seen for that long is news
     /// even when the forecast saw it coming; on NAB it is worth about 9 points to Numenta's
-    /// detector and 19 to this one (`cargo bench --bench nab`).
+    /// detector and about 18 to this one (seed 1, smoothing 10: 47.8 without, 65.7 with).
     pub novelty: Option<f64>,
 }
 
