@@ -173,12 +173,9 @@ pub fn states_from_frame(
     );
     // State files written before locations existed have no `loc` column: location 0.
     let loc = df.column("loc").ok().and_then(|c| c.list().ok().cloned());
-    let recent_anomaly = df
-        .column("recent_anomaly")
-        .ok()
-        .and_then(|c| c.list().ok().cloned());
     // Written before forecasting from states: no covariates or rows of the tail, no minimum.
     let optional_list = |name: &str| df.column(name).ok().and_then(|c| c.list().ok().cloned());
+    let recent_anomaly = optional_list("recent_anomaly");
     let (tail_cov, tail_present, adapted, recent_calm) = (
         optional_list("tail_covariates"),
         optional_list("tail_present"),
@@ -209,6 +206,13 @@ pub fn states_from_frame(
             .map(|v| v.ok_or_else(|| bad(format!("row {i}: null in a list"))))
             .collect()
     };
+    // An optional list column of row i: empty when the file predates it.
+    let opt_f64s = |l: &Option<ListChunked>, i: usize| -> Result<Vec<f64>> {
+        l.as_ref().map_or(Ok(Vec::new()), |l| f64s(l, i))
+    };
+    let opt_f32s = |l: &Option<ListChunked>, i: usize| -> Result<Vec<f32>> {
+        Ok(opt_f64s(l, i)?.into_iter().map(|v| v as f32).collect())
+    };
     (0..df.height())
         .map(|i| {
             Ok(SeriesState {
@@ -232,47 +236,20 @@ pub fn states_from_frame(
                     .into_iter()
                     .map(|v| u8::from(v != 0.0))
                     .collect(),
-                tail_covariates: match &tail_cov {
-                    Some(l) => f64s(l, i)?.into_iter().map(|v| v as f32).collect(),
-                    None => Vec::new(),
-                },
-                tail_present: match &tail_present {
-                    Some(l) => f64s(l, i)?
-                        .into_iter()
-                        .map(|v| u8::from(v != 0.0))
-                        .collect(),
-                    None => Vec::new(),
-                },
+                tail_covariates: opt_f32s(&tail_cov, i)?,
+                tail_present: opt_f64s(&tail_present, i)?
+                    .into_iter()
+                    .map(|v| u8::from(v != 0.0))
+                    .collect(),
                 min_value: min_value.as_ref().and_then(|m| m.get(i)),
-                adapted: match &adapted {
-                    Some(l) => f64s(l, i)?.into_iter().map(|v| v as f32).collect(),
-                    None => Vec::new(),
-                },
+                adapted: opt_f32s(&adapted, i)?,
                 recent_scores: f64s(&rs, i)?,
-                recent_calm: match &recent_calm {
-                    Some(l) => f64s(l, i)?,
-                    None => Vec::new(),
-                },
-                recent_anomaly: match &recent_anomaly {
-                    Some(l) => f64s(l, i)?,
-                    None => Vec::new(),
-                },
-                recent_raw: match &recent_raw {
-                    Some(l) => f64s(l, i)?,
-                    None => Vec::new(),
-                },
-                recent_mean: match &recent_mean {
-                    Some(l) => f64s(l, i)?,
-                    None => Vec::new(),
-                },
-                surprise_fit: match &surprise_fit {
-                    Some(l) => f64s(l, i)?,
-                    None => Vec::new(),
-                },
-                recent_values: match &recent_values {
-                    Some(l) => f64s(l, i)?,
-                    None => Vec::new(),
-                },
+                recent_calm: opt_f64s(&recent_calm, i)?,
+                recent_anomaly: opt_f64s(&recent_anomaly, i)?,
+                recent_raw: opt_f64s(&recent_raw, i)?,
+                recent_mean: opt_f64s(&recent_mean, i)?,
+                surprise_fit: opt_f64s(&surprise_fit, i)?,
+                recent_values: opt_f64s(&recent_values, i)?,
             })
         })
         .collect()

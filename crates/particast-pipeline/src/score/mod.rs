@@ -5,21 +5,26 @@
 //! Definitions (per observation x^t with predictive mixture F):
 //! - `particast-nll`: `-log p(x^t | x^{<t})` in the units of the data;
 //! - `particast-pit`: `F(x^t)` (for D > 1 targets, that of the first target);
-//! - `particast-anomaly`: `1 - p`, with `p = 2 min(F, 1 - F)` the two-sided tail probability
-//!   (for D > 1, `p = min(1, D min_d p_d)`, Bonferroni), averaged over the last `smooth` scores
-//!   (method `tail`); or, with method `likelihood` (Numenta's anomaly likelihood on the NLL), the
-//!   Gaussian CDF `1 - q(z)` of `z = (mean of the last smooth NLLs - mean of the last
-//!   long_window) / their std`, which is high when the recent surprise is unusual for this
-//!   series; below `q = 1e-6` the score keeps growing with z instead of rounding to 1
-//!   ([`likelihood_score`]), so that the most extreme surprises still rank above the others;
-//!   or, with method `rank`, the rank of that recent NLL among the previous `long_window` NLLs
-//!   ([`rank_score`]);
+//! - `particast-anomaly`: made from the NLLs by the [`AnomalyMethod`]: by default (`rank`) the
+//!   rank of the recent NLL (mean of the last `smooth`) among the series' previous `long_window`
+//!   NLLs ([`rank_score`]); `tail`: `1 - p`, with `p = 2 min(F, 1 - F)` the two-sided tail
+//!   probability (for D > 1, `p = min(1, D min_d p_d)`, Bonferroni), averaged over the last
+//!   `smooth`; `likelihood`: Numenta's anomaly likelihood on the NLL, the Gaussian CDF of the
+//!   short mean against the long window ([`likelihood_score`]); `pot`: a generalized Pareto tail
+//!   fitted to the top of the window ([`pot_score`]); `surprise`: Numenta's averaging, Gaussian
+//!   fit and alarm hold-off over the NLL's rank ([`surprise_score`], the NAB recipe). On top of
+//!   the method: the calm score of the last `calm` rows ([`calm_score`], a stuck sensor), and,
+//!   when `novelty` is set, 1 for a value outside the range of the last `long_window` rows
+//!   ([`is_novel`]);
 //! - `particast-flag`: `particast-anomaly >= threshold`.
 //!
 //! The scale of a series is fixed by its first `context` steps (so every later point is scored
 //! with the past only), unless `refresh` is set: then every `refresh` steps the scale is taken
 //! from the last `context` steps and fresh particles are run through them, as for a training
-//! window, before the next steps are scored. Missing observations get nulls.
+//! window, before the next steps are scored. With `adapt` set ([`adapt`]), each series keeps
+//! learning from the rows it has already scored. Missing observations get nulls. Every memory
+//! (particles, windows of NLLs, fits, adapted weights) lives in the [`SeriesState`], so scoring
+//! from a state file equals one pass.
 
 pub mod adapt;
 pub mod anomaly;
