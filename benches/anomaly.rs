@@ -15,7 +15,8 @@
 //! Scores (pooled over the series of a set, second halves only): `particast score` with its
 //! defaults (the NLL's rank among the last 1000 with the calm score of runs of 6), and the two
 //! other recipes for comparison (`tail`: the tail probability without suppression or calm
-//! score, the former default; `nab`: `pipelines/nab.toml`'s surprise method with the novelty rule);
+//! score, the former default; `nab`: `pipelines/nab.toml`'s `[score]` settings, the surprise
+//! method with the novelty rule and online adaptation);
 //! baselines: `zscore` (|y - mean| / sd of the series' training half) and `rolling` (the same
 //! against the last 1000 values, the default `long_window`). Reported: ROC AUC, PR AUC (average
 //! precision) and the best F1 over thresholds, per kind.
@@ -341,11 +342,17 @@ fn main() {
                 "--smooth",
                 "20",
                 "--novelty",
-                "0.05",
+                "0.025",
                 "--suppress",
                 "0",
                 "--calm",
                 "0",
+                "--adapt",
+                "200",
+                "--adapt-lr",
+                "1e-4",
+                "--adapt-memory",
+                "20000",
             ]),
         ),
     ];

@@ -679,21 +679,35 @@ fn training_on_every_nab_file_and_on_m4_hourly_stays_finite() {
             &mut Silent,
         )
         .unwrap_or_else(|e| panic!("{}: {e}", f.display()));
-        // The default anomaly score, with online adaptation as pipelines/nab.toml sets it.
-        let scfg = ScoreConfig {
+        // The default anomaly score, and the `[score]` recipe of pipelines/nab.toml (surprise,
+        // novelty, online adaptation with a memory longer than most files).
+        let nab = ScoreConfig {
+            method: AnomalyMethod::Surprise,
+            long_window: 8640,
+            smooth: 20,
+            novelty: Some(0.025),
+            calm: 0,
+            threshold: 0.5,
             adapt: 200,
             adapt_lr: 1e-4,
+            adapt_memory: 20_000,
             ..Default::default()
         };
-        for (s, _) in score_series(&model, &data.series, &scfg).unwrap() {
-            for (v, a) in s.nll.iter().flatten().zip(s.anomaly.iter().flatten()) {
-                assert!(v.is_finite(), "{}: NLL {v}", f.display());
-                assert!((0.0..=1.0).contains(a), "{}: anomaly {a}", f.display());
-                scored += 1;
+        for scfg in [ScoreConfig::default(), nab] {
+            for (s, _) in score_series(&model, &data.series, &scfg).unwrap() {
+                for (v, a) in s.nll.iter().flatten().zip(s.anomaly.iter().flatten()) {
+                    assert!(v.is_finite(), "{}: NLL {v}", f.display());
+                    assert!((0.0..=1.0).contains(a), "{}: anomaly {a}", f.display());
+                    scored += 1;
+                }
             }
         }
     }
-    assert_eq!(scored, 365_558, "every NAB row scored");
+    assert_eq!(
+        scored,
+        2 * 365_558,
+        "every NAB row scored with both recipes"
+    );
 
     let m4 = IngestOptions {
         layout: particast_ingest::Layout::Wide,

@@ -44,8 +44,8 @@ pub enum AnomalyMethod {
     /// ln(1e-10)`, in [0, 1] (0.5 at `q = 1e-5`). Alarm hold-off: while `q` stays below
     /// [`SURPRISE_RED`] after the first step of a run, it counts as [`SURPRISE_HOLD`], so a
     /// sustained surprise raises one alarm ([`surprise_score`]). Fewer than
-    /// [`SURPRISE_MIN_FIT`] past averages: 0. `cargo bench --bench nab`: with `smooth = 20` and
-    /// `novelty = 0.03` the recipe of `pipelines/nab.toml`.
+    /// [`SURPRISE_MIN_FIT`] past averages: 0. `cargo bench --bench nab`: with `smooth = 20`,
+    /// `novelty = 0.025` and online adaptation the recipe of `pipelines/nab.toml`.
     Surprise,
 }
 

@@ -293,8 +293,9 @@ class Model:
         among them online adaptation: ``adapt=200, adapt_lr=1e-4`` keeps learning every 200
         rows of a series from the rows already scored (``adapt_steps``, ``adapt_windows``,
         ``adapt_memory``, ``adapt_params="all"|"head"``); NAB's recipe is
-        ``method="surprise", smooth=20, long_window=8640, novelty=0.05, calm=0`` (a calibrated
-        surprise with an alarm hold-off, and 1 for values outside the range seen so far).
+        ``method="surprise", smooth=20, long_window=8640, novelty=0.025, calm=0, adapt=200,
+        adapt_lr=1e-4, adapt_memory=20000`` (a calibrated surprise with an alarm hold-off, 1 for
+        values outside the range of the last ``long_window`` rows, and online adaptation).
         """
         table, _ = self._inner.score(
             _frames.to_arrow(df),
