@@ -483,7 +483,10 @@ pub const CALM_MIN_HISTORY: usize = 50;
 /// continued below 1 as [`likelihood_score`] continues the normal CDF, and at least 0.
 /// Runs of the history, not the variance of one value over `k`: tail scores are
 /// autocorrelated wherever the model is off for a while, and a run of low ones must be rare
-/// for this series, not for a perfect model. A stuck sensor, a flat-lined series or a copy of
+/// for this series, not for a perfect model; and the run must be calm for a calibrated model
+/// too (`z` is the larger of the two z-values, the second against the mean of `k` uniform
+/// values), so where the model has been off for long a run of ordinary tail scores is not
+/// flagged. A stuck sensor, a flat-lined series or a copy of
 /// the recent past lands every observation near the centre of its forecast: each tail score
 /// is low, no single one is surprising, and only their run is. Empty window: 0.
 pub fn calm_score(history: &[f64], window: &[f64]) -> f64 {
@@ -509,7 +512,12 @@ pub fn calm_score(history: &[f64], window: &[f64]) -> f64 {
         let mean = total / runs;
         (mean, (sq / runs - mean * mean).max(0.0).sqrt().max(1e-2))
     };
-    let z = (window.iter().sum::<f64>() / k as f64 - mean) / sd;
+    let window_mean = window.iter().sum::<f64>() / k as f64;
+    // The run must also be calm for a calibrated model (tail scores uniform on [0, 1]): where
+    // the model has been off for long (every tail score high), a run of ordinary ones is
+    // calm only against that history.
+    let calibrated = (window_mean - 0.5) / (1.0 / 12.0 / k as f64).sqrt();
+    let z = ((window_mean - mean) / sd).max(calibrated);
     // P(Z <= z) = 1 - likelihood_score(-z) while it is above 1e-6.
     (1.0 - CALM_PENALTY * (1.0 - likelihood_score(-z))).max(0.0)
 }
@@ -659,7 +667,7 @@ mod tests {
         assert_eq!(calm_score(&history, &[0.5, 0.4, 0.7, 0.3, 0.6, 0.5]), 0.0);
         // Surprises are not calm.
         assert_eq!(calm_score(&history, &[0.99; 6]), 0.0);
-        // Six observations at the centre of their forecasts, against the runs of six of the
+        // Six observations near the centre of their forecasts, against the runs of six of the
         // history (computed here the slow way).
         let means: Vec<f64> = history
             .windows(6)
@@ -667,7 +675,9 @@ mod tests {
             .collect();
         let m = means.iter().sum::<f64>() / means.len() as f64;
         let sd = (means.iter().map(|x| (x - m).powi(2)).sum::<f64>() / means.len() as f64).sqrt();
-        let z = (0.25 - m) / sd;
+        // The less calm of that and the calibrated model's reference (mean 1/2, variance
+        // 1/72 for six uniform values).
+        let z = ((0.25 - m) / sd).max((0.25 - 0.5) * 72f64.sqrt());
         let n = statrs::distribution::Normal::new(0.0, 1.0).unwrap();
         use statrs::distribution::ContinuousCDF;
         let mild = calm_score(&history, &[0.25; 6]);
@@ -689,6 +699,12 @@ mod tests {
             .map(|i| if (i / 50) % 2 == 0 { 0.05 } else { 0.9 })
             .collect();
         assert!(calm_score(&runs, &[0.05; 6]) < 0.6);
+        // A model that has been off for long (every tail score high): a run of ordinary tail
+        // scores is calm only against that history, not for a calibrated model, so it scores
+        // 0; a run at the centre of the forecasts still scores high.
+        let off: Vec<f64> = (0..400).map(|i| 0.9 + 0.1 * history[i]).collect();
+        assert_eq!(calm_score(&off, &[0.4, 0.7, 0.6, 0.8, 0.9, 0.5]), 0.0);
+        assert!(calm_score(&off, &[0.02; 6]) > 0.99);
         // A short history: the calibrated reference; an empty window: 0.
         assert_eq!(calm_score(&history[..10], &[0.5; 6]), 0.0);
         assert!(calm_score(&history[..10], &[0.0; 6]) > 0.99);
