@@ -494,8 +494,13 @@ pub fn calm_score(history: &[f64], window: &[f64]) -> f64 {
     if k == 0 {
         return 0.0;
     }
-    let (mean, sd) = if history.len() < CALM_MIN_HISTORY.max(k) {
-        (0.5, (1.0 / 12.0 / k as f64).sqrt())
+    let window_mean = window.iter().sum::<f64>() / k as f64;
+    // Against a calibrated model (tail scores uniform on [0, 1], independent): the reference
+    // of a short history, and a second condition otherwise (where the model has been off for
+    // long, every tail score high, a run of ordinary ones is calm only against that history).
+    let calibrated = (window_mean - 0.5) / (1.0 / 12.0 / k as f64).sqrt();
+    let z = if history.len() < CALM_MIN_HISTORY.max(k) {
+        calibrated
     } else {
         // The means of the runs history[i..i + k], by a sliding sum, in one pass (values in
         // [0, 1]: the variance as E[m^2] - E[m]^2 loses nothing that matters next to its
@@ -510,14 +515,9 @@ pub fn calm_score(history: &[f64], window: &[f64]) -> f64 {
             sq += m * m;
         }
         let mean = total / runs;
-        (mean, (sq / runs - mean * mean).max(0.0).sqrt().max(1e-2))
+        let sd = (sq / runs - mean * mean).max(0.0).sqrt().max(1e-2);
+        ((window_mean - mean) / sd).max(calibrated)
     };
-    let window_mean = window.iter().sum::<f64>() / k as f64;
-    // The run must also be calm for a calibrated model (tail scores uniform on [0, 1]): where
-    // the model has been off for long (every tail score high), a run of ordinary ones is
-    // calm only against that history.
-    let calibrated = (window_mean - 0.5) / (1.0 / 12.0 / k as f64).sqrt();
-    let z = ((window_mean - mean) / sd).max(calibrated);
     // P(Z <= z) = 1 - likelihood_score(-z) while it is above 1e-6.
     (1.0 - CALM_PENALTY * (1.0 - likelihood_score(-z))).max(0.0)
 }
