@@ -371,6 +371,7 @@ fn main() {
             s(&["--method", "tail", "--suppress", "0", "--calm", "0"]),
         ),
         (
+            // pipelines/nab.toml's `[score]` settings (keep them in step).
             "nab",
             s(&[
                 "--method",

@@ -37,7 +37,8 @@ fn taxi_model() -> (Dataset, TrainedModel, tempfile::TempDir) {
 }
 
 fn adapting() -> ScoreConfig {
-    // The recipe of pipelines/nab.toml, with shorter windows.
+    // pipelines/nab.toml's kind of recipe (surprise, novelty, adaptation with a memory), with
+    // shorter windows and larger steps so that updates matter within a short test.
     ScoreConfig {
         method: AnomalyMethod::Surprise,
         long_window: 500,

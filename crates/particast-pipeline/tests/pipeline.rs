@@ -635,9 +635,17 @@ fn extreme_inputs_keep_finite_losses_nlls_and_forecasts() {
     }
 }
 
+/// The `[score]` table of `pipelines/nab.toml`.
+fn nab_score_config() -> ScoreConfig {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../pipelines/nab.toml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let file: toml::Table = toml::from_str(&text).unwrap();
+    file["score"].clone().try_into().unwrap()
+}
+
 /// Training on every file of the NAB corpus (one small model per file, on its probation period
-/// as NAB allows) and on the whole M4 Hourly training set never gives a non-finite loss, NLL or
-/// forecast. Skipped when the workplace data is absent.
+/// as NAB allows) and on the whole M4 Hourly training set never gives a non-finite loss, NLL,
+/// anomaly score or forecast. Skipped when the workplace data is absent.
 #[test]
 fn training_on_every_nab_file_and_on_m4_hourly_stays_finite() {
     let shared = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data");
@@ -679,20 +687,9 @@ fn training_on_every_nab_file_and_on_m4_hourly_stays_finite() {
             &mut Silent,
         )
         .unwrap_or_else(|e| panic!("{}: {e}", f.display()));
-        // The default anomaly score, and the `[score]` recipe of pipelines/nab.toml (surprise,
-        // novelty, online adaptation with a memory longer than most files).
-        let nab = ScoreConfig {
-            method: AnomalyMethod::Surprise,
-            long_window: 8640,
-            smooth: 20,
-            novelty: Some(0.025),
-            calm: 0,
-            threshold: 0.5,
-            adapt: 200,
-            adapt_lr: 1e-4,
-            adapt_memory: 20_000,
-            ..Default::default()
-        };
+        // The default anomaly score, and the `[score]` recipe of pipelines/nab.toml as shipped
+        // (surprise, novelty, online adaptation with a memory longer than most files).
+        let nab = nab_score_config();
         for scfg in [ScoreConfig::default(), nab] {
             for (s, _) in score_series(&model, &data.series, &scfg).unwrap() {
                 for (v, a) in s.nll.iter().flatten().zip(s.anomaly.iter().flatten()) {
