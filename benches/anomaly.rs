@@ -13,9 +13,10 @@
 //! - `flat`: `2 seg` values frozen at the one before (a stuck sensor).
 //!
 //! Scores (pooled over the series of a set, second halves only): `particast score` with its
-//! defaults (the NLL's rank among the last 1000 with the calm score of runs of 6), and the two
-//! other recipes for comparison (`tail`: the tail probability without suppression or calm
-//! score, the former default; `nab`: `pipelines/nab.toml`'s `[score]` settings, the surprise
+//! defaults (the NLL's rank among the last 1000 with the calm score of runs of 6 and the
+//! stuck-sensor rule from 3 identical values), and the two other recipes for comparison
+//! (`tail`: the tail probability without suppression, calm score or stuck rule, the former
+//! default; `nab`: `pipelines/nab.toml`'s `[score]` settings, the surprise
 //! method with the novelty rule and online adaptation);
 //! baselines: `zscore` (|y - mean| / sd of the series' training half) and `rolling` (the same
 //! against the last 1000 values, the default `long_window`). Reported: ROC AUC, PR AUC (average
@@ -368,7 +369,16 @@ fn main() {
         ("default", Vec::new()),
         (
             "tail",
-            s(&["--method", "tail", "--suppress", "0", "--calm", "0"]),
+            s(&[
+                "--method",
+                "tail",
+                "--suppress",
+                "0",
+                "--calm",
+                "0",
+                "--stuck",
+                "0",
+            ]),
         ),
         (
             // pipelines/nab.toml's `[score]` settings (keep them in step).
@@ -385,6 +395,8 @@ fn main() {
                 "--suppress",
                 "0",
                 "--calm",
+                "0",
+                "--stuck",
                 "0",
                 "--adapt",
                 "200",

@@ -301,6 +301,10 @@ pub struct ScoreArgs {
     /// their tail scores against the long window's (0: off) [default: 6].
     #[arg(long)]
     pub calm: Option<usize>,
+    /// Also flag a stuck sensor: from this many identical values in a row on, the rank of the
+    /// run's length among the series' past run lengths (0: off) [default: 3].
+    #[arg(long)]
+    pub stuck: Option<usize>,
     /// Report only the onset of a run of high scores: 0 unless above every score of this many
     /// previous observations [default: 0, off].
     #[arg(long)]
@@ -668,6 +672,7 @@ impl ScoreArgs {
             .set_some("method", self.method)
             .set_some("long_window", self.long_window)
             .set_some("calm", self.calm)
+            .set_some("stuck", self.stuck)
             .set_some("suppress", self.suppress)
             .set_some("refresh", self.refresh)
             .set_some("adapt", self.adapt)

@@ -794,9 +794,10 @@ fn the_calm_score_flags_a_stuck_sensor_that_no_single_step_surprise_sees() {
         ..small_config()
     };
     let model = train(&train_data, &opts, &cfg, dir.path(), false, &mut Silent).unwrap();
-    let scores = |calm: usize| {
+    let scores = |calm: usize, stuck: usize| {
         let cfg = ScoreConfig {
             calm,
+            stuck,
             ..Default::default()
         };
         score_series(&model, &data.series, &cfg).unwrap()[0]
@@ -807,7 +808,9 @@ fn the_calm_score_flags_a_stuck_sensor_that_no_single_step_surprise_sees() {
             .collect::<Vec<f64>>()
     };
     assert_eq!(ScoreConfig::default().calm, 6, "on by default");
-    let (with, without) = (scores(6), scores(0));
+    assert_eq!(ScoreConfig::default().stuck, 3, "on by default");
+    // The calm score alone (the stuck-sensor rule off).
+    let (with, without) = (scores(6, 0), scores(0, 0));
     // Never below the method's own score.
     assert!(with.iter().zip(&without).all(|(a, b)| a >= b));
     let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
@@ -834,6 +837,26 @@ fn the_calm_score_flags_a_stuck_sensor_that_no_single_step_surprise_sees() {
         outside < outside0 + 0.1,
         "elsewhere {outside} vs {outside0}"
     );
+    // The stuck-sensor rule alone: from the third identical value on, every row of the stretch
+    // is flagged (this noise never repeats a value), and nothing else is.
+    let stuck = scores(0, 3);
+    assert!(stuck.iter().zip(&without).all(|(a, b)| a >= b));
+    assert_eq!(
+        flags(&stuck[from + 2..to]),
+        to - from - 2,
+        "{:?}",
+        &stuck[from..to]
+    );
+    assert!(
+        stuck[from + 2..to].windows(2).all(|w| w[1] > w[0]),
+        "longer runs rank higher: {:?}",
+        &stuck[from..to]
+    );
+    assert_eq!(
+        flags(&stuck[train_rows..from]),
+        flags(&without[train_rows..from])
+    );
+    assert_eq!(stuck[train_rows..from], without[train_rows..from]);
 }
 
 #[test]

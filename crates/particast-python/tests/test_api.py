@@ -296,3 +296,21 @@ def test_score_with_the_surprise_method_and_novelty(model, data):
     assert a != as_arrow(model.score(data)).column("particast-anomaly").to_pylist()
     with pytest.raises(particast.ConfigError, match="novelty"):
         model.score(data, method="surprise", novelty=-1.0)
+
+
+def test_a_stuck_sensor_is_flagged_by_default(model, data):
+    # The first series sticks at one value for its last 24 rows (rows are in series order).
+    ys = data.column("y").to_pylist()
+    steps = data.num_rows // 6
+    for i in range(steps - 24, steps):
+        ys[i] = ys[steps - 25]
+    stuck = data.set_column(2, "y", pa.array(ys, pa.float64()))
+    default = as_arrow(model.score(stuck)).column("particast-anomaly").to_pylist()
+    off = as_arrow(model.score(stuck, stuck=0, calm=0)).column("particast-anomaly").to_pylist()
+    # From the third identical value on (the second repeat), every row scores above 0.999.
+    assert all(a > 0.999 for a in default[steps - 23 : steps]), default[steps - 24 : steps]
+    assert not all(a > 0.999 for a in off[steps - 23 : steps])
+    # The other series have no repeats: the rule changes nothing there.
+    off_calm = as_arrow(model.score(stuck, calm=0)).column("particast-anomaly").to_pylist()
+    no_rule = as_arrow(model.score(stuck, calm=0, stuck=0)).column("particast-anomaly").to_pylist()
+    assert off_calm[steps:] == no_rule[steps:]

@@ -162,6 +162,71 @@ pub fn is_novel(lo: f64, hi: f64, v: f64, tolerance: f64) -> bool {
 /// Fewer observed values than this in the window: the novelty rule flags nothing.
 pub const NOVELTY_MIN_HISTORY: usize = 10;
 
+/// The stuck-sensor score of the value `x` after the `past` values of its series (oldest
+/// first, NaN where missing; the last `long_window` rows): with `r` the length of the run of
+/// values equal to `x` that `x` ends (`x` included), and the run length of every earlier row
+/// of the window (counted within the window), the rank of `r` among those lengths
+/// ([`rank_score`]; beyond the longest it keeps rising with the excess, with the window's
+/// length in place of the count of earlier rows), so a run is as
+/// surprising as it is long for this series; 0 while `r < min_run` or with fewer than
+/// [`NOVELTY_MIN_HISTORY`] earlier rows. A stuck sensor repeats one value exactly, which a
+/// continuous predictive distribution gives probability 0 however well it forecasts the value;
+/// in rounded or count data, where short repeats are ordinary, the series' own past runs set
+/// the bar. O(1) unless `r >= min_run`, then O(W).
+pub fn stuck_score(past: &VecDeque<f64>, x: f64, min_run: usize) -> f64 {
+    if x.is_nan() || min_run == 0 {
+        return 0.0;
+    }
+    // The run's earlier rows at the end of the window.
+    let tail = past.iter().rev().take_while(|&&v| v == x).count();
+    let r = tail + 1;
+    if r < min_run {
+        return 0.0;
+    }
+    let before = past.len() - tail;
+    if before < NOVELTY_MIN_HISTORY {
+        return 0.0;
+    }
+    // The earlier rows' run lengths, in one pass without sorting: what `rank_score` reads of
+    // them (counts below and at `r`, the maximum, and the median only beyond it).
+    let lengths = || {
+        let mut run = 0usize;
+        let mut prev = f64::NAN;
+        past.iter().take(before).map(move |&v| {
+            // NaN (missing) equals nothing: it breaks a run.
+            run = if v == prev { run + 1 } else { 1 };
+            prev = v;
+            run
+        })
+    };
+    let (mut below, mut at, mut max) = (0usize, 0usize, 0usize);
+    for len in lengths() {
+        below += usize::from(len < r);
+        at += usize::from(len == r);
+        max = max.max(len);
+    }
+    let m = before as f64;
+    if r <= max {
+        return (below as f64 + 0.5 * at as f64) / m;
+    }
+    // The median (the `m / 2`-th smallest) from a histogram of the lengths.
+    let mut counts = vec![0usize; max + 1];
+    lengths().for_each(|len| counts[len] += 1);
+    let mut seen = 0;
+    let median = counts
+        .iter()
+        .position(|&c| {
+            seen += c;
+            seen > before / 2
+        })
+        .unwrap_or(max);
+    let (max, median) = (max as f64, median as f64);
+    let spread = (max - median).max(1e-12 * (1.0 + max));
+    // Beyond the longest earlier run, the whole window counts (rather than its rows before
+    // this run, fewer as the run grows), so a longer run never scores lower.
+    1.0 - 0.5 / past.len() as f64 / (1.0 + ((r as f64 - max) / spread).ln_1p())
+}
+
 /// The minimum and maximum of the last `window` rows of one target (missing rows: NaN), by
 /// monotonic queues: O(1) per row, and exact, so a state rebuilt from the values continues it
 /// bit for bit.
@@ -290,6 +355,18 @@ impl<'a> Tracker<'a> {
                     _ => false,
                 })
         });
+        let anomaly = if self.cfg.stuck == 0 {
+            anomaly
+        } else {
+            // Bonferroni over the targets, as the tail probability's.
+            let d = values.len() as f64;
+            self.ranges
+                .iter()
+                .zip(values)
+                .filter_map(|(r, v)| v.map(|v| stuck_score(&r.values, v, self.cfg.stuck)))
+                .map(|u| (1.0 - d * (1.0 - u)).max(0.0))
+                .fold(anomaly, f64::max)
+        };
         for (r, v) in self.ranges.iter_mut().zip(values) {
             r.push(v.unwrap_or(f64::NAN), self.cfg.long_window);
         }
@@ -572,7 +649,8 @@ pub fn pot_score(sorted: &[f64], v: f64) -> f64 {
 mod tests {
     use super::{calm_score, likelihood_score, pot_score, rank_score, CALM_PENALTY};
     use super::{is_novel, surprise_score, Range, Surprise, Tracker, NOVELTY_MIN_HISTORY};
-    use super::{SURPRISE_HOLD, SURPRISE_MIN_FIT};
+    use super::{stuck_score, SURPRISE_HOLD, SURPRISE_MIN_FIT};
+    use std::collections::VecDeque;
 
     #[test]
     fn surprise_score_is_a_log_scaled_tail_probability_with_a_hold_off() {
@@ -783,5 +861,81 @@ mod tests {
         assert_eq!(rank_score(&flat, 3.0), 0.5);
         assert!(rank_score(&flat, 3.1) > rank_score(&flat, 3.0));
         assert!(rank_score(&flat, 4.0) > rank_score(&flat, 3.1));
+    }
+
+    #[test]
+    fn stuck_score_ranks_a_run_of_repeats_against_the_series_past_runs() {
+        let q = |v: &[f64]| v.iter().copied().collect::<VecDeque<f64>>();
+        // No repeats in the past: the second repeat (a run of 3) is beyond every past run.
+        let mut past: Vec<f64> = (0..50).map(|i| (i as f64 * 0.7).sin()).collect();
+        let x = past[49];
+        assert_eq!(
+            stuck_score(&q(&past), x, 3),
+            0.0,
+            "a run of 2 is below min_run"
+        );
+        past.push(x);
+        let first = stuck_score(&q(&past), x, 3);
+        assert!(first > 0.99 && first < 1.0, "{first}");
+        // A longer run scores higher, below 1.
+        past.push(x);
+        let second = stuck_score(&q(&past), x, 3);
+        assert!(second > first && second < 1.0, "{second} after {first}");
+        // Off, a different value, or a missing one: nothing.
+        assert_eq!(stuck_score(&q(&past), x, 0), 0.0);
+        assert_eq!(stuck_score(&q(&past), x + 1.0, 3), 0.0);
+        assert_eq!(stuck_score(&q(&past), f64::NAN, 3), 0.0);
+        // Too little history before the run.
+        assert_eq!(stuck_score(&q(&[1.0, 2.0, 2.0]), 2.0, 3), 0.0);
+        // Count data where runs of 5 zeros are ordinary: a run of 3 is not news.
+        let counts: Vec<f64> = (0..60)
+            .map(|i| if i % 10 < 5 { 0.0 } else { i as f64 })
+            .collect();
+        let mut c = counts.clone();
+        c.extend([7.0, 7.0]);
+        assert!(
+            stuck_score(&q(&c), 7.0, 3) < 0.9,
+            "{}",
+            stuck_score(&q(&c), 7.0, 3)
+        );
+        // Missing values break runs: [x, NaN, x] is no run.
+        let mut m = past[..40].to_vec();
+        m.extend([5.0, f64::NAN, 5.0]);
+        assert_eq!(stuck_score(&q(&m), 5.0, 3), 0.0);
+        // The same as ranking the sorted run lengths, in every case.
+        let naive = |past: &[f64], x: f64| {
+            let tail = past.iter().rev().take_while(|&&v| v == x).count();
+            let mut lengths = Vec::new();
+            let mut run = 0.0;
+            for (i, &v) in past[..past.len() - tail].iter().enumerate() {
+                run = if i > 0 && v == past[i - 1] {
+                    run + 1.0
+                } else {
+                    1.0
+                };
+                lengths.push(run);
+            }
+            lengths.sort_by(f64::total_cmp);
+            let r = (tail + 1) as f64;
+            let max = lengths[lengths.len() - 1];
+            if r <= max {
+                return rank_score(&lengths, r);
+            }
+            let spread = (max - lengths[lengths.len() / 2]).max(1e-12 * (1.0 + max));
+            1.0 - 0.5 / past.len() as f64 / (1.0 + ((r - max) / spread).ln_1p())
+        };
+        for (past, x) in [(&c, 7.0), (&past, x)] {
+            assert_eq!(stuck_score(&q(past), x, 3), naive(past, x));
+        }
+        let mut c3 = counts.clone();
+        c3.extend([0.0; 3]);
+        assert_eq!(stuck_score(&q(&c3), 0.0, 3), naive(&c3, 0.0));
+        let mut c9 = counts.clone();
+        c9.extend([0.0; 8]);
+        assert_eq!(stuck_score(&q(&c9), 0.0, 3), naive(&c9, 0.0));
+        assert!(
+            stuck_score(&q(&c9), 0.0, 3) > 0.98,
+            "a run of 9 where 5 was the longest"
+        );
     }
 }

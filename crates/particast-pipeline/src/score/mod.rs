@@ -13,7 +13,9 @@
 //!   short mean against the long window ([`likelihood_score`]); `pot`: a generalized Pareto tail
 //!   fitted to the top of the window ([`pot_score`]); `surprise`: Numenta's averaging, Gaussian
 //!   fit and alarm hold-off over the NLL's rank ([`surprise_score`], the NAB recipe). On top of
-//!   the method: the calm score of the last `calm` rows ([`calm_score`], a stuck sensor), and,
+//!   the method: the calm score of the last `calm` rows ([`calm_score`], a stuck sensor), the
+//!   rank of a run of `stuck` or more identical values among the series' past runs
+//!   ([`stuck_score`], a flat-lined sensor), and,
 //!   when `novelty` is set, 1 for a value outside the range of the last `long_window` rows
 //!   ([`is_novel`]);
 //! - `particast-flag`: `particast-anomaly >= threshold`.
@@ -44,9 +46,9 @@ use crate::model_dir::TrainedModel;
 pub use adapt::AdaptParams;
 use anomaly::Tracker;
 pub use anomaly::{
-    calm_score, is_novel, likelihood_score, pot_score, rank_score, surprise_score, AnomalyMethod,
-    CALM_MIN_HISTORY, CALM_PENALTY, NOVELTY_MIN_HISTORY, SURPRISE_HOLD, SURPRISE_MEAN_FLOOR,
-    SURPRISE_MIN_FIT, SURPRISE_POWER, SURPRISE_RED, SURPRISE_VAR_FLOOR,
+    calm_score, is_novel, likelihood_score, pot_score, rank_score, stuck_score, surprise_score,
+    AnomalyMethod, CALM_MIN_HISTORY, CALM_PENALTY, NOVELTY_MIN_HISTORY, SURPRISE_HOLD,
+    SURPRISE_MEAN_FLOOR, SURPRISE_MIN_FIT, SURPRISE_POWER, SURPRISE_RED, SURPRISE_VAR_FLOOR,
 };
 use state::max_lag;
 pub use state::{check_state, state_series, SeriesState};
@@ -70,6 +72,13 @@ pub struct ScoreConfig {
     /// those of the `long_window` before them. Catches flat-lined sensors and repeated
     /// stretches, which no single-step surprise sees.
     pub calm: usize,
+    /// Also flag a stuck sensor (0: off): from the `stuck`-th identical value in a row on, the
+    /// anomaly score is at least the rank of the run's length among the run lengths of the
+    /// series' previous `long_window` rows ([`stuck_score`]; for D > 1 targets the largest
+    /// over targets, Bonferroni-weighted). A value repeated exactly is what a flat-lined
+    /// sensor sends, and the calm score only sees it once the repeats are also more
+    /// predictable than the series usually is. Applied after `suppress`, like the novelty rule.
+    pub stuck: usize,
     /// Report only the onset of a run of high scores: a score that does not exceed every score
     /// of the previous `suppress` observations is reported as 0 (0: off). Causal and
     /// threshold-free, so a surprise that keeps the score high for several rows raises one flag.
@@ -115,6 +124,7 @@ impl Default for ScoreConfig {
             method: AnomalyMethod::Rank,
             long_window: 1000,
             calm: 6,
+            stuck: 3,
             suppress: 0,
             chunk: 2048,
             refresh: 0,
@@ -364,6 +374,7 @@ impl ScoreConfig {
         at_most("long_window", self.long_window, MAX_WINDOW, "")?;
         at_most("smooth", self.smooth, MAX_WINDOW, "")?;
         at_most("calm", self.calm, MAX_WINDOW, "")?;
+        at_most("stuck", self.stuck, MAX_WINDOW, "")?;
         at_most("suppress", self.suppress, MAX_WINDOW, "")?;
         at_most("refresh", self.refresh, MAX_WINDOW, "")?;
         at_most("adapt", self.adapt, MAX_WINDOW, "")?;

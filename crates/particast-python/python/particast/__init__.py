@@ -292,10 +292,12 @@ class Model:
         ``score_options`` are the ``[score]`` keys (``method``, ``threshold``, ``suppress``, ...),
         among them online adaptation: ``adapt=200, adapt_lr=1e-4`` keeps learning every 200
         rows of a series from the rows already scored (``adapt_steps``, ``adapt_windows``,
-        ``adapt_memory``, ``adapt_params="all"|"head"``); NAB's recipe is
-        ``method="surprise", smooth=20, long_window=8640, novelty=0.025, calm=0, adapt=200,
-        adapt_lr=1e-4, adapt_memory=20000`` (a calibrated surprise with an alarm hold-off, 1 for
-        values outside the range of the last ``long_window`` rows, and online adaptation).
+        ``adapt_memory``, ``adapt_params="all"|"head"``); the default flags a run of 3 or more
+        identical values by the rank of its length among the series' past runs (``stuck=3``,
+        a flat-lined sensor); NAB's recipe is ``method="surprise", smooth=20,
+        long_window=8640, novelty=0.025, calm=0, stuck=0, adapt=200, adapt_lr=1e-4,
+        adapt_memory=20000`` (a calibrated surprise with an alarm hold-off, 1 for values outside
+        the range of the last ``long_window`` rows, and online adaptation).
         """
         table, _ = self._inner.score(
             _frames.to_arrow(df),
