@@ -215,17 +215,22 @@ fn quick_taxi_model() -> (Dataset, TrainedModel, tempfile::TempDir) {
 #[test]
 fn incremental_scoring_matches_one_pass() {
     let (data, model, dir) = quick_taxi_model();
-    let s = &data.series[0];
+    let taxi = &data.series[0];
+    // A stuck sensor across the cut (the stuck rule's run continues from the saved values).
+    let mut stuck = taxi.clone();
+    let v = stuck.values[5989];
+    stuck.values[5990..6020].iter_mut().for_each(|x| *x = v);
     // Refreshing every 48 steps with the cut at 6000 (not a multiple of 48): the block that
     // straddles the cut continues from the saved state.
-    for (method, suppress, refresh) in [
-        (AnomalyMethod::Tail, 0, 0),
-        (AnomalyMethod::Likelihood, 0, 0),
-        (AnomalyMethod::Likelihood, 12, 0),
-        (AnomalyMethod::Likelihood, 12, 48),
-        (AnomalyMethod::Rank, 12, 0),
-        (AnomalyMethod::Surprise, 0, 0),
-        (AnomalyMethod::Surprise, 12, 48),
+    for (s, method, suppress, refresh) in [
+        (taxi, AnomalyMethod::Tail, 0, 0),
+        (taxi, AnomalyMethod::Likelihood, 0, 0),
+        (taxi, AnomalyMethod::Likelihood, 12, 0),
+        (taxi, AnomalyMethod::Likelihood, 12, 48),
+        (taxi, AnomalyMethod::Rank, 12, 0),
+        (&stuck, AnomalyMethod::Rank, 0, 0),
+        (taxi, AnomalyMethod::Surprise, 0, 0),
+        (taxi, AnomalyMethod::Surprise, 12, 48),
     ] {
         let scfg = ScoreConfig {
             smooth: 5,
@@ -273,6 +278,14 @@ fn incremental_scoring_matches_one_pass() {
             .collect();
         assert_eq!(an, whole.anomaly, "{method:?}");
         assert!(an.iter().flatten().all(|a| (0.0..=1.0).contains(a)));
+        if std::ptr::eq(s, &stuck) {
+            // From the third identical value on, flagged on both sides of the cut.
+            assert!(
+                an[5991..6020].iter().all(|a| a.unwrap() > 0.999),
+                "{:?}",
+                &an[5988..6020]
+            );
+        }
     }
 }
 

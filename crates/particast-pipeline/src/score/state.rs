@@ -68,8 +68,8 @@ pub struct SeriesState {
     #[serde(default)]
     pub surprise_fit: Vec<f64>,
     /// The last `long_window` rows' values (`[rows][D]`, NaN where missing), whose range the
-    /// novelty rule ([`crate::ScoreConfig::novelty`]) reads (empty: none yet, or written
-    /// before it).
+    /// novelty rule ([`crate::ScoreConfig::novelty`]) and whose runs of repeats the stuck rule
+    /// ([`crate::ScoreConfig::stuck`]) read (empty: none yet, or written before them).
     #[serde(default)]
     pub recent_values: Vec<f64>,
 }
