@@ -365,46 +365,34 @@ fn main() {
     // PARTICAST_ANOMALY_DIR keeps the work files (inputs, labels, scores) for inspection.
     let keep = std::env::var_os("PARTICAST_ANOMALY_DIR").map(PathBuf::from);
     let work = keep.clone().unwrap_or_else(|| tmp.path().to_path_buf());
+    // No onset suppression, calm score or stuck-sensor rule.
+    let plain = s(&["--suppress", "0", "--calm", "0", "--stuck", "0"]);
     let recipes: [(&str, Vec<String>); 3] = [
         ("default", Vec::new()),
-        (
-            "tail",
-            s(&[
-                "--method",
-                "tail",
-                "--suppress",
-                "0",
-                "--calm",
-                "0",
-                "--stuck",
-                "0",
-            ]),
-        ),
+        ("tail", [s(&["--method", "tail"]), plain.clone()].concat()),
         (
             // pipelines/nab.toml's `[score]` settings (keep them in step).
             "nab",
-            s(&[
-                "--method",
-                "surprise",
-                "--long-window",
-                "8640",
-                "--smooth",
-                "20",
-                "--novelty",
-                "0.025",
-                "--suppress",
-                "0",
-                "--calm",
-                "0",
-                "--stuck",
-                "0",
-                "--adapt",
-                "200",
-                "--adapt-lr",
-                "1e-4",
-                "--adapt-memory",
-                "20000",
-            ]),
+            [
+                s(&[
+                    "--method",
+                    "surprise",
+                    "--long-window",
+                    "8640",
+                    "--smooth",
+                    "20",
+                    "--novelty",
+                    "0.025",
+                    "--adapt",
+                    "200",
+                    "--adapt-lr",
+                    "1e-4",
+                    "--adapt-memory",
+                    "20000",
+                ]),
+                plain,
+            ]
+            .concat(),
         ),
     ];
     let started = Instant::now();
