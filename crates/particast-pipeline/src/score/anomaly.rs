@@ -220,11 +220,9 @@ pub fn stuck_score(past: &VecDeque<f64>, x: f64, min_run: usize) -> f64 {
             seen > before / 2
         })
         .unwrap_or(max);
-    let (max, median) = (max as f64, median as f64);
-    let spread = (max - median).max(1e-12 * (1.0 + max));
     // Beyond the longest earlier run, the whole window counts (rather than its rows before
     // this run, fewer as the run grows), so a longer run never scores lower.
-    1.0 - 0.5 / past.len() as f64 / (1.0 + ((r as f64 - max) / spread).ln_1p())
+    rank_beyond(r as f64, max as f64, median as f64, past.len())
 }
 
 /// The minimum and maximum of the last `window` rows of one target (missing rows: NaN), by
@@ -532,12 +530,18 @@ pub fn rank_score(sorted: &[f64], v: f64) -> f64 {
     }
     let max = sorted[m - 1];
     if v > max {
-        let spread = (max - sorted[m / 2]).max(1e-12 * (1.0 + max.abs()));
-        return 1.0 - 0.5 / m as f64 / (1.0 + ((v - max) / spread).ln_1p());
+        return rank_beyond(v, max, sorted[m / 2], m);
     }
     let below = sorted.partition_point(|x| *x < v);
     let at_most = sorted.partition_point(|x| *x <= v);
     (below as f64 + 0.5 * (at_most - below) as f64) / m as f64
+}
+
+/// [`rank_score`] of `v` beyond the largest of `m` past values, whose median is `median`:
+/// `1 - 0.5 / m / (1 + ln(1 + (v - max) / (max - median)))`.
+fn rank_beyond(v: f64, max: f64, median: f64, m: usize) -> f64 {
+    let spread = (max - median).max(1e-12 * (1.0 + max.abs()));
+    1.0 - 0.5 / m as f64 / (1.0 + ((v - max) / spread).ln_1p())
 }
 
 /// How much stronger the evidence of a calm run must be than that of a surprise to score the
@@ -921,8 +925,7 @@ mod tests {
             if r <= max {
                 return rank_score(&lengths, r);
             }
-            let spread = (max - lengths[lengths.len() / 2]).max(1e-12 * (1.0 + max));
-            1.0 - 0.5 / past.len() as f64 / (1.0 + ((r - max) / spread).ln_1p())
+            super::rank_beyond(r, max, lengths[lengths.len() / 2], past.len())
         };
         for (past, x) in [(&c, 7.0), (&past, x)] {
             assert_eq!(stuck_score(&q(past), x, 3), naive(past, x));
